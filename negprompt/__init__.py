@@ -1,0 +1,43 @@
+"""negprompt: out-of-distribution detection with learned negative prompts on frozen CLIP models.
+
+The public API is re-exported here lazily (``import negprompt`` stays cheap; torch is imported on
+first use of a name that needs it). See the README for a tour.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "TINY_MODEL": "negprompt.backbone",
+    "Backbone": "negprompt.backbone",
+    "WeightsError": "negprompt.backbone",
+    "available_models": "negprompt.backbone",
+    "load_backbone": "negprompt.backbone",
+    "ClassNames": "negprompt.prompts",
+    "PromptLearner": "negprompt.prompts",
+    "TextEncoder": "negprompt.prompts",
+    "extract_features": "negprompt.features",
+    "CachedFeatures": "negprompt.features",
+    "ood_metrics": "negprompt.metrics",
+    "score": "negprompt.scores",
+    "available_scores": "negprompt.scores",
+    "load_run": "negprompt.rundir",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'negprompt' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,83 @@
+"""The ``negprompt`` command line: thin sub-commands over the package API.
+
+Each sub-command lives in ``negprompt/commands/<name>.py`` and exposes ``register(subparsers)``,
+which adds its parser and sets ``func(args) -> int`` as the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+
+# Sub-command modules, in the order ``negprompt --help`` lists them.
+COMMANDS = ("demo", "zeroshot", "train", "run", "app", "features")
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from negprompt import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="negprompt",
+        description="Out-of-distribution detection with learned negative prompts on frozen CLIP models.",
+    )
+    parser.add_argument("--version", action="version", version=f"negprompt {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"negprompt.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"negprompt.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+class _QuietDependencies(logging.Filter):
+    """Hide the chatter of dependencies that log to the root logger (open_clip) below ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "open_clip" not in record.pathname
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Readable log lines from negprompt; dependencies only when verbose."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s")
+    )
+    if not verbose:
+        handler.addFilter(_QuietDependencies())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("negprompt").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:  # the same warnings are logged once by negprompt itself
+        warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"negprompt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``negprompt`` command line (see :mod:`negprompt.cli`)."""

@@ -1,0 +1,232 @@
+"""Score ID and OOD images with one or more prompt sets; metrics tables; run directories.
+
+A *method* is a way of prompting the frozen model: ``zeroshot`` (hand-made "a photo of a" prompts),
+``coop`` (the stage-1 positive prompts) or ``negprompt`` (stage-1 positives + learned negatives).
+:func:`evaluate` scores every image with every score each method allows, computes the metrics of
+every (method, score, OOD set), and :func:`write_evaluation` stores it all as a run directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from negprompt import metrics as M
+from negprompt import rundir
+from negprompt import scores as S
+from negprompt.features import CachedFeatures
+
+HEADLINE = {"zeroshot": "mcm", "coop": "mcm", "negprompt": "negprompt"}
+"""The score each method is reported with in the paper-shaped table."""
+LABELS = {"zeroshot": "MCM (zero-shot)", "coop": "CoOp + MCM", "negprompt": "NegPrompt"}
+
+
+@dataclass
+class Method:
+    """Text features of one method.
+
+    Attributes:
+        name: ``zeroshot``, ``coop``, ``negprompt`` or any ``[A-Za-z0-9_+-]`` name.
+        pos: ``[C, D]`` positive prompt features (L2-normalised).
+        neg: ``[C, M, D]`` negative prompt features, or None.
+        context_tokens: nearest vocabulary tokens of the contexts (for the run directory).
+        prompt_file: ``(file.safetensors, file.json)`` of the learned prompts, if any.
+    """
+
+    name: str
+    pos: torch.Tensor
+    neg: torch.Tensor | None = None
+    context_tokens: dict | None = None
+    prompt_file: tuple[Path, Path] | None = None
+
+
+@dataclass
+class EvalSet:
+    """Cached features of one evaluated set with the root its paths are relative to."""
+
+    name: str
+    features: CachedFeatures
+    root: Path
+
+
+@dataclass
+class Evaluation:
+    """Per-image scores (``scores`` table), ``metrics`` table and row-aligned image features."""
+
+    scores: pd.DataFrame
+    metrics: pd.DataFrame
+    image_features: np.ndarray
+    methods: list[Method] = field(default_factory=list)
+
+
+def evaluate(
+    methods: Sequence[Method],
+    id_set: EvalSet,
+    ood_sets: Sequence[EvalSet],
+    class_names: Sequence[str],
+    *,
+    temperature: float = 1.0,
+) -> Evaluation:
+    """Score every image of the ID set and the OOD sets with every method.
+
+    Every score a method allows is computed (those needing negatives only with negatives).
+    Returns the per-image table, the metrics table (one row per method, score and OOD set plus a
+    ``mean`` row per method and score) and the image features in table order.
+    """
+    if not ood_sets:
+        raise ValueError("give at least one OOD set to evaluate against")
+    sets = [(id_set, "id")] + [(s, "ood") for s in ood_sets]
+    for s, _ in sets:
+        if len(s.features) == 0:
+            raise ValueError(f"set {s.name!r} has no images to evaluate")
+    names = list(class_names)
+    frames = []
+    for s, split in sets:
+        labels = s.features.labels if split == "id" else np.full(len(s.features), -1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "dataset": s.name,
+                    "split": split,
+                    "path": [str(s.root / p) for p in s.features.paths],
+                    "label": labels.astype(np.int64),
+                    "label_name": [names[i] if i >= 0 else "" for i in labels],
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    feats = np.concatenate([np.asarray(s.features.features) for s, _ in sets]).astype(np.float16)
+    feats32 = torch.from_numpy(feats.astype(np.float32))
+    columns: dict[str, np.ndarray] = {}
+    for method in methods:
+        pos = method.pos.detach().float().cpu()
+        neg = None if method.neg is None else method.neg.detach().float().cpu()
+        columns[f"pred.{method.name}"] = S.predict(feats32, pos).numpy()
+        for name, values in S.score_all(None, feats32, pos, neg, temperature).items():
+            columns[f"{method.name}/{name}"] = values.numpy().astype(np.float64)
+    table = pd.concat([table, pd.DataFrame(columns)], axis=1)
+    return Evaluation(table, metrics_table(table, methods), feats, list(methods))
+
+
+def metrics_table(table: pd.DataFrame, methods: Sequence[Method]) -> pd.DataFrame:
+    """Metrics of every ``<method>/<score>`` column of a scores table against each OOD set."""
+    is_id = (table["split"] == "id").to_numpy()
+    ood_names = list(dict.fromkeys(table.loc[~is_id, "dataset"]))
+    rows = []
+    for method in methods:
+        labels = table.loc[is_id, "label"].to_numpy()
+        acc = (
+            M.accuracy(table.loc[is_id, f"pred.{method.name}"].to_numpy(), labels)
+            if (labels >= 0).all()
+            else np.nan
+        )
+        for col in [c for c in table.columns if c.startswith(f"{method.name}/")]:
+            score_name = col.split("/", 1)[1]
+            id_scores = table.loc[is_id, col].to_numpy()
+            per_set = []
+            for ood in ood_names:
+                values = M.ood_metrics(
+                    id_scores, table.loc[table["dataset"].eq(ood) & ~is_id, col].to_numpy()
+                )
+                per_set.append(values)
+                rows.append(
+                    {"method": method.name, "score": score_name, "dataset": ood, **values, "id_acc": acc}
+                )
+            mean = {k: float(np.mean([v[k] for v in per_set])) for k in M.METRIC_NAMES}
+            rows.append(
+                {"method": method.name, "score": score_name, "dataset": "mean", **mean, "id_acc": acc}
+            )
+    return pd.DataFrame(rows, columns=list(rundir.METRICS_COLUMNS))
+
+
+def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None = None) -> str:
+    """A paper-shaped table: FPR95 / AUROC (%) per OOD set and the mean, and ID accuracy.
+
+    Args:
+        metrics: a metrics table (:func:`metrics_table`).
+        rows: ``(method, score)`` pairs to show; by default each method with its headline score
+            (:data:`HEADLINE`, else ``negprompt`` when present, else its first score).
+
+    The FPR convention is printed under the table.
+    """
+    if rows is None:
+        rows = []
+        for method in dict.fromkeys(metrics["method"]):
+            available = list(dict.fromkeys(metrics.loc[metrics["method"] == method, "score"]))
+            wanted = HEADLINE.get(method)
+            rows.append(
+                (
+                    method,
+                    wanted
+                    if wanted in available
+                    else ("negprompt" if "negprompt" in available else available[0]),
+                )
+            )
+    ood_names = [d for d in dict.fromkeys(metrics["dataset"]) if d != "mean"] + ["mean"]
+    header = ["method".ljust(28)] + [f"{d[:16]:>17}" for d in ood_names] + ["   ID acc"]
+    sub = [" " * 28] + [f"{'FPR95 / AUROC':>17}" for _ in ood_names] + [""]
+    lines = ["".join(header), "".join(sub)]
+    for method, score in rows:
+        sel = metrics[(metrics["method"] == method) & (metrics["score"] == score)].set_index("dataset")
+        if sel.empty:
+            raise ValueError(f"no metrics for method {method!r} with score {score!r}")
+        label = LABELS.get(method, method) if HEADLINE.get(method) == score else f"{method} ({score} score)"
+        cells = [f"{100 * sel.at[d, 'fpr95']:6.2f} / {100 * sel.at[d, 'auroc']:6.2f}" for d in ood_names]
+        acc = sel["id_acc"].iloc[0]
+        lines.append(label[:27].ljust(28) + "".join(f"{c:>17}" for c in cells) + f"   {100 * acc:6.2f}")
+    lines.append(f"({M.FPR_CONVENTION}; all values in %)")
+    return "\n".join(lines)
+
+
+def write_evaluation(
+    path: str | os.PathLike,
+    evaluation: Evaluation,
+    *,
+    kind: str,
+    backbone,
+    class_names: Sequence[str],
+    data_roots: Sequence[str | os.PathLike],
+    id_name: str,
+    experiment: dict | None = None,
+    train_class_names: Sequence[str] | None = None,
+    log: str = "",
+    unique: bool = False,
+) -> Path:
+    """Write an evaluation as a run directory (see ``docs/run-directory.md``); returns its path."""
+    methods = evaluation.methods
+    text = {f"{m.name}.pos": m.pos.detach().float().cpu().numpy() for m in methods}
+    text.update({f"{m.name}.neg": m.neg.detach().float().cpu().numpy() for m in methods if m.neg is not None})
+    device = str(backbone.device)
+    if backbone.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(backbone.device)})"
+    config = {
+        "kind": kind,
+        "software": rundir.software_versions(device),
+        "backbone": backbone.describe(),
+        "data": {
+            "roots": [str(Path(r).resolve()) for r in data_roots],
+            "id": id_name,
+            "ood": list(dict.fromkeys(evaluation.scores.loc[evaluation.scores["split"] == "ood", "dataset"])),
+            "class_names": list(class_names),
+            "train_class_names": list(train_class_names if train_class_names is not None else class_names),
+        },
+        "experiment": experiment or {},
+    }
+    return rundir.write_run(
+        path,
+        config=config,
+        metrics=evaluation.metrics,
+        scores=evaluation.scores,
+        image_features=evaluation.image_features,
+        text_features=text,
+        prompt_files={m.name: m.prompt_file for m in methods if m.prompt_file},
+        context_tokens={m.name: m.context_tokens for m in methods if m.context_tokens},
+        log=log,
+        unique=unique,
+    )

@@ -1,0 +1,265 @@
+"""Frozen image features, computed once and cached: keyed, atomic, resumable, memory-mapped.
+
+A cache entry is a folder named by the SHA-256 of its key: the backbone's identity (model, weights,
+precision), the image transform, the dataset's fingerprint (paths, labels, file sizes and times) and
+the view (``0`` = test transform; ``k >= 1`` = the k-th seeded augmented view). Changing any key part
+gives a new entry. An entry is built in ``<key>.partial/`` (features in a memory-mapped ``.npy`` and a
+progress file, so an interrupted extraction resumes where it stopped) and renamed to ``<key>/`` when
+complete, so a folder with the final name always loads.
+
+Unreadable images: a few (at most ``max_bad_fraction`` of the set, default 1%) are dropped with a
+warning giving the count and the first paths; more than that is an error. Dropped images are absent
+from ``paths``/``labels``/``features``, which stay aligned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from negprompt.backbone import Backbone
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+
+
+@dataclass
+class CachedFeatures:
+    """Image features of one dataset view, read from the cache.
+
+    Attributes:
+        features: ``[N, D]`` float16, L2-normalised, memory-mapped.
+        labels: ``[N]`` int64 class indices (``-1`` for OOD / unlabelled).
+        paths: ``N`` image paths relative to the dataset root.
+        meta: the key and facts of the entry.
+        path: the cache folder.
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    meta: dict
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Features as a float32 tensor ``[N, D]`` on ``device``."""
+        return torch.from_numpy(np.asarray(self.features, dtype=np.float32)).to(device)
+
+
+def cache_key(backbone: Backbone, imageset, view: int, seed: int, transform) -> dict:
+    """The parts that identify a cache entry (JSON-ready)."""
+    return {
+        "format": FORMAT,
+        "backbone": backbone.identity(),
+        "transform": repr(transform),
+        "dataset": {"name": imageset.name, "fingerprint": imageset.fingerprint(), "size": len(imageset)},
+        "view": int(view),
+        "seed": int(seed) if view else 0,
+    }
+
+
+def key_digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def load_cached(path: str | os.PathLike) -> CachedFeatures:
+    """Open a complete cache entry memory-mapped. Raises FileNotFoundError if it is not complete."""
+    path = Path(path)
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"no complete feature cache at {path}")
+    meta = json.loads(meta_file.read_text())
+    paths = json.loads((path / "paths.json").read_text())
+    return CachedFeatures(
+        features=np.load(path / "features.npy", mmap_mode="r"),
+        labels=np.load(path / "labels.npy"),
+        paths=paths,
+        meta=meta,
+        path=path,
+    )
+
+
+class _Images(Dataset):
+    def __init__(self, imageset, transform, view: int, seed: int, start: int, stop: int):
+        self.imageset, self.transform, self.view, self.seed = imageset, transform, view, seed
+        self.start, self.stop = start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, j: int):
+        i = self.start + j
+        try:
+            with Image.open(self.imageset.abspath(i)) as im:
+                im.load()
+                if not self.view:
+                    return self.transform(im), i, True
+                # seeded augmentation: same image, view and seed give the same crop and flip
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed((self.seed * 1_000_003 + self.view) * 10_000_019 + i)
+                    return self.transform(im), i, True
+        except Exception:  # unreadable or not an image
+            return None, i, False
+
+
+def _collate(batch):
+    good = [b for b in batch if b[2]]
+    images = torch.stack([b[0] for b in good]) if good else None
+    return images, [b[1] for b in good], [b[1] for b in batch if not b[2]]
+
+
+def extract_features(
+    backbone: Backbone,
+    imageset,
+    *,
+    cache_dir: str | os.PathLike,
+    view: int = 0,
+    seed: int = 0,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: bool = True,
+    max_bad_fraction: float = 0.01,
+    shard: tuple[int, int] | None = None,
+) -> CachedFeatures:
+    """Image features of ``imageset`` under ``backbone``, from the cache or computed and cached.
+
+    Args:
+        backbone: frozen model (its device is used).
+        imageset: an :class:`negprompt.data.ImageSet`.
+        cache_dir: folder holding cache entries.
+        view: 0 for the test transform, k >= 1 for the k-th augmented view (``train_transform``).
+        seed: seed of the augmented views.
+        batch_size, num_workers: data loading.
+        max_bad_fraction: largest fraction of unreadable images dropped with a warning.
+        shard: ``(rank, world)`` to compute only rows ``rank::world`` blocks (see
+            :mod:`negprompt.distributed`); the shard is written to ``<key>.shard<rank>of<world>``.
+
+    Returns:
+        :class:`CachedFeatures`, memory-mapped.
+    """
+    if len(imageset) == 0:
+        raise ValueError(f"dataset {imageset.name!r} has no images")
+    transform = backbone.train_transform if view else backbone.preprocess
+    key = cache_key(backbone, imageset, view, seed, transform)
+    digest = key_digest(key)
+    cache_dir = Path(cache_dir)
+    final = cache_dir / digest
+    if shard is None and (final / "meta.json").is_file():
+        return load_cached(final)
+    start, stop = (0, len(imageset)) if shard is None else shard_range(len(imageset), *shard)
+    name = digest if shard is None else f"{digest}.shard{shard[0]}of{shard[1]}"
+    target = cache_dir / name
+    if shard is not None and (target / "meta.json").is_file():
+        return load_cached(target)
+    part = cache_dir / f"{name}.partial"
+    part.mkdir(parents=True, exist_ok=True)
+    feats, done, bad = _open_partial(part, key, stop - start, backbone.embed_dim)
+
+    loader = DataLoader(
+        _Images(imageset, transform, view, seed, start + done, stop),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+    )
+    bar = tqdm(
+        total=stop - start,
+        initial=done,
+        desc=f"features {imageset.name}" + (f" view {view}" if view else ""),
+        unit="img",
+        disable=not progress,
+    )
+    for images, idx, failed in loader:
+        bad.extend(failed)
+        if images is not None:
+            out = backbone.encode_images(images).cpu().numpy().astype(np.float16)
+            feats[np.asarray(idx) - start] = out
+        done += len(idx) + len(failed)
+        feats.flush()
+        _write_json(part / "progress.json", {"key": key, "done": done, "bad": bad})
+        bar.update(len(idx) + len(failed))
+    bar.close()
+    del feats
+    _check_bad(imageset, bad, stop - start, max_bad_fraction)
+    _finalise(part, target, imageset, key, start, stop, bad)
+    return load_cached(target)
+
+
+def shard_range(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Contiguous rows ``[start, stop)`` of shard ``rank`` out of ``world`` for ``n`` rows."""
+    per = -(-n // world)
+    return min(n, rank * per), min(n, (rank + 1) * per)
+
+
+def _open_partial(part: Path, key: dict, n: int, dim: int):
+    """Open (or restart) the partial entry in ``part``: features memmap, rows done, bad rows."""
+    progress_file = part / "progress.json"
+    feat_file = part / "features.npy"
+    if progress_file.is_file() and feat_file.is_file():
+        progress = json.loads(progress_file.read_text())
+        if progress.get("key") == key:
+            log.info("resuming feature extraction at %d/%d", progress["done"], n)
+            return np.load(feat_file, mmap_mode="r+"), int(progress["done"]), list(progress["bad"])
+    feats = np.lib.format.open_memmap(feat_file, mode="w+", dtype=np.float16, shape=(n, dim))
+    _write_json(progress_file, {"key": key, "done": 0, "bad": []})
+    return feats, 0, []
+
+
+def _check_bad(imageset, bad: list[int], n: int, max_fraction: float) -> None:
+    if not bad:
+        return
+    first = ", ".join(str(imageset.abspath(i)) for i in bad[:5])
+    if len(bad) > max_fraction * n or len(bad) == n:
+        raise ValueError(
+            f"{len(bad)} of {n} images of {imageset.name!r} cannot be read (first: {first}); "
+            "remove or replace them, or raise max_bad_fraction"
+        )
+    msg = f"{len(bad)} of {n} images of {imageset.name!r} cannot be read and are left out (first: {first})"
+    log.warning(msg)
+    warnings.warn(msg, stacklevel=3)
+
+
+def _finalise(part: Path, target: Path, imageset, key: dict, start: int, stop: int, bad: list[int]) -> None:
+    """Drop unreadable rows, write labels/paths/meta, then rename the folder into place."""
+    bad_set = set(bad)
+    keep = np.array([i for i in range(start, stop) if i not in bad_set], dtype=np.int64)
+    if bad_set:
+        full = np.load(part / "features.npy", mmap_mode="r")
+        np.save(part / "features.kept.npy", np.ascontiguousarray(full[keep - start]))
+        del full
+        os.replace(part / "features.kept.npy", part / "features.npy")
+    labels = np.asarray(imageset.labels, dtype=np.int64)[keep] if len(keep) else np.zeros(0, np.int64)
+    np.save(part / "labels.npy", labels)
+    _write_json(part / "paths.json", [imageset.paths[i] for i in keep])
+    meta = {
+        "key": key,
+        "count": len(keep),
+        "dropped": [imageset.paths[i] for i in sorted(bad_set)],
+        "rows": [start, stop],
+    }
+    (part / "progress.json").unlink(missing_ok=True)
+    _write_json(part / "meta.json", meta)
+    if target.exists():  # another process finished the same entry first
+        shutil.rmtree(part, ignore_errors=True)
+        return
+    os.replace(part, target)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)

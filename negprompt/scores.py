@@ -1,0 +1,391 @@
+"""OOD scores of a CLIP image against positive (and negative) prompts. Higher = more in-distribution.
+
+Every score is a pure function of the raw cosine similarities (not multiplied by CLIP's logit scale
+of about 100) between L2-normalised image features and L2-normalised text features:
+
+- ``s_pos`` [N, C]: s_c = cos(f, t_c), one column per class's positive prompt;
+- ``s_neg`` [N, C, M]: s̃_{c,m} = cos(f, t̃_{c,m}), the M negative prompts of each class.
+
+The scores live in one small registry, `SCORES`; `score` computes one of them from features and
+`score_all` computes several from one pass over the similarities, in batches. Everything is
+computed in log space (``logsumexp``) in the input dtype promoted to at least float32, so small
+temperatures neither overflow nor underflow before the final ``exp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "SCORES",
+    "ScoreSpec",
+    "available_scores",
+    "energy_score",
+    "maxlogit_score",
+    "mcm_score",
+    "needs_negatives",
+    "negprompt_score",
+    "posi_nega_score",
+    "predict",
+    "score",
+    "score_all",
+    "similarities",
+]
+
+DEFAULT_BATCH_SIZE = 8192
+_NORM_TOLERANCE = 1e-2  # float16-stored features are unit length to about 1e-3
+
+
+# --------------------------------------------------------------------------- the scores (pure math)
+
+
+def _extended_logsumexp(z_pos: Tensor, z_neg: Tensor) -> Tensor:
+    """log(Σ_j e^{z_j} + Σ_j Σ_m e^{z̃_{j,m}}) over the C(1+M) columns. [N, C], [N, C, M] -> [N]."""
+    return torch.logsumexp(torch.cat([z_pos, z_neg.flatten(1)], dim=1), dim=1)
+
+
+def negprompt_score(s_pos: Tensor, s_neg: Tensor, temperature: float = 1.0) -> Tensor:
+    """NegPrompt's extended MCM score: the largest positive probability of a softmax over all prompts.
+
+    S(x) = max_c e^{s_c/T} / (Σ_j e^{s_j/T} + Σ_j Σ_m e^{s̃_{j,m}/T})
+
+    Li, Pang, Bai, Miao, Zheng, "Learning Transferable Negative Prompts for Out-of-Distribution
+    Detection", CVPR 2024. An image that matches a negative prompt well gets a large denominator and
+    a low score. Computed as exp(max_c s_c/T − logsumexp(all columns / T)).
+
+    Args:
+        s_pos: [N, C] cosine similarities to the positive prompts.
+        s_neg: [N, C, M] cosine similarities to the negative prompts.
+        temperature: T > 0.
+
+    Returns:
+        [N] scores in (0, 1].
+    """
+    z_pos, z_neg = s_pos / temperature, s_neg / temperature
+    return torch.exp(z_pos.amax(dim=1) - _extended_logsumexp(z_pos, z_neg))
+
+
+def mcm_score(s_pos: Tensor, s_neg: Tensor | None = None, temperature: float = 1.0) -> Tensor:
+    """Maximum Concept Matching: the largest softmax probability over the positive prompts only.
+
+    S(x) = max_c e^{s_c/T} / Σ_j e^{s_j/T}
+
+    Ming, Cai, Gu, Sun, Li, Li, "Delving into Out-of-Distribution Detection with Vision-Language
+    Representations", NeurIPS 2022. ``s_neg`` is ignored.
+
+    Args:
+        s_pos: [N, C] cosine similarities to the positive prompts.
+        s_neg: ignored.
+        temperature: T > 0.
+
+    Returns:
+        [N] scores in [1/C, 1].
+    """
+    z = s_pos / temperature
+    return torch.exp(z.amax(dim=1) - torch.logsumexp(z, dim=1))
+
+
+def maxlogit_score(s_pos: Tensor, s_neg: Tensor | None = None, temperature: float = 1.0) -> Tensor:
+    """Maximum logit: the largest cosine similarity to a positive prompt, S(x) = max_c s_c.
+
+    Hendrycks et al., "Scaling Out-of-Distribution Detection for Real-World Settings", ICML 2022
+    (MaxLogit), applied to CLIP cosines as in MCM's baselines. Independent of the temperature;
+    ``s_neg`` is ignored.
+
+    Args:
+        s_pos: [N, C] cosine similarities to the positive prompts.
+
+    Returns:
+        [N] scores in [-1, 1].
+    """
+    return s_pos.amax(dim=1)
+
+
+def energy_score(s_pos: Tensor, s_neg: Tensor | None = None, temperature: float = 1.0) -> Tensor:
+    """Negative free energy of the positive prompts: S(x) = T · log Σ_c e^{s_c/T}.
+
+    Liu, Wang, Owens, Li, "Energy-based Out-of-distribution Detection", NeurIPS 2020; the sign is
+    chosen so that higher = more in-distribution. ``s_neg`` is ignored.
+
+    Args:
+        s_pos: [N, C] cosine similarities to the positive prompts.
+        temperature: T > 0.
+
+    Returns:
+        [N] scores.
+    """
+    return temperature * torch.logsumexp(s_pos / temperature, dim=1)
+
+
+def posi_nega_score(s_pos: Tensor, s_neg: Tensor, temperature: float = 1.0) -> Tensor:
+    """Positive minus negative probability of the predicted class.
+
+    S(x) = p_ĉ − max_m p̃_{ĉ,m},  ĉ = argmax_c s_c,
+
+    where p and p̃ are the probabilities of the softmax over all C(1+M) prompts (the denominator of
+    `negprompt_score`); a margin score for NegPrompt's prompts (Li et al., CVPR 2024). An image whose
+    predicted class's best negative prompt fits as well as its positive prompt scores 0 or below.
+
+    Args:
+        s_pos: [N, C] cosine similarities to the positive prompts.
+        s_neg: [N, C, M] cosine similarities to the negative prompts.
+        temperature: T > 0.
+
+    Returns:
+        [N] scores in (-1, 1).
+    """
+    z_pos, z_neg = s_pos / temperature, s_neg / temperature
+    log_norm = _extended_logsumexp(z_pos, z_neg)
+    z_best, c_hat = z_pos.max(dim=1)
+    z_neg_best = z_neg.gather(1, c_hat[:, None, None].expand(-1, 1, z_neg.shape[2])).squeeze(1).amax(dim=1)
+    return torch.exp(z_best - log_norm) - torch.exp(z_neg_best - log_norm)
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """One registered score: ``fn(s_pos [N, C], s_neg [N, C, M] | None, temperature) -> [N]``."""
+
+    name: str
+    fn: Callable[..., Tensor]
+    needs_negatives: bool
+    summary: str
+
+
+SCORES: dict[str, ScoreSpec] = {
+    spec.name: spec
+    for spec in (
+        ScoreSpec(
+            "negprompt", negprompt_score, True, "NegPrompt's extended MCM over positive + negative prompts"
+        ),
+        ScoreSpec("mcm", mcm_score, False, "maximum softmax probability over the positive prompts (MCM)"),
+        ScoreSpec("maxlogit", maxlogit_score, False, "largest cosine similarity to a positive prompt"),
+        ScoreSpec("energy", energy_score, False, "T · logsumexp of the positive cosines / T"),
+        ScoreSpec("posi_nega", posi_nega_score, True, "p(predicted class) − its best negative's p"),
+    )
+}
+"""The score registry: name -> `ScoreSpec`. Every score is higher = more in-distribution."""
+
+
+def available_scores() -> list[str]:
+    """Names of the registered scores, in registry order."""
+    return list(SCORES)
+
+
+def _spec(name: str) -> ScoreSpec:
+    if name not in SCORES:
+        raise ValueError(f"unknown score {name!r}; available scores: {', '.join(SCORES)}")
+    return SCORES[name]
+
+
+def needs_negatives(name: str) -> bool:
+    """Whether score ``name`` needs negative prompt features (``neg_text``)."""
+    return _spec(name).needs_negatives
+
+
+# --------------------------------------------------------------------------- validation and similarities
+
+
+def _as_tensor(x: Tensor | np.ndarray, what: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    arr = np.asarray(x)
+    if not arr.flags.writeable:  # e.g. a memory-mapped file; torch wants writable memory
+        arr = arr.copy()
+    try:
+        return torch.from_numpy(arr)
+    except TypeError as err:
+        raise ValueError(f"{what} must be a numeric tensor or array, got dtype {arr.dtype}") from err
+
+
+def _check_finite(x: Tensor, what: str) -> None:
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{what} contains NaN or infinite values; recompute the features")
+
+
+def _check_unit(x: Tensor, what: str) -> None:
+    if x.numel() == 0:
+        return
+    norms = torch.linalg.vector_norm(x, dim=-1)
+    worst = (norms - 1).abs().max().item()
+    if worst > _NORM_TOLERANCE:
+        raise ValueError(
+            f"{what} are not L2-normalised (a row norm differs from 1 by {worst:.3g}); "
+            "normalise them first, e.g. torch.nn.functional.normalize(x, dim=-1)"
+        )
+
+
+def _prepare(
+    image_features: Tensor | np.ndarray,
+    pos_text: Tensor | np.ndarray,
+    neg_text: Tensor | np.ndarray | None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Check shapes, finiteness and unit length; cast to a common float dtype (>= float32) and device."""
+    f = _as_tensor(image_features, "image_features")
+    p = _as_tensor(pos_text, "pos_text")
+    n = None if neg_text is None else _as_tensor(neg_text, "neg_text")
+    if f.ndim != 2:
+        raise ValueError(f"image_features must be [N, D], got shape {tuple(f.shape)}")
+    if p.ndim != 2:
+        raise ValueError(f"pos_text must be [C, D], got shape {tuple(p.shape)}")
+    if p.shape[0] == 0:
+        raise ValueError("pos_text has no classes (C = 0); give at least one positive prompt feature")
+    if p.shape[1] != f.shape[1]:
+        raise ValueError(
+            f"feature width mismatch: image_features have width {f.shape[1]} but pos_text has width "
+            f"{p.shape[1]}; use text and image features of the same model"
+        )
+    dtype = torch.promote_types(torch.promote_types(f.dtype, p.dtype), torch.float32)
+    if n is not None:
+        if n.ndim != 3:
+            raise ValueError(f"neg_text must be [C, M, D], got shape {tuple(n.shape)}")
+        if n.shape[0] != p.shape[0]:
+            raise ValueError(f"neg_text has {n.shape[0]} classes but pos_text has {p.shape[0]}")
+        if n.shape[1] == 0:
+            raise ValueError("neg_text has no negative prompts (M = 0); pass neg_text=None instead")
+        if n.shape[2] != f.shape[1]:
+            raise ValueError(
+                f"feature width mismatch: image_features have width {f.shape[1]} but neg_text has "
+                f"width {n.shape[2]}; use text and image features of the same model"
+            )
+        dtype = torch.promote_types(dtype, n.dtype)
+    if not dtype.is_floating_point:
+        raise ValueError(f"features must be real floating-point numbers, got {dtype}")
+    f = f.to(dtype=dtype)
+    p = p.to(device=f.device, dtype=dtype)
+    n = None if n is None else n.to(device=f.device, dtype=dtype)
+    for x, what in ((f, "image_features"), (p, "pos_text"), (n, "neg_text")):
+        if x is not None:
+            _check_finite(x, what)
+            _check_unit(x, what)
+    return f, p, n
+
+
+def _sims(f: Tensor, p: Tensor, n: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    s_pos = f @ p.T
+    if n is None:
+        return s_pos, None
+    c, m, d = n.shape
+    return s_pos, (f @ n.reshape(c * m, d).T).reshape(f.shape[0], c, m)
+
+
+def similarities(
+    image_features: Tensor, pos_text: Tensor, neg_text: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
+    """Cosine similarities of L2-normalised features.
+
+    Args:
+        image_features: [N, D] image features.
+        pos_text: [C, D] positive prompt features.
+        neg_text: [C, M, D] negative prompt features, or None.
+
+    Returns:
+        ``(s_pos [N, C], s_neg [N, C, M] or None)`` in the input dtype promoted to >= float32.
+    """
+    return _sims(*_prepare(image_features, pos_text, neg_text))
+
+
+def predict(image_features: Tensor, pos_text: Tensor) -> Tensor:
+    """Predicted class per image: argmax_c cos(f, t_c) over the positive prompts.
+
+    Args:
+        image_features: [N, D] L2-normalised image features.
+        pos_text: [C, D] L2-normalised positive prompt features.
+
+    Returns:
+        [N] class indices (long).
+    """
+    s_pos, _ = similarities(image_features, pos_text)
+    return s_pos.argmax(dim=1)
+
+
+# --------------------------------------------------------------------------- public entry points
+
+
+def _check_temperature(temperature: float) -> float:
+    t = float(temperature)
+    if not (np.isfinite(t) and t > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return t
+
+
+def score(
+    name: str,
+    image_features: Tensor,
+    pos_text: Tensor,
+    neg_text: Tensor | None = None,
+    temperature: float = 1.0,
+) -> Tensor:
+    """One score per image, higher = more in-distribution.
+
+    Args:
+        name: a registered score, see `available_scores` (``negprompt``, ``mcm``, ``maxlogit``,
+            ``energy``, ``posi_nega``).
+        image_features: [N, D] L2-normalised image features (tensor or numpy array).
+        pos_text: [C, D] L2-normalised positive prompt features.
+        neg_text: [C, M, D] L2-normalised negative prompt features; required by scores that
+            `needs_negatives`, ignored by the others.
+        temperature: T > 0, applied to raw cosines (T = 1 by default, not CLIP's 1/100).
+
+    Returns:
+        [N] scores in the input dtype promoted to >= float32, on the device of ``image_features``.
+
+    Raises:
+        ValueError: unknown score, mismatched shapes or widths, NaN/inf features, C = 0, missing
+            negatives, or a temperature <= 0.
+    """
+    return score_all([name], image_features, pos_text, neg_text, temperature)[name]
+
+
+def score_all(
+    names: Sequence[str] | str | None,
+    image_features: Tensor | np.ndarray,
+    pos_text: Tensor | np.ndarray,
+    neg_text: Tensor | np.ndarray | None = None,
+    temperature: float = 1.0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> dict[str, Tensor]:
+    """Several scores from one pass over the similarities, in batches of images.
+
+    Args:
+        names: score names; None means every registered score that the given inputs allow (all of
+            them with ``neg_text``, those that do not `needs_negatives` without).
+        image_features: [N, D] L2-normalised image features; a (memory-mapped) numpy array is read
+            one batch at a time.
+        pos_text: [C, D] positive prompt features.
+        neg_text: [C, M, D] negative prompt features or None.
+        temperature: T > 0.
+        batch_size: images per batch; the result does not depend on it.
+
+    Returns:
+        ``{name: [N] scores}`` in the order of ``names``.
+    """
+    if names is None:
+        names = [n for n, s in SCORES.items() if neg_text is not None or not s.needs_negatives]
+    elif isinstance(names, str):
+        names = [names]
+    specs = [_spec(n) for n in names]
+    missing = [s.name for s in specs if s.needs_negatives and neg_text is None]
+    if missing:
+        raise ValueError(
+            f"score(s) {', '.join(missing)} need negative prompt features; pass neg_text [C, M, D]"
+        )
+    t = _check_temperature(temperature)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n_images = image_features.shape[0] if hasattr(image_features, "shape") else len(image_features)
+    need_neg = any(s.needs_negatives for s in specs)
+    starts = range(0, n_images, batch_size) if n_images else [0]
+    parts: dict[str, list[Tensor]] = {s.name: [] for s in specs}
+    for start in starts:
+        f, p, n = _prepare(
+            image_features[start : start + batch_size], pos_text, neg_text if need_neg else None
+        )
+        s_pos, s_neg = _sims(f, p, n)
+        for spec in specs:
+            parts[spec.name].append(spec.fn(s_pos, s_neg, t))
+    return {name: torch.cat(chunks) for name, chunks in parts.items()}

@@ -1,0 +1,104 @@
+"""Training checkpoints: written atomically after every epoch, checked before a run resumes.
+
+A checkpoint (``<folder>/checkpoint.pt``, read with ``torch.load(weights_only=True)``) holds the
+contexts, the best contexts so far, the optimizer and scheduler states, the training generator's
+state, the number of finished epochs, the per-epoch history, the configuration, the prompt
+configuration, the class names and the backbone's identity.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import RESUME_FREE, config_differences
+
+FORMAT = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class ResumeError(ValueError):
+    """A checkpoint that does not belong to the run being resumed."""
+
+
+def checkpoint_path(folder: str | os.PathLike) -> Path:
+    """The checkpoint file inside a checkpoint folder."""
+    return Path(folder) / CHECKPOINT_NAME
+
+
+def save_checkpoint(folder: str | os.PathLike, state: dict) -> Path:
+    """Write ``state`` to ``<folder>/checkpoint.pt`` atomically (temporary file, then ``os.replace``)."""
+    path = checkpoint_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"format": FORMAT, **state}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(folder: str | os.PathLike) -> dict | None:
+    """The checkpoint in ``folder``, or None when there is none."""
+    path = checkpoint_path(folder)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ResumeError(f"cannot read checkpoint {path} ({type(exc).__name__}: {exc})") from exc
+    if state.get("format") != FORMAT:
+        raise ResumeError(
+            f"checkpoint {path} has format {state.get('format')!r}; this version reads {FORMAT}"
+        )
+    return state
+
+
+def check_resumable(
+    state: dict,
+    folder: str | os.PathLike,
+    *,
+    config: dict,
+    prompt_config: dict,
+    backbone_identity: dict,
+    class_names: list[str],
+    pos_ctx: torch.Tensor | None = None,
+) -> None:
+    """Raise :class:`ResumeError` naming every difference between the checkpoint and this run.
+
+    Args:
+        pos_ctx: stage 2: the frozen positive context the run starts from; it must equal the
+            checkpoint's (the negatives were learned against it).
+    """
+    where = checkpoint_path(folder)
+    problems = []
+    problems += [f"config {d}" for d in config_differences(state["config"], config, RESUME_FREE)]
+    problems += [f"prompt config {d}" for d in config_differences(state["prompt_config"], prompt_config, ())]
+    problems += [
+        f"backbone {d}" for d in config_differences(state["backbone_identity"], backbone_identity, ())
+    ]
+    if list(state["class_names"]) != list(class_names):
+        saved, now = list(state["class_names"]), list(class_names)
+        if len(saved) != len(now):
+            problems.append(f"class names: {len(saved)} classes in the checkpoint, {len(now)} now")
+        else:
+            i = next(i for i, (a, b) in enumerate(zip(saved, now)) if a != b)
+            problems.append(f"class names: class {i} is {saved[i]!r} in the checkpoint, {now[i]!r} now")
+    if pos_ctx is not None and not torch.equal(state["pos_ctx"], pos_ctx.detach().cpu()):
+        problems.append(
+            "positive context: the stage-2 run starts from other positive contexts than the checkpoint"
+        )
+    if problems:
+        raise ResumeError(
+            f"cannot resume from {where}: it was written by a different run ("
+            + "; ".join(problems)
+            + "). Resume with the same settings, or start afresh in another folder."
+        )
