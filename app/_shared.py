@@ -1,0 +1,273 @@
+"""What every page of the dashboard shares: the runs folder, cached loading, pickers and the threshold.
+
+Selections (run, score, threshold) are shared by all pages through ``st.session_state``. Streamlit
+gives a widget on another page a new identity and drops a widget's state when it is not shown, so
+each shared widget's state is set before the widget is drawn (from the widget's last value, else
+from a plain dict in the session state, ``SHARED``) and its value is written back to that dict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from negprompt import viz
+from negprompt.rundir import Run, RunDirError, find_runs, load_run
+
+RUNS_DIR_ENV = "NEGPROMPT_RUNS_DIR"
+SHARED = "negprompt_shared"
+RANDOM_WEIGHTS_TEXT = (
+    "Random weights: this run used a model with random weights, so every number and picture "
+    "here is meaningless as a result."
+)
+
+
+shared_timing: dict[str, Any] = {}
+"""Timings of background work (seconds), for the pages to report."""
+
+
+# --------------------------------------------------------------------------- background work
+
+
+@st.cache_resource(show_spinner=False)
+def warm_umap_in_background() -> threading.Thread:
+    """Compile umap-learn's numba code once per server in a background thread.
+
+    The first UMAP in a process otherwise waits for the compilation (about 10 s on 2 CPU cores);
+    the time it took is stored in ``shared_timing["umap_warmup_s"]``.
+    """
+
+    def work() -> None:
+        try:
+            shared_timing["umap_warmup_s"] = viz.warm_umap()
+        except Exception as err:  # warming is an optimisation only
+            shared_timing["umap_warmup_error"] = repr(err)
+
+    thread = threading.Thread(target=work, name="umap-warmup", daemon=True)
+    thread.start()
+    return thread
+
+
+# --------------------------------------------------------------------------- shared state
+
+
+def shared() -> dict[str, Any]:
+    """The dict of selections shared by all pages (lives in the session state)."""
+    return st.session_state.setdefault(SHARED, {})
+
+
+def seed_widget(name: str, default: Any, valid=None) -> str:
+    """Key of the widget showing the shared value ``name``, seeded from it (or ``default``).
+
+    The widget's state is re-assigned on every run: Streamlit gives a widget on another page a
+    new identity, and the value set here carries the selection over to it.
+    """
+    key = f"w_{name}"
+    value = st.session_state.get(key, shared().get(name, default))
+    if valid is not None and not valid(value):
+        value = default
+    st.session_state[key] = value
+    return key
+
+
+def remember(name: str, value: Any) -> Any:
+    """Store a shared value for the other pages; returns it."""
+    shared()[name] = value
+    return value
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def default_runs_dir() -> str:
+    """``--runs-dir`` after ``streamlit run app.py --``, else $NEGPROMPT_RUNS_DIR, else ``runs``."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "--runs-dir" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--runs-dir="):
+            return arg.split("=", 1)[1]
+    return os.environ.get(RUNS_DIR_ENV) or "runs"
+
+
+def runs_dir() -> Path:
+    """The runs folder, editable in the sidebar (shared by the pages)."""
+    key = seed_widget("runs_dir", default_runs_dir())
+    text = st.sidebar.text_input("Runs folder", key=key, help="folder searched for run directories")
+    remember("runs_dir", text)
+    warm_umap_in_background()
+    return Path(os.path.expanduser(text.strip() or "runs")).absolute()
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def list_runs(root: str) -> list[str]:
+    """Run directories under ``root``, newest first (re-scanned every few seconds)."""
+    return [str(p) for p in find_runs(root)]
+
+
+def _mtime(path: str) -> float:
+    try:
+        return (Path(path) / "config.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(show_spinner="Opening the run…", max_entries=16)
+def _open_run(path: str, mtime: float) -> Run:
+    return load_run(path)
+
+
+def open_run(path: str) -> Run:
+    """The run at ``path`` (cached); raises `RunDirError` when it is missing or damaged."""
+    run = _open_run(path, _mtime(path))
+    # Touch the parts every page needs so that damage shows up here, with its message.
+    _ = run.scores, run.metrics
+    return run
+
+
+def run_label(path: str, root: Path) -> str:
+    """A run's path relative to the runs folder, for pickers and tables."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+def stop_without_runs(root: Path, paths: list[str]) -> None:
+    """When ``root`` holds no run: say so and stop the page."""
+    if not paths:
+        st.info(
+            f"No runs found under `{root}`. Write one with `negprompt demo` or `negprompt run …`, "
+            "or type another runs folder in the sidebar."
+        )
+        st.stop()
+
+
+def select_run(root: Path, label: str = "Run", *, name: str = "run", where=None) -> Run:
+    """A run picker over the runs under ``root``; shows a message and stops the page when none is usable."""
+    paths = list_runs(str(root))
+    stop_without_runs(root, paths)
+    key = seed_widget(name, paths[0], valid=lambda v: v in paths)
+    where = where or st.sidebar
+    path = where.selectbox(label, paths, key=key, format_func=lambda p: run_label(p, root))
+    remember(name, path)
+    try:
+        return open_run(path)
+    except RunDirError as err:
+        st.error(f"Cannot read run `{run_label(path, root)}`: {err}")
+        st.stop()
+
+
+@contextmanager
+def reported(what: str, stop: bool = True):
+    """Show a damaged part of a run (`RunDirError`) as an error message (and stop the page there)."""
+    try:
+        yield
+    except RunDirError as err:
+        st.error(f"{what}: {err}")
+        if stop:
+            st.stop()
+
+
+def random_weights_banner(run: Run) -> None:
+    """A red banner on every view of a run made with random weights."""
+    if run.random_weights:
+        warning = (run.config.get("backbone") or {}).get("warning")
+        st.error(RANDOM_WEIGHTS_TEXT + (f" ({warning})" if warning else ""), icon=":material/warning:")
+
+
+def select_score(run: Run, *, name: str = "score", label: str = "Score", where=None) -> str:
+    """A ``<method>/<score>`` column picker (default: negprompt/negprompt when present)."""
+    columns = run.score_columns
+    if not columns:
+        st.error(f"Run {run.name} has no score columns in scores.parquet.")
+        st.stop()
+    default = "negprompt/negprompt" if "negprompt/negprompt" in columns else columns[0]
+    key = seed_widget(name, default, valid=lambda v: v in columns)
+    column = (where or st.sidebar).selectbox(label, columns, key=key)
+    return remember(name, column)
+
+
+def split_scores(run: Run, column: str) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
+    """``(id scores, {OOD set: scores}, ID set name)``; OOD sets listed in the config come first."""
+    frame = run.scores
+    is_id = (frame["split"] == "id").to_numpy()
+    values = frame[column].to_numpy(dtype=np.float64)
+    data = run.config.get("data") or {}
+    names = list(dict.fromkeys([*(data.get("ood") or []), *frame.loc[~is_id, "dataset"]]))
+    datasets = frame["dataset"].to_numpy()
+    ood = {n: values[~is_id & (datasets == n)] for n in names}
+    return values[is_id], ood, str(data.get("id") or "ID")
+
+
+def report_empty_sets(id_scores: np.ndarray, ood: dict[str, np.ndarray]) -> bool:
+    """Messages for empty sets; returns False when nothing can be compared."""
+    for name, values in ood.items():
+        if not len(values):
+            st.info(f"OOD set **{name}** has no images in this run; it is left out.")
+    if not len(id_scores):
+        st.error("This run has no ID images, so no threshold or OOD metric can be shown.")
+        return False
+    if not any(len(v) for v in ood.values()):
+        st.info("This run has no OOD images; only the ID scores are shown.")
+    return True
+
+
+# --------------------------------------------------------------------------- threshold
+
+
+@st.cache_data(show_spinner=False)
+def tpr95_threshold(path: str, column: str) -> float:
+    """The threshold keeping 95% of the ID images (the FPR95 threshold of negprompt.metrics)."""
+    run = open_run(path)
+    return viz.threshold_at_tpr(run.scores.loc[run.scores["split"] == "id", column].to_numpy())
+
+
+def threshold_slider(run: Run, column: str, where=None) -> float:
+    """The decision threshold of ``column`` (starts at the 95%-TPR threshold), shared by the pages."""
+    values = run.scores[column].to_numpy(dtype=np.float64)
+    low, high, step = viz.slider_range(values)
+    start = float(np.clip(tpr95_threshold(str(run.path), column), low, high))
+    thresholds = shared().setdefault("thresholds", {})
+    name = f"{run.path}|{column}"
+    key = "w_thr_" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    # Re-assigned on every run: a widget of the same key on another page hands its value over.
+    current = st.session_state.get(key, thresholds.get(name, start))
+    st.session_state[key] = float(np.clip(current, low, high))
+    digits = max(2, int(np.ceil(-np.log10(step))) + 1) if step > 0 else 4
+    where = where or st
+    value = where.slider(
+        "Threshold (accept as ID when score ≥ threshold)",
+        min_value=low,
+        max_value=high,
+        step=step,
+        format=f"%.{digits}f",
+        key=key,
+        help=f"starts at the 95%-TPR threshold {start:.{digits}f}",
+    )
+
+    def reset() -> None:
+        st.session_state[key] = start
+
+    where.button("Reset to the 95%-TPR threshold", key=f"reset_{key}", on_click=reset)
+    thresholds[name] = float(value)
+    return float(value)
+
+
+def as_table(frame: pd.DataFrame, where=None) -> None:
+    """A DataFrame shown full width without its index, fractional numbers with 2 decimals."""
+    formats = {
+        c: st.column_config.NumberColumn(format="%.2f")
+        for c in frame.columns
+        if pd.api.types.is_float_dtype(frame[c])
+    }
+    (where or st).dataframe(frame, hide_index=True, width="stretch", column_config=formats)

@@ -1,0 +1,86 @@
+"""Prompt embeddings: a 2-D map (UMAP or PCA) of every class's positive and negative prompts."""
+
+import time
+
+import _images as im
+import _shared as sh
+import numpy as np
+import streamlit as st
+
+from negprompt import viz
+
+
+@st.cache_data(show_spinner="Computing the map…", max_entries=32)
+def compute_map(run_path: str, method: str, projection: str, n_images: int, seed: int):
+    """Map coordinates [P, 2], their description and the seconds the projection took."""
+    run = sh.open_run(run_path)
+    pos, neg = run.text_features_of(method)
+    features, meta = None, None
+    if n_images and run.image_features is not None:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(len(run.scores), min(n_images, len(run.scores)), replace=False))
+        features = np.asarray(run.image_features[rows], dtype=np.float32)
+        meta = run.scores.iloc[rows][["dataset", "label_name"]].reset_index(drop=True)
+    x, description = viz.prompt_points(
+        pos, neg, im.class_names(run)[: len(pos)], image_features=features, image_meta=meta
+    )
+    start = time.perf_counter()
+    coords = viz.umap_project(x, seed=seed) if projection == "UMAP" else viz.pca_project(x, 2)
+    return coords, description, time.perf_counter() - start
+
+
+st.title("Prompt embeddings")
+root = sh.runs_dir()
+run = sh.select_run(root)
+sh.random_weights_banner(run)
+with sh.reported("Cannot read the text features"):
+    methods = [m for m in run.methods if f"{m}.pos" in run.text_features]
+if not methods:
+    st.info(f"Run {run.name} has no text features (text_features.npz), so there is no prompt map.")
+    st.stop()
+default = "negprompt" if "negprompt" in methods else methods[0]
+method = st.sidebar.selectbox(
+    "Method", methods, key=sh.seed_widget("method", default, valid=lambda v: v in methods)
+)
+sh.remember("method", method)
+
+controls = st.columns(3)
+projection = controls[0].radio(
+    "Projection", ["UMAP", "PCA"], horizontal=True, help="PCA is instant; UMAP keeps neighbourhoods"
+)
+with_images = controls[1].checkbox("Add a sample of images", value=False, disabled=run.image_features is None)
+n_images = controls[2].number_input(
+    "Images in the sample", 10, 20000, 500, step=100, disabled=not with_images
+)
+
+try:
+    coords, meta, seconds = compute_map(
+        str(run.path), method, projection, int(n_images) if with_images else 0, 0
+    )
+except (ValueError, OSError) as err:
+    st.error(f"Cannot compute the map: {err}")
+    st.stop()
+pos, neg = run.text_features_of(method)
+st.plotly_chart(
+    viz.embedding_figure(
+        coords,
+        meta,
+        title=f"{method}: {len(pos)} classes × {1 + (0 if neg is None else neg.shape[1])} prompts",
+    ),
+    key="map",
+)
+warmup = sh.shared_timing.get("umap_warmup_s")
+st.caption(
+    f"{projection} of {len(meta)} points computed in {seconds:.2f} s (then cached)"
+    + (f"; compiling UMAP when the server started took {warmup:.1f} s" if warmup else "")
+    + ". Circles: positive prompts; crosses: negative prompts (one colour per negative set); "
+    "faint dots: images. Hover for the class."
+)
+
+st.subheader("Nearest vocabulary tokens of the learned context vectors")
+with sh.reported("Cannot read the context tokens"):
+    table = viz.context_token_table(run.context_tokens, method)
+if table.empty:
+    st.info(f"No context tokens recorded for {method} (context_tokens.json).")
+else:
+    sh.as_table(table)

@@ -1,0 +1,67 @@
+"""Plotly figure builders, 2-D maps (PCA, UMAP) and display tables for the dashboard and notebooks.
+
+Imported lazily (``import negprompt`` does not import plotly); umap-learn is imported only when a
+UMAP map is computed. Every function is pure: it takes data (arrays, DataFrames, dicts of a run
+directory) and returns a figure, an array or a DataFrame; none reads application state.
+"""
+
+from negprompt.viz.decisions import (
+    DECISION_FILTERS,
+    Rates,
+    decision_counts,
+    decision_table,
+    page_slice,
+    rates_at,
+    roc_points,
+    slider_range,
+    threshold_at_tpr,
+)
+from negprompt.viz.embedding import (
+    context_token_table,
+    embedding_figure,
+    exact_knn,
+    pca_project,
+    prompt_points,
+    umap_project,
+    warm_umap,
+)
+from negprompt.viz.explain import explanation_figure, prompt_similarities, top_similarities
+from negprompt.viz.figures import (
+    PALETTE,
+    metrics_comparison_figure,
+    roc_figure,
+    score_histogram_figure,
+    score_pair_figure,
+)
+from negprompt.viz.tables import METRIC_LABELS, compare_metrics, config_summary, metrics_percent
+
+__all__ = [
+    "DECISION_FILTERS",
+    "METRIC_LABELS",
+    "PALETTE",
+    "Rates",
+    "compare_metrics",
+    "config_summary",
+    "context_token_table",
+    "decision_counts",
+    "decision_table",
+    "embedding_figure",
+    "exact_knn",
+    "explanation_figure",
+    "metrics_comparison_figure",
+    "metrics_percent",
+    "page_slice",
+    "pca_project",
+    "prompt_points",
+    "prompt_similarities",
+    "rates_at",
+    "roc_figure",
+    "roc_points",
+    "score_histogram_figure",
+    "score_pair_figure",
+    "slider_range",
+    "threshold_at_tpr",
+    "top_similarities",
+    "umap_project",
+    "warm_umap",
+]

@@ -1,0 +1,237 @@
+"""Thresholds, decision counts and the per-image decision table: numpy and pandas only.
+
+Conventions (as in `negprompt.metrics`): higher score = more in-distribution; an image is
+*accepted* (called ID) when ``score >= threshold`` and *rejected* (called OOD) otherwise.
+A false positive is an OOD image accepted, a false negative an ID image rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "DECISION_FILTERS",
+    "Rates",
+    "decision_counts",
+    "decision_table",
+    "page_slice",
+    "rates_at",
+    "roc_points",
+    "slider_range",
+    "threshold_at_tpr",
+]
+
+DECISION_FILTERS = {
+    "all": "all images",
+    "fp": "false positives (OOD accepted)",
+    "fn": "false negatives (ID rejected)",
+    "accepted": "accepted as ID",
+    "rejected": "rejected as OOD",
+    "misclassified": "ID images with a wrong predicted class",
+}
+"""Names of the gallery filters of `decision_table`, with what they keep."""
+
+
+def threshold_at_tpr(id_scores: ArrayLike, tpr: float = 0.95) -> float:
+    """The score threshold keeping a fraction ``tpr`` of the ID images (the FPR95 threshold for 0.95).
+
+    thr = the ID score at rank k = ceil(tpr · n_id) from the top, so that at least ``tpr`` of the
+    ID images have score >= thr. This is the threshold at which `negprompt.metrics.fpr_at_tpr`
+    counts the accepted OOD images: ``mean(ood >= thr) == fpr_at_tpr(id, ood, tpr)``.
+
+    Args:
+        id_scores: [N_id] scores of ID images, higher = more ID.
+        tpr: fraction of ID images to keep, in (0, 1].
+
+    Returns:
+        The threshold (a float).
+    """
+    pos = np.asarray(id_scores, dtype=np.float64).ravel()
+    if pos.size == 0:
+        raise ValueError("id_scores is empty: a threshold needs at least one ID score")
+    if not 0.0 < tpr <= 1.0:
+        raise ValueError(f"tpr must lie in (0, 1], got {tpr}")
+    pos_desc = np.sort(pos)[::-1]
+    kept = np.arange(1, pos.size + 1, dtype=np.float64) / pos.size  # same arithmetic as metrics
+    return float(pos_desc[int(np.argmax(kept >= tpr))])
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What a threshold does to one (ID, OOD) pair of score sets."""
+
+    threshold: float
+    tpr: float  # fraction of ID images accepted
+    fpr: float  # fraction of OOD images accepted
+    id_accepted: int
+    id_rejected: int
+    ood_accepted: int
+    ood_rejected: int
+
+
+def rates_at(id_scores: ArrayLike, ood_scores: ArrayLike, threshold: float) -> Rates:
+    """TPR, FPR and counts at ``threshold`` (accept when score >= threshold); NaN rates for empty sets.
+
+    Args:
+        id_scores: [N_id] ID scores.
+        ood_scores: [N_ood] OOD scores.
+        threshold: the decision threshold.
+    """
+    pos = np.asarray(id_scores, dtype=np.float64).ravel()
+    neg = np.asarray(ood_scores, dtype=np.float64).ravel()
+    id_acc = int(np.count_nonzero(pos >= threshold))
+    ood_acc = int(np.count_nonzero(neg >= threshold))
+    return Rates(
+        threshold=float(threshold),
+        tpr=id_acc / pos.size if pos.size else float("nan"),
+        fpr=ood_acc / neg.size if neg.size else float("nan"),
+        id_accepted=id_acc,
+        id_rejected=int(pos.size - id_acc),
+        ood_accepted=ood_acc,
+        ood_rejected=int(neg.size - ood_acc),
+    )
+
+
+def decision_counts(scores: pd.DataFrame, score_col: str, threshold: float) -> pd.DataFrame:
+    """Images accepted and rejected per dataset at ``threshold``.
+
+    Args:
+        scores: the run's per-image table with columns ``dataset``, ``split`` and ``score_col``.
+        score_col: the score column, e.g. ``"negprompt/negprompt"``.
+        threshold: accept when score >= threshold.
+
+    Returns:
+        One row per dataset (ID set first, then OOD sets in order of appearance) with columns
+        ``dataset, split, images, accepted, rejected, accepted_pct``.
+    """
+    accepted = scores[score_col].to_numpy() >= threshold
+    frame = pd.DataFrame({"dataset": scores["dataset"].to_numpy(), "split": scores["split"].to_numpy()})
+    frame["accepted"] = accepted
+    grouped = frame.groupby(["dataset", "split"], sort=False)["accepted"].agg(["size", "sum"]).reset_index()
+    grouped.columns = ["dataset", "split", "images", "accepted"]
+    grouped["accepted"] = grouped["accepted"].astype(int)
+    grouped["rejected"] = grouped["images"] - grouped["accepted"]
+    grouped["accepted_pct"] = 100.0 * grouped["accepted"] / grouped["images"]
+    grouped["_order"] = (grouped["split"] != "id").astype(int)
+    return grouped.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def roc_points(
+    id_scores: ArrayLike, ood_scores: ArrayLike, max_points: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve (ID = positive) at every distinct threshold, thinned to about ``max_points``.
+
+    Returns:
+        ``(fpr, tpr)``, two [P] arrays from (0, 0) to (1, 1), non-decreasing.
+    """
+    pos = np.asarray(id_scores, dtype=np.float64).ravel()
+    neg = np.asarray(ood_scores, dtype=np.float64).ravel()
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("an ROC curve needs at least one ID and one OOD score")
+    scores = np.concatenate([pos, neg])
+    is_pos = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    order = np.argsort(-scores, kind="stable")
+    scores, is_pos = scores[order], is_pos[order]
+    last = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), scores.size - 1]
+    tp = np.cumsum(is_pos)[last]
+    fp = (last + 1) - tp
+    tpr = np.r_[0.0, tp / pos.size]
+    fpr = np.r_[0.0, fp / neg.size]
+    if tpr.size > max_points:
+        keep = np.unique(np.r_[np.linspace(0, tpr.size - 1, max_points).astype(int), tpr.size - 1])
+        tpr, fpr = tpr[keep], fpr[keep]
+    return fpr, tpr
+
+
+def slider_range(scores: ArrayLike, steps: int = 1000) -> tuple[float, float, float]:
+    """``(low, high, step)`` for a threshold slider covering every score in ``steps`` steps."""
+    arr = np.asarray(scores, dtype=np.float64).ravel()
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return 0.0, 1.0, 0.001
+    low, high = float(arr.min()), float(arr.max())
+    if high <= low:
+        pad = max(abs(low) * 1e-3, 1e-6)
+        low, high = low - pad, high + pad
+    return low, high, (high - low) / steps
+
+
+def decision_table(
+    scores: pd.DataFrame,
+    score_col: str,
+    threshold: float,
+    *,
+    pred_col: str | None = None,
+    kind: str = "all",
+    datasets: Sequence[str] | None = None,
+    classes: Sequence[int] | None = None,
+    sort: str = "score_desc",
+) -> pd.DataFrame:
+    """Filter and sort the per-image table for a gallery (vectorised; images are never opened).
+
+    Args:
+        scores: the run's per-image table (``dataset``, ``split``, ``path``, ``label``, ...).
+        score_col: the score column deciding acceptance.
+        threshold: accept when score >= threshold.
+        pred_col: the predicted-class column (``pred.<method>``), if any.
+        kind: one of `DECISION_FILTERS`.
+        datasets: keep only these datasets (None or empty = all).
+        classes: keep only images whose true or predicted class is one of these (None or empty = all).
+        sort: ``score_desc``, ``score_asc`` or ``row`` (the order of the run).
+
+    Returns:
+        The kept rows with the original row number as column ``row`` and the added columns
+        ``score``, ``accepted`` and ``pred`` (``-1`` without ``pred_col``).
+    """
+    if kind not in DECISION_FILTERS:
+        raise ValueError(f"unknown filter {kind!r}; choose one of {sorted(DECISION_FILTERS)}")
+    score = scores[score_col].to_numpy()
+    accepted = score >= threshold
+    is_id = scores["split"].to_numpy() == "id"
+    label = scores["label"].to_numpy()
+    pred = scores[pred_col].to_numpy() if pred_col else np.full(len(scores), -1)
+    mask = np.ones(len(scores), dtype=bool)
+    if kind == "fp":
+        mask &= ~is_id & accepted
+    elif kind == "fn":
+        mask &= is_id & ~accepted
+    elif kind == "accepted":
+        mask &= accepted
+    elif kind == "rejected":
+        mask &= ~accepted
+    elif kind == "misclassified":
+        mask &= is_id & (pred != label)
+    if datasets:
+        mask &= scores["dataset"].isin(list(datasets)).to_numpy()
+    if classes:
+        wanted = np.asarray(list(classes))
+        mask &= np.isin(label, wanted) | np.isin(pred, wanted)
+    rows = np.flatnonzero(mask)
+    columns = [c for c in ("dataset", "split", "path", "label", "label_name") if c in scores.columns]
+    out = scores.iloc[rows][columns].copy()
+    out.insert(0, "row", rows)
+    out["score"] = score[rows]
+    out["accepted"] = accepted[rows]
+    out["pred"] = pred[rows]
+    if sort == "score_desc":
+        out = out.sort_values("score", ascending=False, kind="stable")
+    elif sort == "score_asc":
+        out = out.sort_values("score", ascending=True, kind="stable")
+    elif sort != "row":
+        raise ValueError(f"unknown sort {sort!r}; choose score_desc, score_asc or row")
+    return out.reset_index(drop=True)
+
+
+def page_slice(n_items: int, page: int, page_size: int) -> tuple[slice, int]:
+    """The slice of page ``page`` (1-based, clipped to the valid range) and the number of pages (>= 1)."""
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size}")
+    n_pages = max(1, -(-n_items // page_size))
+    page = min(max(1, int(page)), n_pages)
+    start = (page - 1) * page_size
+    return slice(start, min(start + page_size, n_items)), n_pages
