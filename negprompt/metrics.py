@@ -66,15 +66,31 @@ def _pair(id_scores: ArrayLike, ood_scores: ArrayLike) -> tuple[np.ndarray, np.n
     return _scores(id_scores, "id_scores"), _scores(ood_scores, "ood_scores")
 
 
-def _fpr_at_tpr(pos: np.ndarray, neg: np.ndarray, tpr: float) -> float:
-    """Fraction of ``neg`` with score >= thr, thr = the largest score keeping a fraction >= tpr of ``pos``."""
+def _threshold(pos: np.ndarray, tpr: float) -> float:
     if not 0.0 < tpr <= 1.0:
         raise ValueError(f"tpr must lie in (0, 1], got {tpr}")
     pos_desc = np.sort(pos)[::-1]
     # TPR after accepting the k highest positives is k / n, computed as scikit-learn does.
     kept = np.arange(1, pos.size + 1, dtype=np.float64) / pos.size
-    threshold = pos_desc[int(np.argmax(kept >= tpr))]
-    return float(np.count_nonzero(neg >= threshold) / neg.size)
+    return float(pos_desc[int(np.argmax(kept >= tpr))])
+
+
+def _fpr_at_tpr(pos: np.ndarray, neg: np.ndarray, tpr: float) -> float:
+    """Fraction of ``neg`` with score >= thr, thr = the largest score keeping a fraction >= tpr of ``pos``."""
+    return float(np.count_nonzero(neg >= _threshold(pos, tpr)) / neg.size)
+
+
+def threshold_at_tpr(id_scores: ArrayLike, tpr: float = 0.95) -> float:
+    """The score threshold keeping a fraction ``tpr`` of the ID images (the FPR95 threshold for 0.95).
+
+    ``thr`` is the ID score at rank k = ceil(tpr · n_id) from the top, so that at least ``tpr`` of
+    the ID images have score >= thr; `fpr_at_tpr` is the fraction of OOD scores >= thr.
+
+    Args:
+        id_scores: [N_id] scores of ID images, higher = more ID.
+        tpr: fraction of ID images to keep, in (0, 1].
+    """
+    return _threshold(_scores(id_scores, "id_scores"), tpr)
 
 
 def fpr_at_tpr(id_scores: ArrayLike, ood_scores: ArrayLike, tpr: float = 0.95) -> float:

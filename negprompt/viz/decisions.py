@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from negprompt.metrics import threshold_at_tpr
+
 __all__ = [
     "DECISION_FILTERS",
     "Rates",
@@ -35,30 +37,6 @@ DECISION_FILTERS = {
     "misclassified": "ID images with a wrong predicted class",
 }
 """Names of the gallery filters of `decision_table`, with what they keep."""
-
-
-def threshold_at_tpr(id_scores: ArrayLike, tpr: float = 0.95) -> float:
-    """The score threshold keeping a fraction ``tpr`` of the ID images (the FPR95 threshold for 0.95).
-
-    thr = the ID score at rank k = ceil(tpr · n_id) from the top, so that at least ``tpr`` of the
-    ID images have score >= thr. This is the threshold at which `negprompt.metrics.fpr_at_tpr`
-    counts the accepted OOD images: ``mean(ood >= thr) == fpr_at_tpr(id, ood, tpr)``.
-
-    Args:
-        id_scores: [N_id] scores of ID images, higher = more ID.
-        tpr: fraction of ID images to keep, in (0, 1].
-
-    Returns:
-        The threshold (a float).
-    """
-    pos = np.asarray(id_scores, dtype=np.float64).ravel()
-    if pos.size == 0:
-        raise ValueError("id_scores is empty: a threshold needs at least one ID score")
-    if not 0.0 < tpr <= 1.0:
-        raise ValueError(f"tpr must lie in (0, 1], got {tpr}")
-    pos_desc = np.sort(pos)[::-1]
-    kept = np.arange(1, pos.size + 1, dtype=np.float64) / pos.size  # same arithmetic as metrics
-    return float(pos_desc[int(np.argmax(kept >= tpr))])
 
 
 @dataclass(frozen=True)
