@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from negprompt import viz
-from negprompt.rundir import load_run, synthetic_run
+from negprompt.rundir import load_run
+from negprompt.synthetic import synthetic_run
 
 APP = Path(__file__).resolve().parent.parent / "app" / "app.py"
 SCORE = "negprompt/negprompt"

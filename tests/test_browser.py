@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from negprompt.commands.app import streamlit_command
-from negprompt.rundir import synthetic_run
+from negprompt.synthetic import synthetic_run
 
 pytestmark = pytest.mark.browser
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from negprompt import rundir as R
 from negprompt.metrics import FPR_CONVENTION, accuracy, ood_metrics
+from negprompt.synthetic import synthetic_run
 
 # --------------------------------------------------------------------------- hand-made parts of a run
 
@@ -318,7 +319,7 @@ def test_missing_folder_and_damaged_parts_on_access(tmp_path):
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    return R.synthetic_run(
+    return synthetic_run(
         tmp_path_factory.mktemp("synthetic") / "runs" / "demo", n_id=24, ood_sets={"near": 8, "far": 8}
     )
 
@@ -455,9 +456,9 @@ def test_synthetic_run_is_complete_and_consistent(synthetic):
 
 
 def test_synthetic_run_options(tmp_path):
-    a = R.synthetic_run(tmp_path / "a", seed=3, n_classes=14, n_id=20, ood_sets={"o": 5}, dim=8, m=1,
+    a = synthetic_run(tmp_path / "a", seed=3, n_classes=14, n_id=20, ood_sets={"o": 5}, dim=8, m=1,
                         random_weights=False, image_dir=tmp_path / "imgs")  # fmt: skip
-    b = R.synthetic_run(tmp_path / "b", seed=3, n_classes=14, n_id=20, ood_sets={"o": 5}, dim=8, m=1,
+    b = synthetic_run(tmp_path / "b", seed=3, n_classes=14, n_id=20, ood_sets={"o": 5}, dim=8, m=1,
                         image_dir=tmp_path / "imgs-b")  # fmt: skip
     ra, rb = R.load_run(a), R.load_run(b)
     assert not ra.random_weights and rb.random_weights
@@ -468,11 +469,11 @@ def test_synthetic_run_options(tmp_path):
     cols = ra.score_columns
     pd.testing.assert_frame_equal(ra.scores[cols], rb.scores[cols])  # same seed, same numbers
     with pytest.raises(R.RunExistsError):
-        R.synthetic_run(tmp_path / "a", image_dir=tmp_path / "never")
+        synthetic_run(tmp_path / "a", image_dir=tmp_path / "never")
     assert not (tmp_path / "never").exists()  # refused before any image was written
-    assert R.synthetic_run(tmp_path / "a", unique=True, n_id=5, ood_sets={"o": 2}).name == "a-2"
+    assert synthetic_run(tmp_path / "a", unique=True, n_id=5, ood_sets={"o": 2}).name == "a-2"
     with pytest.raises(ValueError, match="n_id"):
-        R.synthetic_run(tmp_path / "c", n_id=0)
+        synthetic_run(tmp_path / "c", n_id=0)
 
 
 def test_software_versions():

@@ -285,7 +285,8 @@ def test_prompt_similarities_explain_the_decision():
 
 
 def test_viz_on_a_synthetic_run(tmp_path):
-    from negprompt.rundir import load_run, synthetic_run
+    from negprompt.rundir import load_run
+    from negprompt.synthetic import synthetic_run
 
     run = load_run(synthetic_run(tmp_path / "run", image_dir=tmp_path / "images"))
     column = "negprompt/negprompt"
