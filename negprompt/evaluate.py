@@ -169,8 +169,9 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
                 )
             )
     ood_names = [d for d in dict.fromkeys(metrics["dataset"]) if d != "mean"] + ["mean"]
-    header = ["method".ljust(28)] + [f"{d[:16]:>17}" for d in ood_names] + ["   ID acc"]
-    sub = [" " * 28] + [f"{'FPR95 / AUROC':>17}" for _ in ood_names] + [""]
+    width = [max(17, len(d) + 2) for d in ood_names]  # long set names widen their column
+    header = ["method".ljust(28)] + [f"{d:>{w}}" for d, w in zip(ood_names, width)] + ["   ID acc"]
+    sub = [" " * 28] + [f"{'FPR95 / AUROC':>{w}}" for w in width] + [""]
     lines = ["".join(header), "".join(sub)]
     for method, score in rows:
         sel = metrics[(metrics["method"] == method) & (metrics["score"] == score)].set_index("dataset")
@@ -179,7 +180,8 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
         label = LABELS.get(method, method) if HEADLINE.get(method) == score else f"{method} ({score} score)"
         cells = [f"{100 * sel.at[d, 'fpr95']:6.2f} / {100 * sel.at[d, 'auroc']:6.2f}" for d in ood_names]
         acc = sel["id_acc"].iloc[0]
-        lines.append(label[:27].ljust(28) + "".join(f"{c:>17}" for c in cells) + f"   {100 * acc:6.2f}")
+        row = "".join(f"{c:>{w}}" for c, w in zip(cells, width))
+        lines.append(label[:27].ljust(28) + row + f"   {100 * acc:6.2f}")
     lines.append(f"({M.FPR_CONVENTION}; all values in %)")
     return "\n".join(lines)
 

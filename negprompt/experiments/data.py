@@ -1,0 +1,276 @@
+"""The image sets of an experiment: few-shot training and validation images, ID test set, OOD sets."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from negprompt.backbone import Backbone
+from negprompt.data import (
+    OOD_SETS,
+    ImageSet,
+    Protocol,
+    class_subset,
+    few_shot_split,
+    hard_ood_sets,
+    imagenet_classes,
+    imagenet_split,
+    materialize_demo,
+    ood_folder,
+    protocol,
+)
+from negprompt.evaluate import EvalSet
+from negprompt.features import CachedFeatures, extract_features
+
+from .config import ExperimentConfig
+
+log = logging.getLogger("negprompt.experiments")
+
+
+@dataclass
+class ExperimentData:
+    """What an experiment trains and evaluates on (image lists only, no pixels).
+
+    Attributes:
+        benchmark: a readable name of the benchmark (``ImageNet-1k``, ``P1``, ``demo`` …).
+        class_names: the C ID class names the test images are labelled with, in label order.
+        train_classes: indices into ``class_names`` of the classes the prompts are learned on
+            (all of them, except in open-vocabulary runs).
+        train: few-shot training images, labels 0..len(train_classes)-1 in ``train_classes`` order.
+        val: validation images (same labels as ``train``, disjoint from it; empty with 0 per class).
+        id_test: ID test images, labels over ``class_names``.
+        ood: OOD test sets by name (labels -1).
+        facts: JSON-ready details recorded with the run (protocol lists, counts …).
+    """
+
+    benchmark: str
+    class_names: list[str]
+    train_classes: list[int]
+    train: ImageSet
+    val: ImageSet
+    id_test: ImageSet
+    ood: dict[str, ImageSet]
+    facts: dict = field(default_factory=dict)
+
+    @property
+    def train_class_names(self) -> list[str]:
+        """Names of the classes the prompts are learned on."""
+        return [self.class_names[i] for i in self.train_classes]
+
+    @property
+    def roots(self) -> list[Path]:
+        """Distinct roots of the evaluated sets (the folders the dashboard may serve images from)."""
+        return list(dict.fromkeys([self.id_test.root, *(s.root for s in self.ood.values())]))
+
+    def describe(self) -> dict:
+        """JSON-ready counts and names."""
+        return {
+            "benchmark": self.benchmark,
+            "n_classes": len(self.class_names),
+            "n_train_classes": len(self.train_classes),
+            "n_train": len(self.train),
+            "n_val": len(self.val),
+            "n_id_test": len(self.id_test),
+            "ood": {name: len(s) for name, s in self.ood.items()},
+            **self.facts,
+        }
+
+    def __repr__(self) -> str:
+        ood = ", ".join(f"{name} ({len(s)})" for name, s in self.ood.items())
+        return (
+            f"ExperimentData({self.benchmark}: {len(self.class_names)} ID classes, prompts learned on "
+            f"{len(self.train_classes)}; train {len(self.train)}, val {len(self.val)}, "
+            f"ID test {len(self.id_test)}; OOD {ood})"
+        )
+
+
+def _imagenet_classes(config: ExperimentConfig) -> list[int]:
+    """ImageNet class indices of the ID classes: all 1000, the first ``classes``, or ``id_classes``."""
+    if config.id_classes is None:
+        return list(range(config.classes or 1000))
+    info = imagenet_classes()
+    by_synset = {c.synset: c.index for c in info}
+    by_name: dict[str, list[int]] = {}
+    for c in info:
+        by_name.setdefault(c.name.lower(), []).append(c.index)
+    out = []
+    for item in config.id_classes:
+        text = item.strip()
+        if text.isdigit() and int(text) < 1000:
+            out.append(int(text))
+        elif text in by_synset:
+            out.append(by_synset[text])
+        elif len(by_name.get(text.lower(), [])) == 1:
+            out.append(by_name[text.lower()][0])
+        elif text.lower() in by_name:
+            raise ValueError(
+                f"ImageNet class name {text!r} is ambiguous (classes {by_name[text.lower()]}); "
+                "give the synset or the class index instead"
+            )
+        else:
+            raise ValueError(
+                f"ID class {text!r} is not an ImageNet-1k class: give synsets (n01440764), class "
+                "indices (0-999) or clean class names (see negprompt.data.imagenet_classes())"
+            )
+    if len(set(out)) != len(out):
+        raise ValueError(f"id_classes lists a class twice: {config.id_classes}")
+    return out
+
+
+def _conventional_ood(config: ExperimentConfig) -> dict[str, ImageSet]:
+    names = config.ood_sets or list(OOD_SETS)
+    sets = [ood_folder(config.data_root_path(), n) for n in names]
+    return {s.name: s for s in sets}
+
+
+def _restrict(imageset: ImageSet, keep: list[int], names: list[str]) -> ImageSet:
+    """Keep the classes ``keep`` (old labels, in new label order), relabelled 0..len(keep)-1."""
+    return imageset.with_labels_remapped(keep, names, drop_unmapped=True)
+
+
+def _named_classes(config: ExperimentConfig, available: tuple[str, ...], what: str) -> list[int] | None:
+    """Label indices of ``id_classes`` (or the first ``classes``) among ``available``; None = all."""
+    if config.id_classes is None:
+        if config.classes is None or config.classes >= len(available):
+            return None
+        return list(range(config.classes))
+    missing = [c for c in config.id_classes if c not in available]
+    if missing:
+        raise ValueError(
+            f"ID classes {missing} are not classes of the {what} ID set; its classes are: "
+            + ", ".join(repr(c) for c in available)
+        )
+    return [available.index(c) for c in config.id_classes]
+
+
+def _limited_protocol(config: ExperimentConfig) -> Protocol:
+    p = protocol(config.protocol or "")
+    if config.classes is None:
+        return p
+    n = config.classes
+    return Protocol(p.name, p.known[:n], p.negative, p.unknown[:n])
+
+
+def load_data(config: ExperimentConfig) -> ExperimentData:
+    """List the images of an experiment and draw its few-shot and validation splits.
+
+    Nothing is decoded: this only checks the layout (a missing folder is an error that shows the
+    expected tree) and lists files, so it fails fast before any model is loaded.
+    """
+    root = config.data_root_path()
+    facts: dict = {}
+    if config.benchmark == "imagenet":
+        classes = _imagenet_classes(config)
+        train_all = imagenet_split(root, "train", classes)
+        id_test = imagenet_split(root, "val", classes)
+        ood = _conventional_ood(config)
+        benchmark = "ImageNet-1k"
+        facts["imagenet_classes"] = classes
+    elif config.benchmark == "protocol":
+        p = _limited_protocol(config)
+        sets = hard_ood_sets(root, p)
+        train_all, id_test = sets.id_train, sets.id_test
+        ood = {sets.ood_test.name: sets.ood_test} if sets.ood_test is not None else _conventional_ood(config)
+        benchmark = p.name
+        facts["protocol"] = {"name": p.name, "known": p.known, "negative": p.negative, "unknown": p.unknown}
+    else:
+        train_all, id_test, ood, benchmark = _small_benchmark(config)
+        keep = _named_classes(config, train_all.class_names, benchmark)
+        if keep is not None:
+            names = [train_all.class_names[i] for i in keep]
+            train_all, id_test = _restrict(train_all, keep, names), _restrict(id_test, keep, names)
+    class_names = list(id_test.class_names)
+    if list(train_all.class_names) != class_names:
+        raise ValueError(
+            f"the training and test sets of {benchmark} have different classes "
+            f"({list(train_all.class_names)[:5]} … vs {class_names[:5]} …)"
+        )
+    train_classes = list(range(len(class_names)))
+    if config.open_vocab_fraction is not None:
+        seed = None
+        if config.open_vocab_mode == "random":
+            seed = config.seed if config.open_vocab_seed is None else config.open_vocab_seed
+        train_classes = class_subset(
+            len(class_names), config.open_vocab_fraction, seed, config.open_vocab_mode
+        )
+        facts["open_vocab"] = {
+            "fraction": config.open_vocab_fraction,
+            "mode": config.open_vocab_mode,
+            "seed": seed,
+            "train_classes": train_classes,
+        }
+        train_all = _restrict(train_all, train_classes, [class_names[i] for i in train_classes])
+    train, val = few_shot_split(train_all, config.shots, config.val_per_class, config.seed)
+    return ExperimentData(benchmark, class_names, train_classes, train, val, id_test, ood, facts)
+
+
+def _small_benchmark(config: ExperimentConfig) -> tuple[ImageSet, ImageSet, dict[str, ImageSet], str]:
+    """The demo, the full Fashion-MNIST demo or CIFAR: (ID train, ID test, OOD sets, name)."""
+    root = config.data_root_path()
+    if config.benchmark in ("demo", "demo-full"):
+        demo = materialize_demo(root, full=config.benchmark == "demo-full")
+        return demo.id_train, demo.id_test, demo.ood, config.benchmark
+    from negprompt.data import cifar
+
+    which = 10 if config.benchmark == "cifar10" else 100
+    data = cifar(root, which)
+    return data.id_train, data.id_test, {data.ood.name: data.ood}, f"CIFAR-{which}"
+
+
+@dataclass
+class Features:
+    """Cached image features of an experiment.
+
+    Attributes:
+        train: one :class:`CachedFeatures` per view of the training images (view 0 = test transform).
+        val: validation features, or None when there are no validation images.
+        id_test: ID test features with their set.
+        ood: OOD test features, one per OOD set.
+    """
+
+    train: list[CachedFeatures]
+    val: CachedFeatures | None
+    id_test: EvalSet
+    ood: list[EvalSet]
+
+
+def default_cache_dir() -> Path:
+    """The feature cache: ``$NEGPROMPT_CACHE`` or ``~/.cache/negprompt/features``."""
+    env = os.environ.get("NEGPROMPT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "negprompt" / "features"
+
+
+def extract_all(
+    backbone: Backbone, data: ExperimentData, config: ExperimentConfig, *, progress: bool = True
+) -> Features:
+    """Image features of every set of ``data`` (computed once, then read from the cache).
+
+    The training images get ``config.n_views`` views (view 0 = test transform, the others seeded
+    augmentations); the validation, ID test and OOD images the test transform only.
+    """
+    cache = Path(os.path.expanduser(config.cache_dir)) if config.cache_dir else default_cache_dir()
+
+    def extract(imageset: ImageSet, view: int = 0) -> CachedFeatures:
+        return extract_features(
+            backbone,
+            imageset,
+            cache_dir=cache,
+            view=view,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            num_workers=config.num_workers,
+            progress=progress,
+        )
+
+    views = [extract(data.train, v) for v in range(config.n_views)]
+    if any(not np.array_equal(v.labels, views[0].labels) for v in views[1:]):
+        raise ValueError("the feature views of the training images disagree (unreadable files?)")
+    val = extract(data.val) if len(data.val) else None
+    id_test = EvalSet(data.id_test.name, extract(data.id_test), data.id_test.root)
+    ood = [EvalSet(name, extract(s), s.root) for name, s in data.ood.items()]
+    log.info("image features ready (cache %s)", cache)
+    return Features(views, val, id_test, ood)

@@ -1,0 +1,298 @@
+"""One experiment, step by step: data and features, both training stages, evaluation, run directory.
+
+Example::
+
+    exp = Experiment(ExperimentConfig.for_preset("demo"))
+    exp.prepare()        # lists the images, loads the backbone, computes (or reuses) cached features
+    exp.train()          # stage 1 (CoOp positives), then stage 2 (NegPrompt negatives)
+    exp.evaluate()       # zero-shot MCM, CoOp + MCM and NegPrompt on every OOD set
+    print(exp.table())
+    exp.write("runs/my-demo")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from negprompt.backbone import Backbone, load_backbone
+from negprompt.evaluate import Evaluation, Method, evaluate, format_table, write_evaluation
+from negprompt.prompts import PromptConfig
+from negprompt.train import TrainResult, train_prompts
+
+from .config import ExperimentConfig
+from .data import ExperimentData, Features, extract_all, load_data
+from .methods import capture_log, learned_method, zeroshot_method
+
+log = logging.getLogger("negprompt.experiments")
+METHODS = ("zeroshot", "coop", "negprompt")
+
+
+class Experiment:
+    """An experiment whose steps can be run (and inspected) one at a time.
+
+    Args:
+        config: the settings.
+        work_dir: folder for checkpoints, learned prompts and the log while the run is in progress
+            (``None``: checkpoints are not written and prompt files go to a temporary folder).
+        resume: continue the training stages from the checkpoints in ``work_dir``.
+        progress: show progress bars.
+        backbone: an already loaded backbone to use instead of loading ``config.model``.
+        data: the experiment's images if already listed (``load_data(config)``).
+
+    After each step its results are attributes: ``data`` (:class:`ExperimentData`), ``backbone``,
+    ``features`` (:class:`Features`), ``stage1`` / ``stage2`` (:class:`negprompt.train.TrainResult`),
+    ``methods`` (:class:`negprompt.evaluate.Method` per method) and ``evaluation``.
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        work_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        backbone: Backbone | None = None,
+        data: ExperimentData | None = None,
+    ) -> None:
+        self.config = config
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.resume = resume
+        self.progress = progress
+        if backbone is not None and backbone.name != config.model:
+            raise ValueError(f"the backbone given is {backbone.name!r} but config.model is {config.model!r}")
+        self.backbone: Backbone | None = backbone
+        self.data: ExperimentData | None = data
+        self.features: Features | None = None
+        self.stage1: TrainResult | None = None
+        self.stage2: TrainResult | None = None
+        self.methods: dict[str, Method] = {}
+        self.evaluation: Evaluation | None = None
+        self._log: list[str] = []
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def __repr__(self) -> str:
+        done = [
+            step
+            for step, ok in (
+                ("data", self.data is not None),
+                ("features", self.features is not None),
+                ("stage 1", self.stage1 is not None and self.stage1.completed),
+                ("stage 2", self.stage2 is not None and self.stage2.completed),
+                ("evaluation", self.evaluation is not None),
+            )
+            if ok
+        ]
+        steps = ", ".join(done) or "nothing yet"
+        return f"Experiment({self.config.preset!r}, model={self.config.model!r}, done: {steps})"
+
+    # ------------------------------------------------------------------ steps
+
+    def load_data(self) -> ExperimentData:
+        """List the images and draw the few-shot split (fast; checks the data layout)."""
+        if self.data is None:
+            with self._capture():
+                self.data = load_data(self.config)
+        return self.data
+
+    def load_backbone(self) -> Backbone:
+        """Load the frozen backbone of ``config`` (once)."""
+        if self.backbone is None:
+            c = self.config
+            device = c.device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            with self._capture():
+                self.backbone = load_backbone(c.model, c.pretrained, device=device, precision=c.precision)
+                log.info("backbone %s, weights %s, on %s", c.model, self.backbone.weights, device)
+        return self.backbone
+
+    def prepare(self) -> Experiment:
+        """Data, backbone and image features (computed once, then read from the cache). Returns self."""
+        data, backbone = self.load_data(), self.load_backbone()
+        if self.features is not None:
+            return self
+        with self._capture():
+            log.info("%r", data)
+            self.features = extract_all(backbone, data, self.config, progress=self.progress)
+        return self
+
+    def train(self, stages: Sequence[int] = (1, 2), *, stop_after_epoch: int | None = None) -> Experiment:
+        """Train stage 1 (CoOp positives) and/or stage 2 (NegPrompt negatives). Returns self.
+
+        Args:
+            stages: which stages to run now (stage 2 needs a finished stage 1).
+            stop_after_epoch: stop each stage after this many finished epochs (for a run to be
+                resumed later; the stage is then incomplete).
+        """
+        if self.features is None:
+            self.prepare()
+        assert self.features is not None and self.data is not None and self.backbone is not None
+        feats, data = self.features, self.data
+        common = dict(
+            val_features=None if feats.val is None else feats.val.features,
+            val_labels=None if feats.val is None else feats.val.labels,
+            resume=self.resume,
+            stop_after_epoch=stop_after_epoch,
+            progress=self.progress,
+        )
+        views = [v.features for v in feats.train]
+        labels = feats.train[0].labels
+        names = data.train_class_names
+        with self._capture():
+            if 1 in stages:
+                log.info("stage 1 (CoOp): %d images of %d classes", len(labels), len(names))
+                self.stage1 = train_prompts(
+                    self.backbone, names, views, labels, self.config.train_config(1),
+                    prompt_config=PromptConfig(n_neg=self.config.n_neg),
+                    checkpoint_dir=self._checkpoints(1), **common,
+                )  # fmt: skip
+                if not self.stage1.completed:
+                    log.info("stage 1 stopped after epoch %d", len(self.stage1.history))
+                    return self
+                self._add_learned("coop", self.stage1)
+            if 2 in stages:
+                if self.stage1 is None or not self.stage1.completed:
+                    raise RuntimeError("stage 2 needs a finished stage 1: call train(stages=(1,)) first")
+                log.info("stage 2 (NegPrompt): %d negative contexts", self.config.n_neg)
+                self.stage2 = train_prompts(
+                    self.backbone, names, views, labels, self.config.train_config(2),
+                    learner=self.stage1.learner, checkpoint_dir=self._checkpoints(2), **common,
+                )  # fmt: skip
+                if self.stage2.completed:
+                    self._add_learned("negprompt", self.stage2)
+                else:
+                    log.info("stage 2 stopped after epoch %d", len(self.stage2.history))
+        return self
+
+    def evaluate(self) -> Evaluation:
+        """Score every ID test and OOD image with zero-shot MCM, CoOp + MCM and NegPrompt."""
+        if self.stage2 is None or not self.stage2.completed:
+            raise RuntimeError("train both stages before evaluating (Experiment.train())")
+        assert self.features is not None and self.data is not None and self.backbone is not None
+        with self._capture():
+            if "zeroshot" not in self.methods:
+                self.methods["zeroshot"] = zeroshot_method(
+                    self.backbone, self.data.class_names, PromptConfig(n_neg=self.config.n_neg)
+                )
+            methods = [self.methods[m] for m in METHODS]
+            self.evaluation = evaluate(
+                methods,
+                self.features.id_test,
+                self.features.ood,
+                self.data.class_names,
+                temperature=self.config.temperature,
+            )
+            log.info("evaluated %d images", len(self.evaluation.scores))
+        return self.evaluation
+
+    def run(self) -> Evaluation:
+        """All steps: :meth:`prepare`, :meth:`train`, :meth:`evaluate`."""
+        self.prepare()
+        if self.stage2 is None or not self.stage2.completed:
+            self.train()
+        return self.evaluate()
+
+    # ------------------------------------------------------------------ results
+
+    def table(self) -> str:
+        """The paper-shaped results table (FPR95 / AUROC per OOD set, mean, ID accuracy)."""
+        if self.evaluation is None:
+            raise RuntimeError("evaluate() first")
+        text = format_table(self.evaluation.metrics)
+        if self.backbone is not None and self.backbone.warning:
+            text = f"!!! {self.backbone.warning}\n{text}"
+        return text
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """The metrics table (one row per method, score and OOD set, plus ``mean`` rows)."""
+        if self.evaluation is None:
+            raise RuntimeError("evaluate() first")
+        return self.evaluation.metrics
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Per-epoch training records of both stages (column ``stage``)."""
+        rows = [
+            {"stage": r.stage, **h} for r in (self.stage1, self.stage2) if r is not None for h in r.history
+        ]
+        return pd.DataFrame(rows)
+
+    def record(self) -> dict:
+        """The ``experiment`` section of the run's config.json: settings, data, training, selection."""
+        assert self.data is not None
+        stages = []
+        for result in (self.stage1, self.stage2):
+            if result is not None:
+                summary = result.summary()
+                summary.pop("checkpoint", None)
+                stages.append(summary)
+        return {
+            "preset": self.config.preset,
+            "settings": self.config.to_dict(),
+            "data": self.data.describe(),
+            "train_class_names": self.data.train_class_names,
+            "stages": stages,
+            "selection": {
+                "policy": self.config.select,
+                "selected_epochs": {f"stage{s['stage']}": s["selected_epoch"] for s in stages},
+            },
+            "seeds": {"sampling": self.config.seed, "training": self.config.seed},
+            "table_rows": {
+                m: s for m, s in (("zeroshot", "mcm"), ("coop", "mcm"), ("negprompt", "negprompt"))
+            },
+        }
+
+    def write(self, out: str | os.PathLike, *, unique: bool = False) -> Path:
+        """Write the run directory (atomically; an existing one is never overwritten). Returns its path."""
+        if self.evaluation is None:
+            self.evaluate()
+        assert self.evaluation is not None and self.data is not None and self.backbone is not None
+        log_file = self.work_dir / "log.txt" if self.work_dir is not None else None
+        lines = (
+            log_file.read_text(encoding="utf-8") if log_file and log_file.is_file() else "\n".join(self._log)
+        )
+        text = lines.rstrip("\n") + "\n\n" + self.table() + "\n"
+        return write_evaluation(
+            out,
+            self.evaluation,
+            kind=self.config.kind,
+            backbone=self.backbone,
+            class_names=self.data.class_names,
+            data_roots=self.data.roots,
+            id_name=self.data.id_test.name,
+            experiment=self.record(),
+            train_class_names=self.data.train_class_names,
+            log=text,
+            unique=unique,
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _checkpoints(self, stage: int) -> Path | None:
+        return None if self.work_dir is None else self.work_dir / "checkpoints" / f"stage{stage}"
+
+    def _prompt_dir(self) -> Path:
+        if self.work_dir is not None:
+            return self.work_dir / "prompts"
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="negprompt-prompts-")
+        return Path(self._tmp.name)
+
+    def _add_learned(self, name: str, result: TrainResult) -> None:
+        assert self.data is not None and self.backbone is not None
+        self.methods[name] = learned_method(
+            name, result, self.backbone, self.data.class_names, self.data.train_class_names,
+            self._prompt_dir(),
+        )  # fmt: skip
+        log.info("%s: kept epoch %d (%s)", name, result.selected_epoch, result.selected)
+
+    def _capture(self):
+        return capture_log(self._log, self.work_dir / "log.txt" if self.work_dir else None)

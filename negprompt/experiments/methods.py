@@ -1,0 +1,101 @@
+"""The three methods an experiment compares, as text features of all ID classes.
+
+* ``zeroshot``: hand-made prompts "a photo of a <class>" (MCM, Ming et al., NeurIPS 2022);
+* ``coop``: the stage-1 learned positive context (CoOp, Zhou et al., IJCV 2022), MCM score;
+* ``negprompt``: the stage-1 positives plus the stage-2 negative contexts (Li et al., CVPR 2024).
+
+Learned contexts are shared by all classes, so they are paired with every ID class name, including
+classes never seen in training (open vocabulary).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from negprompt.backbone import Backbone
+from negprompt.evaluate import Method
+from negprompt.promptfile import save_prompts
+from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
+from negprompt.train import TrainResult
+
+
+def zeroshot_method(
+    backbone: Backbone, class_names: Sequence[str], prompt_config: PromptConfig | None = None
+) -> Method:
+    """Zero-shot prompts "a photo of a <class>": positive text features ``[C, D]``, no negatives."""
+    learner = PromptLearner(TextEncoder(backbone), prompt_config or PromptConfig())
+    with torch.no_grad():
+        pos = learner.positive_features(learner.class_names(class_names)).float().cpu()
+    tokens = {"positive": learner.context_tokens()["positive"], "negative": []}
+    return Method("zeroshot", pos, None, context_tokens=tokens)
+
+
+def learned_method(
+    name: str,
+    result: TrainResult,
+    backbone: Backbone,
+    class_names: Sequence[str],
+    train_class_names: Sequence[str],
+    prompt_dir: str | os.PathLike,
+) -> Method:
+    """A trained stage as a method, its contexts paired with all ``class_names``.
+
+    Args:
+        name: ``coop`` (stage 1: positives only) or ``negprompt`` (stage 2: positives + negatives).
+        result: the finished stage.
+        class_names: the C classes to evaluate on (text features ``[C, D]`` and ``[C, M, D]``).
+        train_class_names: the classes the contexts were learned on (recorded in the prompts file).
+        prompt_dir: where ``<name>.safetensors`` / ``<name>.json`` are written.
+    """
+    if name not in ("coop", "negprompt"):
+        raise ValueError(f"a learned method is 'coop' or 'negprompt', not {name!r}")
+    learner = result.learner
+    extra = {k: v for k, v in result.summary().items() if k not in ("history", "checkpoint")}
+    files = save_prompts(Path(prompt_dir) / name, learner, backbone, list(train_class_names), extra=extra)
+    with torch.no_grad():
+        classes = learner.class_names(class_names)
+        pos = learner.positive_features(classes).float().cpu()
+        neg = learner.negative_features(classes).float().cpu() if name == "negprompt" else None
+    tokens = learner.context_tokens()
+    if name == "coop":
+        tokens["negative"] = []
+    return Method(name, pos, neg, context_tokens=tokens, prompt_file=files)
+
+
+@contextlib.contextmanager
+def capture_log(lines: list[str], file: Path | None = None) -> Iterator[None]:
+    """Collect the package's INFO log lines into ``lines`` (and append them to ``file``)."""
+    package = logging.getLogger("negprompt")
+    handler = _ListHandler(lines, file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    level = package.level
+    package.addHandler(handler)
+    package.setLevel(min(package.getEffectiveLevel(), logging.INFO))
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+        handler.close()
+
+
+class _ListHandler(logging.Handler):
+    """Append formatted records to a list and, optionally, to a file."""
+
+    def __init__(self, lines: list[str], file: Path | None) -> None:
+        super().__init__(logging.INFO)
+        self.lines, self.file = lines, file
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        self.lines.append(text)
+        if self.file is not None:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.file, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")

@@ -1,0 +1,147 @@
+"""Run an experiment end to end into a run directory, with a resumable work folder beside it.
+
+While a run is in progress, its checkpoints, learned prompts and log live in ``<out>.partial/``
+(with ``experiment.json``, the settings it was started with). The run directory ``<out>`` is written
+atomically at the very end, then the work folder is removed. An interrupted run continues with
+``resume=True`` (``--resume``) from the last finished epoch, with the same result as an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from negprompt.backbone import Backbone
+from negprompt.rundir import RunExistsError
+
+from .config import ExperimentConfig
+from .data import load_data
+from .experiment import Experiment
+
+log = logging.getLogger("negprompt.experiments")
+WORK_SUFFIX = ".partial"
+SETTINGS_FILE = "experiment.json"
+
+
+class WorkDirError(FileExistsError):
+    """A work folder that holds another run, or an interrupted run that was not asked to resume."""
+
+
+def work_dir_for(out: str | os.PathLike) -> Path:
+    """The work folder of run directory ``out``: ``<out>.partial`` beside it."""
+    out = Path(os.path.abspath(os.path.expanduser(out)))
+    return out.with_name(out.name + WORK_SUFFIX)
+
+
+def free_run_path(out: str | os.PathLike, unique: bool = False) -> Path:
+    """``out`` if no file or folder has that name; else ``out-2``, ``out-3`` … with ``unique``.
+
+    Raises:
+        RunExistsError: ``out`` exists and ``unique`` is False (nothing is touched).
+    """
+    out = Path(os.path.abspath(os.path.expanduser(out)))
+    candidate, k = out, 1
+    while os.path.lexists(candidate):
+        k += 1
+        candidate = out.with_name(f"{out.name}-{k}")
+    if candidate != out and not unique:
+        raise RunExistsError(
+            f"run directory {out} already exists and is never overwritten; choose another --out "
+            f"(e.g. {candidate}) or pass --unique to write {candidate.name} (nothing was changed)"
+        )
+    return candidate
+
+
+def _has_progress(work: Path) -> bool:
+    return any((work / "checkpoints").rglob("checkpoint.pt")) if (work / "checkpoints").is_dir() else False
+
+
+def check_work_dir(config: ExperimentConfig, out: Path, resume: bool) -> Path:
+    """Check that the work folder of ``out`` may be used; returns its path (nothing is written).
+
+    A work folder with training checkpoints is continued only with ``resume`` and the same settings;
+    one without checkpoints (a run that failed before training) is simply started again.
+    """
+    work = work_dir_for(out)
+    if not _has_progress(work):
+        return work
+    if not resume:
+        raise WorkDirError(
+            f"{work} holds an unfinished run of {out.name}; pass --resume (resume=True) to continue it, "
+            "or delete that folder to start afresh (nothing was changed)"
+        )
+    settings = work / SETTINGS_FILE
+    saved = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else {}
+    diffs = config.differences(saved)
+    if diffs:
+        raise WorkDirError(
+            f"cannot resume {work}: it was started with other settings ("
+            + "; ".join(diffs)
+            + "). Resume with the same settings, or choose another --out."
+        )
+    return work
+
+
+def open_work_dir(config: ExperimentConfig, out: Path, resume: bool) -> Path:
+    """Create (or, resuming, check and reuse) the work folder of ``out``; returns it."""
+    work = check_work_dir(config, out, resume)
+    if _has_progress(work):
+        log.info("resuming the unfinished run in %s", work)
+    else:
+        (work / "log.txt").unlink(missing_ok=True)  # the log of an attempt that trained nothing
+    work.mkdir(parents=True, exist_ok=True)
+    settings = work / SETTINGS_FILE
+    tmp = settings.with_name(settings.name + ".tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
+    os.replace(tmp, settings)
+    return work
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    unique: bool = False,
+    backbone: Backbone | None = None,
+) -> Path:
+    """Run an experiment end to end and write its run directory; returns the directory's path.
+
+    Lists the data (a wrong layout fails here, before any model is loaded), loads the backbone,
+    computes or reuses the cached image features, trains both stages (checkpoints in
+    ``<out>.partial/``), evaluates zero-shot MCM, CoOp + MCM and NegPrompt on every OOD set and
+    writes ``out`` atomically. The work folder is removed once the run directory exists.
+
+    Args:
+        config: the settings (:meth:`ExperimentConfig.for_preset`).
+        out: the run directory to create; an existing one is never overwritten.
+        resume: continue an interrupted run of the same settings from ``<out>.partial/``.
+        progress: show progress bars.
+        unique: if ``out`` exists, write ``out-2``, ``out-3`` … instead of refusing.
+        backbone: an already loaded backbone (must be ``config.model``).
+
+    Raises:
+        RunExistsError: ``out`` exists and ``unique`` is False.
+        WorkDirError: an unfinished run is in the work folder and ``resume`` is False, or it was
+            started with other settings.
+    """
+    out = free_run_path(out, unique)
+    check_work_dir(config, out, resume)
+    data = load_data(config)  # a wrong data layout fails here, before anything is written
+    work = open_work_dir(config, out, resume)
+    experiment = Experiment(
+        config, work_dir=work, resume=True, progress=progress, backbone=backbone, data=data
+    )
+    try:
+        experiment.run()
+        path = experiment.write(out, unique=False)
+    except KeyboardInterrupt:
+        log.warning("interrupted: finished epochs are kept in %s; rerun with --resume to continue", work)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return path

@@ -1,0 +1,75 @@
+"""`negprompt demo` end to end: the embedded benchmark with the tiny model, then the dashboard."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from negprompt.cli import main
+from negprompt.rundir import load_run
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """Data root and feature cache shared by the tests of this module (written once)."""
+    root = tmp_path_factory.mktemp("demo")
+    return ["--data-root", str(root / "data"), "--cache-dir", str(root / "cache"), "--no-progress"]
+
+
+def test_demo_fast_end_to_end(tmp_path, shared, capsys):
+    out = tmp_path / "demo-run"
+    assert main(["demo", "--fast", "--out", str(out), "--no-app", *shared]) == 0
+    printed = capsys.readouterr().out
+    assert "RANDOM WEIGHTS" in printed and "demo/near-ood" in printed and "demo/far-ood" in printed
+    for label in ("MCM (zero-shot)", "CoOp + MCM", "NegPrompt", "ID = positive"):
+        assert label in printed
+    assert f"run directory: {out}" in printed
+    run = load_run(out)
+    assert run.config["kind"] == "demo" and run.random_weights
+    assert run.config["backbone"]["name"] == "negprompt-tiny"
+    assert run.config["data"]["class_names"] == ["t-shirt", "trouser", "pullover", "dress", "sandal", "bag"]
+    assert run.config["data"]["ood"] == ["demo/near-ood", "demo/far-ood"]
+    assert len(run.scores) == 384 + 256 + 300
+    assert run.config["experiment"]["data"]["n_train"] == 6 * (64 - 8)
+    assert [s["config"]["epochs"] for s in run.config["experiment"]["stages"]] == [10, 10]
+    m = run.metrics
+    assert set(m.method) == {"zeroshot", "coop", "negprompt"}
+    assert set(m.dataset) == {"demo/near-ood", "demo/far-ood", "mean"}
+
+
+def test_demo_starts_the_dashboard_over_the_runs_folder(tmp_path, shared, monkeypatch, capsys):
+    import negprompt.commands.app as app
+
+    calls = []
+    monkeypatch.setattr(app, "launch_app", lambda *a, **k: calls.append((a, k)) or 0)
+    runs = tmp_path / "runs"
+    assert main(["demo", "--fast", "--epochs", "1", "--runs-dir", str(runs), "--port", "8599", *shared]) == 0
+    written = [p for p in runs.iterdir() if p.name.startswith("demo-fast-")]
+    assert len(written) == 1 and load_run(written[0]).config["kind"] == "demo"
+    assert calls == [((runs, "127.0.0.1", 8599), {"block": True})]
+    monkeypatch.setitem(sys.modules, "negprompt.commands.app", None)  # the dashboard is not installed
+    assert main(["demo", "--fast", "--epochs", "1", "--out", str(tmp_path / "x"), *shared]) == 0
+    assert f"negprompt app {tmp_path}" in capsys.readouterr().out
+
+
+def test_demo_full_fails_fast_offline(tmp_path, shared, monkeypatch, capsys):
+    import urllib.error
+
+    import torchvision.datasets as tvd
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tvd, "FashionMNIST", offline)
+    args = ["demo", "--fast", "--full", "--no-app", "--out", str(tmp_path / "full"), *shared]
+    assert main(args) == 2
+    assert "Could not get FashionMNIST" in capsys.readouterr().err and not (tmp_path / "full").exists()
