@@ -61,6 +61,12 @@ class CachedFeatures:
         return torch.from_numpy(np.asarray(self.features, dtype=np.float32)).to(device)
 
 
+def default_cache_dir() -> Path:
+    """The feature cache folder: ``$NEGPROMPT_CACHE`` or ``~/.cache/negprompt/features``."""
+    env = os.environ.get("NEGPROMPT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "negprompt" / "features"
+
+
 def cache_key(backbone: Backbone, imageset, view: int, seed: int, transform) -> dict:
     """The parts that identify a cache entry (JSON-ready)."""
     return {

@@ -8,12 +8,6 @@ import time
 from pathlib import Path
 
 
-def default_cache_dir() -> Path:
-    """Feature cache folder: ``$NEGPROMPT_CACHE`` or ``~/.cache/negprompt/features``."""
-    env = os.environ.get("NEGPROMPT_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "negprompt" / "features"
-
-
 def add_backbone_args(parser: argparse.ArgumentParser, model: str = "ViT-B-16") -> None:
     g = parser.add_argument_group("backbone")
     g.add_argument(
@@ -49,6 +43,8 @@ def load_backbone_from_args(args):
 
 
 def cache_dir_from_args(args) -> Path:
+    from negprompt.features import default_cache_dir
+
     return args.cache_dir or default_cache_dir()
 
 

@@ -24,7 +24,7 @@ from negprompt.data import (
     protocol,
 )
 from negprompt.evaluate import EvalSet
-from negprompt.features import CachedFeatures, extract_features
+from negprompt.features import CachedFeatures, default_cache_dir, extract_features
 
 from .config import ExperimentConfig
 
@@ -236,12 +236,6 @@ class Features:
     val: CachedFeatures | None
     id_test: EvalSet
     ood: list[EvalSet]
-
-
-def default_cache_dir() -> Path:
-    """The feature cache: ``$NEGPROMPT_CACHE`` or ``~/.cache/negprompt/features``."""
-    env = os.environ.get("NEGPROMPT_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "negprompt" / "features"
 
 
 def extract_all(
