@@ -113,7 +113,8 @@ def get_info() -> DistInfo:
     if _INFO is not None:
         return _INFO
     if dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        return DistInfo(dist.get_rank(), dist.get_world_size(), local, _comm_device())
     return DistInfo()
 
 

@@ -111,7 +111,7 @@ def _data(args, backbone, cache, progress):
     import numpy as np
 
     from negprompt.data import few_shot_split, image_folder
-    from negprompt.features import extract_features
+    from negprompt.distributed import extract_features_distributed
 
     images = image_folder(args.train_dir)
     if args.val_dir:
@@ -125,7 +125,7 @@ def _data(args, backbone, cache, progress):
         train, val = few_shot_split(images, args.shots, args.val_per_class, args.seed)
 
     def extract(imageset, view):
-        return extract_features(
+        return extract_features_distributed(  # split across ranks under torchrun, else one process
             backbone,
             imageset,
             cache_dir=cache,
@@ -159,6 +159,7 @@ def _data(args, backbone, cache, progress):
 
 def run(args: argparse.Namespace) -> int:
     from negprompt.cli import UserError
+    from negprompt.distributed import ShardedTextFeatures, cleanup, init_distributed
     from negprompt.promptfile import learner_from_file, save_prompts
     from negprompt.train import NonFiniteLossError, for_stage, train_prompts
 
@@ -170,8 +171,12 @@ def run(args: argparse.Namespace) -> int:
     if args.init_prompts and args.stage != "2":
         raise ValueError("--init-prompts only applies to --stage 2")
     config = _config(args)
+    info = init_distributed(device=None if args.device == "auto" else args.device)
+    main_rank = info.is_main
+    if info.world > 1:
+        args.device = str(info.device)  # one device per rank
     out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "log.txt", encoding="utf-8")
+    handler = logging.FileHandler(out / "log.txt", encoding="utf-8") if main_rank else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     package_log = logging.getLogger("negprompt")
     level = package_log.level
@@ -179,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     package_log.setLevel(min(package_log.getEffectiveLevel(), logging.INFO))  # log.txt gets every epoch line
     try:
         backbone = load_backbone_from_args(args)
-        progress = not args.no_progress
+        progress = not args.no_progress and main_rank
         feats, labels, val_feats, names, facts = _data(args, backbone, cache_dir_from_args(args), progress)
         log.info(
             "training on %d images of %d classes, validating on %d",
@@ -205,12 +210,15 @@ def run(args: argparse.Namespace) -> int:
                 checkpoint_dir=out / "checkpoints" / f"stage{stage}",
                 resume=args.resume,
                 progress=progress,
+                text_fn=ShardedTextFeatures(mode=config.encode_mode),
             )
             learner = result.learner
             summary = result.summary()
             summaries.append(summary)
             method = "coop" if stage == 1 else "negprompt"
             extra = {k: v for k, v in summary.items() if k != "history"}
+            if not main_rank:
+                continue
             files = save_prompts(out / "prompts" / method, learner, backbone, names, extra=extra)
             _write_json(out / "train.json", record)
             log.info(
@@ -229,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
         package_log.removeHandler(handler)
         package_log.setLevel(level)
         handler.close()
+        cleanup()
     return 0
 
 

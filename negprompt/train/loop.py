@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
+from negprompt.distributed import is_main
 from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
 
 from .checkpoint import ResumeError, check_resumable, checkpoint_path, load_checkpoint, save_checkpoint
@@ -254,7 +255,7 @@ class _Trainer:
         record.update(lr=lr, seconds=time.perf_counter() - t0)
         self.history.append(record)
         self.done = epoch + 1
-        if self.folder is not None:
+        if self.folder is not None and is_main():  # one writer when ranks share the folder
             self._save()
         return record
 
