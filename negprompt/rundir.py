@@ -245,16 +245,23 @@ def _check_arrays(
 # --------------------------------------------------------------------------- writing
 
 
-def free_run_path(path: Path, unique: bool) -> Path:
-    """``path`` if free; else with ``unique`` the first free ``path-2``, ``path-3``, …; else raise."""
+def free_run_path(path: str | os.PathLike, unique: bool = False) -> Path:
+    """``path`` (made absolute) if nothing has that name; else with ``unique`` the first free
+    ``path-2``, ``path-3``, …
+
+    Raises:
+        RunExistsError: ``path`` exists and ``unique`` is False (nothing is touched).
+    """
+    path = Path(os.path.abspath(os.path.expanduser(path)))
     candidate, k = path, 1
     while os.path.lexists(candidate):
         k += 1
         candidate = path.with_name(f"{path.name}-{k}")
     if candidate != path and not unique:
         raise RunExistsError(
-            f"run directory {path} exists already and is never overwritten; choose another name "
-            f"(e.g. {candidate.name}) or pass unique=True to write {candidate}"
+            f"run directory {path} already exists and is never overwritten; choose another name "
+            f"(e.g. {candidate.name}), or ask for a fresh one (--unique, unique=True) to write "
+            f"{candidate.name} (nothing was changed)"
         )
     return candidate
 

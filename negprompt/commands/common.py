@@ -8,6 +8,16 @@ import time
 from pathlib import Path
 
 
+def shots_arg(text: str) -> int | None:
+    """``--shots``: a number of images per class >= 1, or ``all``."""
+    if text == "all":
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("--shots must be >= 1 or 'all'")
+    return value
+
+
 def add_backbone_args(parser: argparse.ArgumentParser, model: str = "ViT-B-16") -> None:
     g = parser.add_argument_group("backbone")
     g.add_argument(

@@ -7,19 +7,10 @@ import json
 import logging
 from pathlib import Path
 
-from negprompt.commands.common import add_backbone_args, default_run_dir
+from negprompt.commands.common import add_backbone_args, default_run_dir, shots_arg
 
 log = logging.getLogger("negprompt")
 PRESET_CHOICES = ("conventional", "hard-ood", "open-vocab", "demo")
-
-
-def _shots(text: str) -> int | None:
-    if text == "all":
-        return None
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("--shots must be >= 1 or 'all'")
-    return value
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -85,7 +76,7 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
         g.add_argument("--class-seed", type=int, default=None, help="open-vocab: seed of a random choice")
     t = p.add_argument_group("training")
     t.add_argument(
-        "--shots", type=_shots, default=argparse.SUPPRESS, help="training images per class, or 'all'"
+        "--shots", type=shots_arg, default=argparse.SUPPRESS, help="training images per class, or 'all'"
     )
     t.add_argument("--val-per-class", type=int, default=None, help="validation images per class")
     t.add_argument("--seed", type=int, default=None, help="seed of sampling, views and training (0)")

@@ -14,18 +14,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from negprompt.commands.common import add_backbone_args, cache_dir_from_args, load_backbone_from_args
+from negprompt.commands.common import (
+    add_backbone_args,
+    cache_dir_from_args,
+    load_backbone_from_args,
+    shots_arg,
+)
 
 log = logging.getLogger("negprompt")
-
-
-def _shots(text: str) -> int | None:
-    if text == "all":
-        return None
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("--shots must be >= 1 or 'all'")
-    return value
 
 
 def register(sub) -> None:
@@ -49,7 +45,7 @@ def register(sub) -> None:
         "--train-batch-size", type=int, default=None, help="images per step (default: the preset's)"
     )
     p.add_argument(
-        "--shots", type=_shots, default=16, help="training images per class, or 'all' (default 16)"
+        "--shots", type=shots_arg, default=16, help="training images per class, or 'all' (default 16)"
     )
     p.add_argument("--val-per-class", type=int, default=4, help="validation images per class (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling, shuffling and views (default 0)")

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from negprompt.backbone import Backbone
-from negprompt.rundir import RunExistsError
+from negprompt.rundir import free_run_path
 
 from .config import ExperimentConfig
 from .data import load_data
@@ -35,25 +35,6 @@ def work_dir_for(out: str | os.PathLike) -> Path:
     """The work folder of run directory ``out``: ``<out>.partial`` beside it."""
     out = Path(os.path.abspath(os.path.expanduser(out)))
     return out.with_name(out.name + WORK_SUFFIX)
-
-
-def free_run_path(out: str | os.PathLike, unique: bool = False) -> Path:
-    """``out`` if no file or folder has that name; else ``out-2``, ``out-3`` … with ``unique``.
-
-    Raises:
-        RunExistsError: ``out`` exists and ``unique`` is False (nothing is touched).
-    """
-    out = Path(os.path.abspath(os.path.expanduser(out)))
-    candidate, k = out, 1
-    while os.path.lexists(candidate):
-        k += 1
-        candidate = out.with_name(f"{out.name}-{k}")
-    if candidate != out and not unique:
-        raise RunExistsError(
-            f"run directory {out} already exists and is never overwritten; choose another --out "
-            f"(e.g. {candidate}) or pass --unique to write {candidate.name} (nothing was changed)"
-        )
-    return candidate
 
 
 def _has_progress(work: Path) -> bool:
