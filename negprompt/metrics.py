@@ -159,15 +159,36 @@ def auroc(id_scores: ArrayLike, ood_scores: ArrayLike) -> float:
     return float(np.clip(u / (n_pos * n_neg), 0.0, 1.0))
 
 
-def _average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
-    """AP = Σ_k (R_k − R_{k−1}) · P_k over the distinct thresholds, highest first (ties grouped)."""
+def _accepted_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(tp, fp)``: positives and negatives with score >= t at each distinct score t, highest first."""
     scores = np.concatenate([pos, neg])
     is_pos = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
     order = np.argsort(-scores, kind="stable")
     scores, is_pos = scores[order], is_pos[order]
     last_of_group = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), scores.size - 1]
     tp = np.cumsum(is_pos)[last_of_group]
-    precision = tp / (last_of_group + 1)
+    return tp, (last_of_group + 1) - tp
+
+
+def roc_curve(id_scores: ArrayLike, ood_scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve, ID = positive: ``(fpr, tpr)`` at every distinct threshold, from (0, 0) to (1, 1).
+
+    Args:
+        id_scores: [N_id] scores of ID images, higher = more ID.
+        ood_scores: [N_ood] scores of OOD images.
+
+    Returns:
+        Two [P] non-decreasing arrays (P = number of distinct scores + 1).
+    """
+    pos, neg = _pair(id_scores, ood_scores)
+    tp, fp = _accepted_counts(pos, neg)
+    return np.r_[0.0, fp / neg.size], np.r_[0.0, tp / pos.size]
+
+
+def _average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
+    """AP = Σ_k (R_k − R_{k−1}) · P_k over the distinct thresholds, highest first (ties grouped)."""
+    tp, fp = _accepted_counts(pos, neg)
+    precision = tp / (tp + fp)
     new_tp = np.diff(np.r_[0.0, tp])  # recall gain × n_pos: exact integers
     return float(np.clip(np.sum(new_tp * precision) / pos.size, 0.0, 1.0))
 

@@ -223,3 +223,14 @@ def test_bad_inputs(fn):
 def test_bad_tpr(tpr):
     with pytest.raises(ValueError, match="tpr"):
         M.fpr_at_tpr([0.1], [0.2], tpr)
+
+
+def test_roc_curve_matches_scikit_learn_with_ties():
+    rng = np.random.default_rng(3)
+    ids, ood = rng.integers(0, 8, 60).astype(float), rng.integers(0, 8, 40).astype(float)
+    fpr, tpr = M.roc_curve(ids, ood)
+    labels = np.r_[np.ones(ids.size), np.zeros(ood.size)]
+    ref_fpr, ref_tpr, _ = roc_curve(labels, np.r_[ids, ood], drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(M.auroc(ids, ood))

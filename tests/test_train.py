@@ -266,3 +266,20 @@ def test_online_augment_mode(tiny_backbone, tmp_path):
     assert len(runs[0].history) == 2 and "val_acc" in runs[0].history[0]
     start = PromptLearner(TextEncoder(tiny_backbone), PromptConfig())
     assert not torch.equal(runs[0].learner.pos_ctx, start.pos_ctx)
+
+
+@pytest.mark.parametrize("mode", ["length", "full"])
+def test_the_configured_encode_mode_reaches_the_text_encoder(tiny_backbone, planted, monkeypatch, mode):
+    import negprompt.train.loop as loop
+
+    seen = []
+    real = loop.local_text_features
+
+    def spy(*args, mode="length"):
+        seen.append(mode)
+        return real(*args, mode=mode)
+
+    monkeypatch.setattr(loop, "local_text_features", spy)
+    cfg = TrainConfig(stage=1, epochs=1, batch_size=40, select="last", encode_mode=mode)
+    train_prompts(tiny_backbone, NAMES, *planted["train"], cfg, progress=False)
+    assert seen and set(seen) == {mode}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -44,7 +45,7 @@ def train_prompts(
     init_negatives: bool = True,
     stop_after_epoch: int | None = None,
     on_epoch: Callable[[dict], bool | None] | None = None,
-    text_fn: TextFeatureFn = local_text_features,
+    text_fn: TextFeatureFn | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train one stage on image features (all CLIP weights frozen).
@@ -109,6 +110,8 @@ def train_prompts(
         raise ValueError("no training features")
     val = _val_data(val_features, val_labels, config, backbone, len(names))
 
+    if text_fn is None:  # encode on this process, in the configured mode
+        text_fn = functools.partial(local_text_features, mode=config.encode_mode)
     trainer = _Trainer(backbone, learner, learner.class_names(names), source, val, config, text_fn)
     flags = {p: p.requires_grad for p in learner.parameters()}
     for p in learner.parameters():

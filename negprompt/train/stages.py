@@ -14,7 +14,7 @@ from negprompt.prompts import PromptConfig, PromptLearner
 
 from .config import TrainConfig, for_stage
 from .loop import TrainResult, train_prompts
-from .step import TextFeatureFn, local_text_features
+from .step import TextFeatureFn
 
 
 def train_both(
@@ -30,7 +30,7 @@ def train_both(
     prompt_config: PromptConfig | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
-    text_fn: TextFeatureFn = local_text_features,
+    text_fn: TextFeatureFn | None = None,
     progress: bool = True,
 ) -> tuple[TrainResult, TrainResult]:
     """Stage 1 then stage 2 with the same settings (``config.stage`` is ignored).

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from negprompt.metrics import threshold_at_tpr
+from negprompt.metrics import roc_curve, threshold_at_tpr
 
 __all__ = [
     "DECISION_FILTERS",
@@ -107,19 +107,7 @@ def roc_points(
     Returns:
         ``(fpr, tpr)``, two [P] arrays from (0, 0) to (1, 1), non-decreasing.
     """
-    pos = np.asarray(id_scores, dtype=np.float64).ravel()
-    neg = np.asarray(ood_scores, dtype=np.float64).ravel()
-    if pos.size == 0 or neg.size == 0:
-        raise ValueError("an ROC curve needs at least one ID and one OOD score")
-    scores = np.concatenate([pos, neg])
-    is_pos = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
-    order = np.argsort(-scores, kind="stable")
-    scores, is_pos = scores[order], is_pos[order]
-    last = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), scores.size - 1]
-    tp = np.cumsum(is_pos)[last]
-    fp = (last + 1) - tp
-    tpr = np.r_[0.0, tp / pos.size]
-    fpr = np.r_[0.0, fp / neg.size]
+    fpr, tpr = roc_curve(id_scores, ood_scores)
     if tpr.size > max_points:
         keep = np.unique(np.r_[np.linspace(0, tpr.size - 1, max_points).astype(int), tpr.size - 1])
         tpr, fpr = tpr[keep], fpr[keep]
