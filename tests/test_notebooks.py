@@ -28,8 +28,9 @@ EXPECTED = (
     "05_inside_the_prompts",
 )
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-TIMEOUT_S = 300
-"""Wall-clock limit of one notebook run (each takes 0.5-2 minutes on 2 busy CPU cores)."""
+CELL_TIMEOUT_S = 900
+"""A hang guard per cell, not a speed check: a run takes 10-20 s on 2 idle CPU cores (the first
+UMAP in a kernel compiles numba code, which is much slower on a loaded machine)."""
 
 # `from negprompt.x import _y` (also inside a parenthesised or comma list) and `negprompt.x._y`
 _PRIVATE_FROM = re.compile(r"^\s*from\s+negprompt[\w.]*\s+import\s+[^#\n]*?(?<![\w.])_\w", re.M)
@@ -137,9 +138,21 @@ def notebook_env(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return base / "work", env
 
 
+def _cell_seconds(cell: nbformat.NotebookNode) -> float:
+    """How long an executed cell ran, from the timestamps nbclient records in its metadata."""
+    from datetime import datetime
+
+    stamps = cell.metadata.get("execution", {})
+    began, ended = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
+    if not (began and ended):
+        return 0.0
+    parse = datetime.fromisoformat
+    return (parse(ended.replace("Z", "+00:00")) - parse(began.replace("Z", "+00:00"))).total_seconds()
+
+
 @pytest.mark.notebook
 @pytest.mark.slow
-@pytest.mark.timeout(TIMEOUT_S + 60)
+@pytest.mark.timeout(3 * CELL_TIMEOUT_S)
 def test_notebook_runs_top_to_bottom(notebook, notebook_env):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -152,7 +165,7 @@ def test_notebook_runs_top_to_bottom(notebook, notebook_env):
     client = NotebookClient(
         nb,
         kernel_name="python3",
-        timeout=TIMEOUT_S,
+        timeout=CELL_TIMEOUT_S,
         shutdown_kernel="immediate",
         resources={"metadata": {"path": str(work)}},
     )
@@ -161,8 +174,8 @@ def test_notebook_runs_top_to_bottom(notebook, notebook_env):
         client.execute(env=env)
     except CellExecutionError as err:
         pytest.fail(f"{notebook.name} failed:\n{err}")
-    seconds = time.perf_counter() - start
-    print(f"{notebook.name}: {seconds:.0f} s")
-    assert seconds < TIMEOUT_S, f"{notebook.name} took {seconds:.0f} s (limit {TIMEOUT_S} s)"
     executed = [c for c in nb.cells if c.cell_type == "code"]
+    slowest = sorted(((_cell_seconds(c), i) for i, c in enumerate(executed)), reverse=True)[:3]
+    where = ", ".join(f"cell {i}: {s:.1f} s" for s, i in slowest)
+    print(f"{notebook.name}: {time.perf_counter() - start:.0f} s (slowest {where})")
     assert all(c.execution_count for c in executed), f"{notebook.name}: not every cell ran"
