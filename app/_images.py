@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-from io import BytesIO
-
 import _shared as sh
 import streamlit as st
 
 from negprompt.rundir import Run, RunDirError, resolve_image_path
+from negprompt.viz import placeholder_png, thumbnail_png
 
 THUMB_PX = 160
-
-
-def placeholder_png(size: int = THUMB_PX) -> bytes:
-    """A grey square shown instead of a missing image."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (size, size), (200, 200, 200))
-    draw = ImageDraw.Draw(img)
-    draw.line((0, 0, size, size), fill=(150, 150, 150), width=3)
-    draw.line((0, size, size, 0), fill=(150, 150, 150), width=3)
-    buf = BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @st.cache_data(show_spinner=False, max_entries=2000)
 def load_image(run_path: str, image_path: str, size: int | None = THUMB_PX) -> tuple[bytes, str | None]:
     """PNG bytes of an image of a run (a thumbnail when ``size``), or a placeholder and the reason."""
-    from PIL import Image
-
     try:
-        file = resolve_image_path(sh.open_run(run_path), image_path)
-        with Image.open(file) as img:
-            img = img.convert("RGB")
-            if size:
-                img.thumbnail((size, size))
-            elif max(img.size) < 256:  # tiny images: enlarge for viewing
-                scale = 256 // max(img.size)
-                img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-            buf = BytesIO()
-            img.save(buf, format="PNG")
-            return buf.getvalue(), None
+        return thumbnail_png(resolve_image_path(sh.open_run(run_path), image_path), size), None
     except (RunDirError, OSError) as err:
         return placeholder_png(size or THUMB_PX), str(err)
 

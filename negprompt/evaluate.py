@@ -48,11 +48,17 @@ class Method:
 
 @dataclass
 class EvalSet:
-    """Cached features of one evaluated set with the root its paths are relative to."""
+    """Cached features of one evaluated set with the root its paths are relative to.
+
+    ``class_names`` names the set's own labels. For an OOD set they are the OOD classes (the
+    held-out classes of a hard-OOD protocol), reported per image in the ``ood_class`` column;
+    left empty, no OOD class is reported (``ood_class`` is "").
+    """
 
     name: str
     features: CachedFeatures
     root: Path
+    class_names: Sequence[str] = ()
 
 
 @dataclass
@@ -88,15 +94,17 @@ def evaluate(
     names = list(class_names)
     frames = []
     for s, split in sets:
-        labels = s.features.labels if split == "id" else np.full(len(s.features), -1)
+        own = np.asarray(s.features.labels, dtype=np.int64)
+        labels = own if split == "id" else np.full(len(own), -1, dtype=np.int64)
         frames.append(
             pd.DataFrame(
                 {
                     "dataset": s.name,
                     "split": split,
                     "path": [str(s.root / p) for p in s.features.paths],
-                    "label": labels.astype(np.int64),
+                    "label": labels,
                     "label_name": [names[i] if i >= 0 else "" for i in labels],
+                    "ood_class": [""] * len(own) if split == "id" else _ood_class_names(s, own),
                 }
             )
         )
@@ -112,6 +120,20 @@ def evaluate(
             columns[f"{method.name}/{name}"] = values.numpy().astype(np.float64)
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
     return Evaluation(table, metrics_table(table, methods), feats, list(methods))
+
+
+def _ood_class_names(s: EvalSet, labels: np.ndarray) -> list[str]:
+    """The OOD set's own class name of each image ("" where unlabelled or no names are given)."""
+    names = [str(n) for n in s.class_names]
+    if not names:
+        return [""] * len(labels)
+    bad = labels >= len(names)
+    if bad.any():
+        raise ValueError(
+            f"OOD set {s.name!r}: label {int(labels[bad][0])} has no class name ({len(names)} given); "
+            "pass all of the set's class_names to EvalSet (or none, to report no OOD classes)"
+        )
+    return [names[i] if i >= 0 else "" for i in labels.tolist()]
 
 
 def metrics_table(table: pd.DataFrame, methods: Sequence[Method]) -> pd.DataFrame:

@@ -43,13 +43,14 @@ def _synthetic_images(
     labels = rng.permutation(np.arange(n_id) % n_classes)
     parts = [_unit(protos[labels] + 1.2 * _unit(rng.normal(size=(n_id, dim))))]
     rows = [
-        ("synthetic", "id", f"synthetic/{names[y]}/{i:04d}.png", y, names[y], colors[y])
+        ("synthetic", "id", f"synthetic/{names[y]}/{i:04d}.png", y, names[y], colors[y], "")
         for i, y in enumerate(labels)
     ]
     for k, (set_name, n) in enumerate(ood_sets.items()):
         near = k == 0  # the first OOD set lies between ID classes and other concepts
         c = rng.integers(0, n_classes, n)
-        base = 0.5 * protos[c] + ood_protos[rng.integers(0, n_classes, n)] if near else np.zeros((n, dim))
+        other = rng.integers(0, n_classes, n) if near else None  # the near set's own OOD class
+        base = 0.5 * protos[c] + ood_protos[other] if near else np.zeros((n, dim))
         parts.append(_unit(base + 1.2 * _unit(rng.normal(size=(n, dim)))))
         rows += [
             (
@@ -59,10 +60,11 @@ def _synthetic_images(
                 -1,
                 "",
                 0.5 * colors[c[i]] + 60 if near else rng.uniform(0, 255, 3),
+                f"concept {other[i]}" if near else "",
             )
             for i in range(n)
         ]
-    for _, _, rel, _, _, color in rows:
+    for _, _, rel, _, _, color, _ in rows:
         file = image_dir / rel
         file.parent.mkdir(parents=True, exist_ok=True)
         pixels = color[None, None, :] + rng.normal(0, 25, size=(32, 32, 3))
@@ -74,6 +76,7 @@ def _synthetic_images(
             "path": [str(image_dir / r[2]) for r in rows],
             "label": np.array([r[3] for r in rows], dtype=np.int64),
             "label_name": [r[4] for r in rows],
+            "ood_class": [r[6] for r in rows],
         }
     )
     return frame, np.concatenate(parts).astype(np.float32)

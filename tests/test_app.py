@@ -206,12 +206,24 @@ def test_images_page_gallery_filters_paging_and_explanation(monkeypatch, runs_ro
     thr = viz.threshold_at_tpr(table.loc[table["split"] == "id", SCORE])
     assert len(at.image) == 24  # the default page size
     assert any(f"{len(table)} image(s) match" in m.value for m in at.markdown)
+    # the per-OOD-class table of the labelled near set, at the current threshold
+    breakdown = viz.ood_class_breakdown(table, SCORE, thr)
+    assert len(breakdown) > 1
+    assert any(e.label.startswith(f"OOD classes at this threshold ({len(breakdown)},") for e in at.expander)
+    shown = next(d.value for d in at.dataframe if "ood_class" in d.value.columns)
+    assert list(shown["ood_class"]) == list(breakdown["ood_class"])
+    assert list(shown["accepted"]) == list(breakdown["accepted"])
 
     at.selectbox(key="w_kind").set_value("fp").run()
     fp = viz.decision_table(table, SCORE, thr, kind="fp")
     assert len(at.image) == min(24, len(fp)) > 0
     assert any(f"{len(fp)} image(s) match" in m.value for m in at.markdown)
     assert all("OOD" in c.value or "accepted" in c.value for c in at.caption if c.value.startswith("#"))
+    near_fp = fp[fp["dataset"] == "near"]
+    assert len(near_fp) and all(
+        any(f"true: OOD ({r.ood_class})" in c.value for c in at.caption if c.value.startswith(f"#{r.row} "))
+        for r in near_fp.head(3).itertuples()
+    )
 
     at.selectbox(key="w_kind").set_value("all").run()
     at.multiselect(key="datasets").set_value(["far"]).run()

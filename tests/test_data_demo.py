@@ -21,6 +21,7 @@ from negprompt.data import (
     load_fashion_subset,
     materialize_demo,
 )
+from negprompt.data.demo import folder_name
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,14 @@ def test_materialized_counts_labels_and_layout(demo_root):
     assert d.class_names == ID_CLASSES
     assert len(d.id_train) == len(d.id_test) == 6 * 64
     assert d.id_train.class_counts() == dict.fromkeys(ID_CLASSES, 64)
-    assert len(d.near_ood) == 4 * 64 and d.near_ood.is_ood and len(d.far_ood) == 300 and d.far_ood.is_ood
+    assert len(d.near_ood) == 4 * 64 and len(d.far_ood) == 300 and d.far_ood.is_ood
+    # near-OOD images keep their own (held-out) class, never an ID class
+    assert d.near_ood.class_names == NEAR_OOD_CLASSES
+    assert d.near_ood.class_counts() == dict.fromkeys(NEAR_OOD_CLASSES, 64)
+    assert all(
+        p.split("/")[0] == folder_name(NEAR_OOD_CLASSES[y])
+        for p, y in zip(d.near_ood.paths, d.near_ood.labels)
+    )
     assert set(d.ood) == {"demo/near-ood", "demo/far-ood"}
     assert not set(d.id_test.paths) & set(d.near_ood.paths)
     assert {p.split("/")[0] for p in d.near_ood.paths} == {"coat", "shirt", "sneaker", "ankle_boot"}

@@ -74,7 +74,12 @@ def test_hard_ood_sets_drop_negative_classes(tmp_path):
     ood_syn = {syn_of[p_.removesuffix(".JPEG")] for p_ in sets.ood_test.paths}
     assert test_syn == known_syn and ood_syn == unk_syn
     assert not (test_syn | ood_syn) & neg_syn
-    assert sets.ood_test.is_ood and sets.ood_test.name == "P2/ood" and len(sets.ood_test) == len(p.unknown)
+    assert sets.ood_test.name == "P2/ood" and len(sets.ood_test) == len(p.unknown)
+    # OOD images keep their own class among the unknown classes, never a known-class label
+    assert sets.ood_test.class_names == tuple(info[c].name for c in p.unknown)
+    assert [info[p.unknown[y]].synset for y in sets.ood_test.labels] == [
+        syn_of[p_.removesuffix(".JPEG")] for p_ in sets.ood_test.paths
+    ]
     assert not set(sets.id_test.paths) & set(sets.ood_test.paths)
     # ID labels follow the protocol's known order.
     for path, label in zip(sets.id_test.paths, sets.id_test.labels):

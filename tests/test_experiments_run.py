@@ -153,6 +153,13 @@ def test_hard_ood_and_run_via_the_cli(tmp_path, capsys):
     stages = run.config["experiment"]["stages"]
     assert [s["config"]["epochs"] for s in stages] == [1, 2]
     assert run.config["experiment"]["data"]["protocol"]["name"] == "ImageNet-10 vs ImageNet-20"
+    # each OOD image keeps its own (unknown) class; ID rows have none
+    from negprompt.data import imagenet_classes
+
+    info, ood = imagenet_classes(), run.scores[run.scores.split == "ood"]
+    assert (ood["label"] == -1).all() and len(ood) == 4
+    assert sorted(ood["ood_class"]) == sorted(2 * [info[c].name for c in p.unknown[:2]])
+    assert (run.scores.loc[run.scores.split == "id", "ood_class"] == "").all()
 
 
 def test_unknown_protocol_is_a_clear_error(tmp_path, capsys):

@@ -138,6 +138,56 @@ def notebook_env(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return base / "work", env
 
 
+POLL_SLICE_S = 1.0
+"""Longest single wait on a kernel channel (see `_poll_in_slices`)."""
+
+
+def _poll_in_slices(channel) -> None:
+    """Make ``channel.get_msg`` wait in short polls instead of one long one.
+
+    With the asyncio zmq sockets of jupyter_client, a reply that arrives while another socket of
+    the same client is being read can miss its wake-up: one long ``poll(timeout)`` then returns the
+    message only when the timeout runs out (seen here as a notebook that sat idle for the whole
+    cell timeout, with the kernel waiting for work). A poll that times out looks at the socket once
+    more, so polling in slices of `POLL_SLICE_S` bounds such a stall to one slice.
+    """
+    from queue import Empty
+
+    whole_wait = channel.get_msg
+
+    async def get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE_S if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await whole_wait(timeout=min(POLL_SLICE_S, left))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg
+
+
+def _client(nb: nbformat.NotebookNode, work: Path):
+    """An nbclient NotebookClient whose shell and IOPub channels poll in slices."""
+    from nbclient import NotebookClient
+
+    class SlicedPollClient(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            _poll_in_slices(kc.shell_channel)
+            _poll_in_slices(kc.iopub_channel)
+            return kc
+
+    return SlicedPollClient(
+        nb,
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT_S,
+        shutdown_kernel="immediate",
+        resources={"metadata": {"path": str(work)}},
+    )
+
+
 def _cell_seconds(cell: nbformat.NotebookNode) -> float:
     """How long an executed cell ran, from the timestamps nbclient records in its metadata."""
     from datetime import datetime
@@ -154,7 +204,6 @@ def _cell_seconds(cell: nbformat.NotebookNode) -> float:
 @pytest.mark.slow
 @pytest.mark.timeout(3 * CELL_TIMEOUT_S)
 def test_notebook_runs_top_to_bottom(notebook, notebook_env):
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     work, env = notebook_env
@@ -162,13 +211,7 @@ def test_notebook_runs_top_to_bottom(notebook, notebook_env):
     # the kernel must be this interpreter (the venv), not whatever `python` is first on PATH
     check = f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable"
     nb.cells.insert(0, nbformat.v4.new_code_cell(check))
-    client = NotebookClient(
-        nb,
-        kernel_name="python3",
-        timeout=CELL_TIMEOUT_S,
-        shutdown_kernel="immediate",
-        resources={"metadata": {"path": str(work)}},
-    )
+    client = _client(nb, work)
     start = time.perf_counter()
     try:
         client.execute(env=env)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from negprompt import rundir as R
 from negprompt.metrics import FPR_CONVENTION, accuracy, ood_metrics
+from negprompt.rundir import write as W
 from negprompt.synthetic import synthetic_run
 
 # --------------------------------------------------------------------------- hand-made parts of a run
@@ -134,7 +135,7 @@ def test_minimal_run_has_empty_optional_parts(tmp_path):
 
 @pytest.mark.parametrize(
     "target",
-    [(np, "savez"), (R.shutil, "copyfile"), (R.os, "rename"), (pd.DataFrame, "to_parquet"), (R, "_to_json")],
+    [(np, "savez"), (W.shutil, "copyfile"), (W.os, "rename"), (pd.DataFrame, "to_parquet"), (W, "to_json")],
 )
 def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, target):
     parts = make_parts(tmp_path)
@@ -142,9 +143,9 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, target):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    if target == (R, "_to_json"):  # fail at the config, written last, but not the context tokens
-        real = R._to_json
-        monkeypatch.setattr(R, "_to_json", lambda obj, what: boom() if what == "config" else real(obj, what))
+    if target == (W, "to_json"):  # fail at the config, written last, but not the context tokens
+        real = W.to_json
+        monkeypatch.setattr(W, "to_json", lambda obj, what: boom() if what == "config" else real(obj, what))
     else:
         monkeypatch.setattr(*target, boom)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -163,7 +164,7 @@ def test_name_taken_during_the_write_is_not_replaced(tmp_path, monkeypatch, uniq
             (Path(dst) / "theirs.txt").write_text("theirs")
         return real_rename(src, dst)  # fails: the target is a non-empty folder
 
-    monkeypatch.setattr(R.os, "rename", rename_after_someone_else)
+    monkeypatch.setattr(W.os, "rename", rename_after_someone_else)
     if unique:
         assert R.write_run(tmp_path / "runs" / "run", unique=True, **parts).name == "run-2"
         monkeypatch.undo()
@@ -233,6 +234,8 @@ BAD_PARTS = {
                  "ID images first"),
     "label dtype": (lambda p: _scores(p, label=[0.0, 1.0, 1.0, -1.0, -1.0]), "'label' must be integers"),
     "ood label": (lambda p: _scores(p, label=[0, 1, 1, 0, -1]), "-1 on OOD rows"),
+    "ood_class on id": (lambda p: _scores(p, ood_class=["x", "", "", "y", ""]), "'ood_class' must be '' on ID"),
+    "ood_class type": (lambda p: _scores(p, ood_class=["", "", "", 3, None]), "'ood_class' must hold strings"),
     "pred dtype": (lambda p: _scores(p, **{"pred.zeroshot": [0.5] * 5}), "pred.zeroshot.*integer"),
     "score name": (lambda p: _scores(p, **{"zero shot/mcm": [0.1] * 5}), "'<method>/<score>'"),
     "score dtype": (lambda p: _scores(p, **{"zeroshot/energy": ["a"] * 5}), "must be numeric"),

@@ -13,12 +13,16 @@ def open_image(run_path: str, row: int) -> None:
     sh.shared()["image"] = (run_path, int(row))
 
 
+def truth(item, names: list[str]) -> str:
+    """The true class of an ID image, or "OOD" with the OOD image's own class when known."""
+    if item.split == "id":
+        return item.label_name or (names[item.label] if 0 <= item.label < len(names) else str(item.label))
+    ood_class = getattr(item, "ood_class", "") or ""
+    return f"OOD ({ood_class})" if isinstance(ood_class, str) and ood_class else "OOD"
+
+
 def caption(item, names: list[str]) -> str:
     """Dataset, true label, predicted class, score and decision of one gallery item."""
-    if item.split == "id":
-        truth = item.label_name or (names[item.label] if 0 <= item.label < len(names) else str(item.label))
-    else:
-        truth = "OOD"
     pred = names[item.pred] if 0 <= item.pred < len(names) else "—"
     decision = ":green[accepted as ID]" if item.accepted else ":red[rejected as OOD]"
     error = (
@@ -28,7 +32,7 @@ def caption(item, names: list[str]) -> str:
         if item.split == "id" and not item.accepted
         else ""
     )
-    return f"#{item.row} · {item.dataset} · true: {truth} · pred: {pred}  \nscore {item.score:.5g} · {decision}{error}"
+    return f"#{item.row} · {item.dataset} · true: {truth(item, names)} · pred: {pred}  \nscore {item.score:.5g} · {decision}{error}"
 
 
 def explain(run, column: str, row: int, threshold: float, names: list[str]) -> None:
@@ -46,7 +50,7 @@ def explain(run, column: str, row: int, threshold: float, names: list[str]) -> N
         pred_col = im.pred_column(run, column)
         pred = int(item[pred_col]) if pred_col else -1
         st.markdown(
-            f"**{item['dataset']}** ({item['split']}) · true: {item['label_name'] or 'OOD'} · "
+            f"**{item['dataset']}** ({item['split']}) · true: {truth(item, names)} · "
             f"predicted: {names[pred] if 0 <= pred < len(names) else '—'}  \n"
             f"score {score:.5g} {'≥' if score >= threshold else '<'} threshold {threshold:.5g}: "
             f"**{'accepted as ID' if score >= threshold else 'rejected as OOD'}**"
@@ -132,6 +136,23 @@ if selected and selected[0] == str(run.path) and 0 <= selected[1] < len(run.scor
     with st.container(border=True):
         with sh.reported("Cannot explain this image", stop=False):
             explain(run, column, selected[1], threshold, names)
+
+breakdown = viz.ood_class_breakdown(run.scores, column, threshold)
+if len(breakdown):
+    with st.expander(f"OOD classes at this threshold ({len(breakdown)}, most often accepted first)"):
+        st.caption(
+            "Each OOD class of the run's labelled OOD sets: how many of its images are accepted as ID "
+            "at the current threshold (its false-positive rate) and its AUROC against all ID images."
+        )
+        st.dataframe(
+            breakdown,
+            hide_index=True,
+            column_config={
+                "accepted_pct": st.column_config.NumberColumn("accepted %", format="%.1f"),
+                "mean_score": st.column_config.NumberColumn("mean score", format="%.5g"),
+                "auroc": st.column_config.NumberColumn("AUROC", format="%.3f"),
+            },
+        )
 
 with st.expander("Open an image by its row number"):
     row = st.number_input("Row", 0, len(run.scores) - 1, 0)

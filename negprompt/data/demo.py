@@ -49,8 +49,9 @@ class DemoData:
         root: the materialized folder (``data_root/demo`` or ``data_root/demo-full``).
         id_train: training images of the six ID classes (labels 0..5 in `ID_CLASSES` order).
         id_test: test images of the ID classes.
-        near_ood: test images of the four held-out clothing classes (labels -1).
-        far_ood: handwritten digits (labels -1).
+        near_ood: test images of the four held-out clothing classes, labelled among their own
+            names (`NEAR_OOD_CLASSES` order), not among the ID classes.
+        far_ood: handwritten digits (unlabelled, labels -1).
     """
 
     root: Path
@@ -182,6 +183,6 @@ def demo_sets(demo_root: str | os.PathLike, *, prefix: str = "demo") -> DemoData
         root=root,
         id_train=image_folder(root / "fashion" / "train", f"{prefix}/id-train", class_names=id_map),
         id_test=image_folder(root / "fashion" / "test", f"{prefix}/id-test", class_names=id_map),
-        near_ood=image_folder(root / "fashion" / "test", class_names=near_map).as_ood(f"{prefix}/near-ood"),
+        near_ood=image_folder(root / "fashion" / "test", f"{prefix}/near-ood", class_names=near_map),
         far_ood=image_folder(root / "digits", f"{prefix}/far-ood", ood=True),
     )

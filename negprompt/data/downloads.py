@@ -13,7 +13,7 @@ import os
 import socket
 import urllib.error
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,7 @@ class CifarData:
     """CIFAR as an OOD benchmark: ID train/test from one CIFAR, OOD = the other CIFAR's test set.
 
     Note that a few CIFAR-100 classes overlap CIFAR-10 ones in meaning (e.g. pickup truck vs truck).
+    The OOD set keeps the other CIFAR's class names, so results can be broken down by OOD class.
     """
 
     id_train: ImageSet
@@ -128,5 +129,5 @@ def cifar(data_root: str | os.PathLike, which: int = 10) -> CifarData:
     other = 100 if which == 10 else 10
     id_train = _cifar_split(root, which, "train")
     id_test = _cifar_split(root, which, "test")
-    ood = _cifar_split(root, other, "test").as_ood(f"CIFAR-{other}")
+    ood = replace(_cifar_split(root, other, "test"), name=f"CIFAR-{other}")
     return CifarData(id_train, id_test, ood)

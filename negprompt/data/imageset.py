@@ -32,8 +32,10 @@ class ImageSet:
         name: human-readable set name, e.g. ``"ImageNet-1k/val"``, ``"iNaturalist"``, ``"demo/id-test"``.
         root: absolute data root of this set; every image lies under it.
         paths: POSIX paths relative to ``root``, one per image.
-        labels: class index into ``class_names`` per image, ``-1`` for OOD / unlabelled images.
-        class_names: the class names; empty for a purely OOD set.
+        labels: class index into ``class_names`` per image, ``-1`` for unlabelled images.
+        class_names: the class names; empty for an unlabelled (purely OOD) set. An OOD test set may
+            keep its own classes (the held-out classes of a hard-OOD protocol): whether a set is ID
+            or OOD is decided by how it is evaluated, and OOD labels never index the ID classes.
 
     Lists are converted to tuples and ``root`` is made absolute on construction; the lengths of
     ``paths`` and ``labels`` must agree and every label must be ``-1`` or a valid class index.
@@ -249,7 +251,7 @@ class ImageSet:
         )
 
     def as_ood(self, name: str | None = None) -> ImageSet:
-        """The same images with every label set to -1 and no class names (an OOD test set)."""
+        """The same images with every label set to -1 and no class names (an unlabelled OOD set)."""
         return ImageSet(
             name=self.name if name is None else name,
             root=self.root,

@@ -96,8 +96,10 @@ class HardOODSets:
     Attributes:
         id_train: ImageNet training images of the known classes (labels 0..len(known)-1).
         id_test: ImageNet validation images of the known classes.
-        ood_test: validation images of the unknown classes, labels -1; None when the protocol has
-            no unknown classes (``ImageNet-100`` is tested against the conventional OOD sets).
+        ood_test: validation images of the unknown classes, labelled 0..len(unknown)-1 among the
+            unknown classes' own names (so results can be broken down by OOD class; these labels
+            never index the known classes); None when the protocol has no unknown classes
+            (``ImageNet-100`` is tested against the conventional OOD sets).
     """
 
     protocol: Protocol
@@ -117,5 +119,5 @@ def hard_ood_sets(data_root: str | os.PathLike, proto: Protocol | str) -> HardOO
     id_test = imagenet_split(data_root, "val", p.known, name=f"{p.name}/id-test")
     ood = None
     if p.unknown:
-        ood = imagenet_split(data_root, "val", p.unknown, name=f"{p.name}/ood").as_ood()
+        ood = imagenet_split(data_root, "val", p.unknown, name=f"{p.name}/ood")
     return HardOODSets(p, id_train, id_test, ood)

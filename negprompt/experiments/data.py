@@ -43,7 +43,8 @@ class ExperimentData:
         train: few-shot training images, labels 0..len(train_classes)-1 in ``train_classes`` order.
         val: validation images (same labels as ``train``, disjoint from it; empty with 0 per class).
         id_test: ID test images, labels over ``class_names``.
-        ood: OOD test sets by name (labels -1).
+        ood: OOD test sets by name; unlabelled (labels -1), or labelled among their own OOD
+            classes (hard-OOD protocols, the demo's near-OOD clothing).
         facts: JSON-ready details recorded with the run (protocol lists, counts …).
     """
 
@@ -265,6 +266,6 @@ def extract_all(
         raise ValueError("the feature views of the training images disagree (unreadable files?)")
     val = extract(data.val) if len(data.val) else None
     id_test = EvalSet(data.id_test.name, extract(data.id_test), data.id_test.root)
-    ood = [EvalSet(name, extract(s), s.root) for name, s in data.ood.items()]
+    ood = [EvalSet(name, extract(s), s.root, s.class_names) for name, s in data.ood.items()]
     log.info("image features ready (cache %s)", cache)
     return Features(views, val, id_test, ood)

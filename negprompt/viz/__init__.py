@@ -10,6 +10,7 @@ from negprompt.viz.decisions import (
     Rates,
     decision_counts,
     decision_table,
+    ood_class_breakdown,
     page_slice,
     rates_at,
     roc_points,
@@ -33,10 +34,12 @@ from negprompt.viz.figures import (
     score_histogram_figure,
     score_pair_figure,
 )
+from negprompt.viz.images import Gallery, image_gallery, placeholder_png, thumbnail_png
 from negprompt.viz.tables import METRIC_LABELS, compare_metrics, config_summary, metrics_percent
 
 __all__ = [
     "DECISION_FILTERS",
+    "Gallery",
     "METRIC_LABELS",
     "PALETTE",
     "Rates",
@@ -50,8 +53,11 @@ __all__ = [
     "explanation_figure",
     "metrics_comparison_figure",
     "metrics_percent",
+    "ood_class_breakdown",
+    "image_gallery",
     "page_slice",
     "pca_project",
+    "placeholder_png",
     "prompt_points",
     "prompt_similarities",
     "rates_at",
@@ -60,6 +66,7 @@ __all__ = [
     "score_histogram_figure",
     "score_pair_figure",
     "slider_range",
+    "thumbnail_png",
     "threshold_at_tpr",
     "top_similarities",
     "umap_project",

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from negprompt.metrics import roc_curve, threshold_at_tpr
+from negprompt.metrics import auroc, roc_curve, threshold_at_tpr
 
 __all__ = [
     "DECISION_FILTERS",
     "Rates",
     "decision_counts",
+    "ood_class_breakdown",
     "decision_table",
     "page_slice",
     "rates_at",
@@ -97,6 +98,46 @@ def decision_counts(scores: pd.DataFrame, score_col: str, threshold: float) -> p
     grouped["accepted_pct"] = 100.0 * grouped["accepted"] / grouped["images"]
     grouped["_order"] = (grouped["split"] != "id").astype(int)
     return grouped.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+BREAKDOWN_COLUMNS = ("dataset", "ood_class", "images", "accepted", "accepted_pct", "mean_score", "auroc")
+
+
+def ood_class_breakdown(scores: pd.DataFrame, score_col: str, threshold: float) -> pd.DataFrame:
+    """How each OOD class fares: images accepted at ``threshold`` and AUROC against all ID images.
+
+    Hard-OOD sets keep the class of every OOD image (column ``ood_class``); this table shows which
+    held-out classes the detector confuses with the ID classes. ``accepted_pct`` is the class's
+    false-positive rate at ``threshold`` (the FPR95 threshold gives per-class FPR95 terms) and
+    ``auroc`` separates the whole ID set from that class alone.
+
+    Returns:
+        One row per (OOD dataset, OOD class), most accepted first (ties: lower AUROC first), with
+        columns `BREAKDOWN_COLUMNS`; empty when no OOD image carries a class.
+    """
+    if "ood_class" not in scores.columns:
+        return pd.DataFrame(columns=list(BREAKDOWN_COLUMNS))
+    is_id = (scores["split"] == "id").to_numpy()
+    id_scores = scores.loc[is_id, score_col].to_numpy(dtype=np.float64)
+    labelled = scores.loc[~is_id & scores["ood_class"].fillna("").astype(str).ne("").to_numpy()]
+    rows = []
+    for (dataset, name), group in labelled.groupby(["dataset", "ood_class"], sort=False):
+        values = group[score_col].to_numpy(dtype=np.float64)
+        accepted = int((values >= threshold).sum())
+        rows.append(
+            {
+                "dataset": dataset,
+                "ood_class": name,
+                "images": len(values),
+                "accepted": accepted,
+                "accepted_pct": 100.0 * accepted / len(values),
+                "mean_score": float(values.mean()),
+                "auroc": auroc(id_scores, values) if id_scores.size else float("nan"),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(BREAKDOWN_COLUMNS))
+    order = frame.sort_values(["accepted_pct", "auroc"], ascending=[False, True], kind="stable")
+    return order.reset_index(drop=True)
 
 
 def roc_points(
@@ -178,7 +219,9 @@ def decision_table(
         wanted = np.asarray(list(classes))
         mask &= np.isin(label, wanted) | np.isin(pred, wanted)
     rows = np.flatnonzero(mask)
-    columns = [c for c in ("dataset", "split", "path", "label", "label_name") if c in scores.columns]
+    columns = [
+        c for c in ("dataset", "split", "path", "label", "label_name", "ood_class") if c in scores.columns
+    ]
     out = scores.iloc[rows][columns].copy()
     out.insert(0, "row", rows)
     out["score"] = score[rows]
