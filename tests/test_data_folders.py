@@ -107,7 +107,14 @@ def test_ood_folder_flat_nested_and_aliases(tmp_path):
     inat = ood_folder(tmp_path, "inaturalist")
     assert inat.name == "iNaturalist" and len(inat) == 3 and inat.is_ood
     dtd = ood_folder(tmp_path, "Textures")
-    assert dtd.name == "dtd" and dtd.paths == ("banded/a.jpg", "zigzagged/a.jpg") and dtd.is_ood
+    assert dtd.name == "dtd" and dtd.paths == ("banded/a.jpg", "zigzagged/a.jpg")
+    assert dtd.class_names == ("banded", "zigzagged") and dtd.labels == (0, 1)  # textures kept
+    (tmp_path / "dtd" / "images" / "empty_class").mkdir()  # not a usable class layout: unlabelled
+    assert ood_folder(tmp_path, "dtd").is_ood and len(ood_folder(tmp_path, "dtd")) == 2
+    _jpeg(tmp_path / "Mixed" / "images" / "loose.jpg")
+    _jpeg(tmp_path / "Mixed" / "images" / "sub_dir" / "b.jpg")
+    mixed = ood_folder(tmp_path, "Mixed")
+    assert mixed.is_ood and mixed.paths == ("loose.jpg", "sub_dir/b.jpg")
     _jpeg(tmp_path / "MyOOD" / "images" / "z.png")
     assert len(ood_folder(tmp_path, "MyOOD")) == 1
 

@@ -227,6 +227,42 @@ def test_sharded_training_step_matches_the_single_process_step(tmp_path):
                 assert out[name][0] == pytest.approx(losses, rel=1e-5, abs=1e-6), name
 
 
+ONLINE_BATCHES = ([4, 0, 7, 2, 9], [3])  # 3 + 2 samples per rank, and one sample (rank 1 has none)
+
+
+def _online_batches() -> tuple[list[np.ndarray], int]:
+    """Augmented features of `ONLINE_BATCHES` from one training generator, in this process, and
+    the number of images this process augmented."""
+    from negprompt.train.sources import OnlineSource
+
+    backbone = _tiny()
+    transform, calls = backbone.train_transform, []
+    backbone.train_transform = lambda im: calls.append(1) or transform(im)
+    source = OnlineSource(image_folder(Path(os.environ["NP_ONLINE_IMAGES"])), backbone, n_classes=2)
+    generator = torch.Generator().manual_seed(5)
+    return [source.batch(torch.tensor(idx), generator).numpy() for idx in ONLINE_BATCHES], len(calls)
+
+
+def _online_worker(rank: int, tmp_path: Path) -> None:
+    batches, augmented = _online_batches()
+    np.savez(tmp_path / f"online{rank}.npz", *batches, augmented=augmented)
+
+
+def test_online_augmented_batches_are_split_and_gathered(tmp_path, monkeypatch):
+    write_images(tmp_path / "images" / "a", 5, seed=4, size=40)
+    write_images(tmp_path / "images" / "b", 5, seed=5, size=40)
+    monkeypatch.setenv("NP_ONLINE_IMAGES", str(tmp_path / "images"))  # inherited by the spawned ranks
+    single, augmented = _online_batches()
+    assert [len(b) for b in single] == [len(idx) for idx in ONLINE_BATCHES] and augmented == 6
+    _run(_online_worker, tmp_path)
+    for r in range(WORLD):
+        got = np.load(tmp_path / f"online{r}.npz")
+        assert int(got["augmented"]) == [3 + 1, 2 + 0][r]  # each rank did only its slice
+        for k, expected in enumerate(single):
+            # same crops and flips per sample whichever rank encodes it; every rank holds the batch
+            np.testing.assert_allclose(got[f"arr_{k}"], expected, atol=1e-5, err_msg=f"rank {r} batch {k}")
+
+
 def test_classes_are_split_evenly_by_length():
     lengths = torch.tensor([3, 1, 1, 2, 5, 2, 1, 3, 3, 1, 2])
     for world in (1, 2, 3, 4):

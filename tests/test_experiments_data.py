@@ -53,7 +53,8 @@ def test_conventional_lists_the_first_classes_and_all_ood_sets(tmp_path):
     assert (len(data.train), len(data.val), len(data.id_test)) == (6, 3, 6)
     assert set(data.train.paths).isdisjoint(data.val.paths)
     assert list(data.ood) == list(OOD_NAMES) and all(len(s) == 3 for s in data.ood.values())
-    assert all(s.labels == (-1,) * 3 for s in data.ood.values())
+    assert all(s.labels == (-1,) * 3 for name, s in data.ood.items() if name != "dtd")
+    assert data.ood["dtd"].class_names == ("banded",) and data.ood["dtd"].labels == (0,) * 3
     assert tmp_path.joinpath(*SPLITS, "val") in data.roots
     assert data.describe()["ood"] == {n: 3 for n in OOD_NAMES}
 

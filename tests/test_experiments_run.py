@@ -76,6 +76,9 @@ def test_conventional_run_directory(bench, tmp_path, tiny_backbone):
     assert {"pred.zeroshot", "pred.coop", "pred.negprompt", "negprompt/negprompt", "coop/mcm"} <= set(
         s.columns
     )
+    # Textures keeps its texture class per image; the flat sets have none
+    assert set(s.loc[s.dataset == "dtd", "ood_class"]) == {"banded"}
+    assert (s.loc[s.dataset.isin(["iNaturalist", "SUN", "Places"]), "ood_class"] == "").all()
     row = m[(m.method == "negprompt") & (m.score == "negprompt") & (m.dataset == "SUN")].iloc[0]
     expected = ood_metrics(
         s[s.split == "id"]["negprompt/negprompt"], s[s.dataset == "SUN"]["negprompt/negprompt"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .imageset import IMAGE_EXTS, ImageSet
@@ -203,7 +204,11 @@ def _log_ignored(name: str, ignored: int) -> None:
 
 
 def ood_folder(data_root: str | os.PathLike, name: str) -> ImageSet:
-    """An OOD set stored as ``data_root/<name>/images`` (flat or nested; all images, labels -1).
+    """An OOD set stored as ``data_root/<name>/images``: every image below it, recursively.
+
+    When ``images/`` holds only class folders, each with images (Textures: 47 of them), the images
+    keep their folder as their OOD class (labels among the folder names, underscores shown as
+    spaces), so results can be broken down per OOD class; otherwise every label is -1.
 
     The conventional sets are ``iNaturalist``, ``SUN``, ``Places`` and ``dtd`` (Textures; also
     accepted as ``"Textures"``); names match case-insensitively. Any other name is looked up the
@@ -223,7 +228,17 @@ def ood_folder(data_root: str | os.PathLike, name: str) -> ImageSet:
             nodes,
             extra=f"Known OOD sets: {', '.join(OOD_SETS)} (any other name works with the same layout).",
         )
-    imgs = image_folder(root / folder / "images", name=folder, ood=True)
+    images = root / folder / "images"
+    dirs, files, _ = split_entries(os.fspath(images), IMAGE_EXTS)
+    try:
+        imgs = image_folder(images, name=folder) if dirs and not files else None
+    except ValueError as err:  # e.g. an empty class folder: the classes are a bonus, not a must
+        log.info("OOD set %r: class folders not used (%s); every image is unlabelled", folder, err)
+        imgs = None
+    if imgs is None:
+        imgs = image_folder(images, name=folder, ood=True)
+    else:
+        imgs = replace(imgs, class_names=tuple(c.replace("_", " ") for c in imgs.class_names))
     expected = OOD_EXPECTED_COUNTS.get(folder)
     if expected is not None and len(imgs) != expected:
         log.warning("OOD set %r has %d images; the usual MOS subset has %d", folder, len(imgs), expected)

@@ -11,6 +11,8 @@ from PIL import Image
 from torch import Tensor
 
 from negprompt.backbone import Backbone
+from negprompt.distributed import all_gather_rows, get_info
+from negprompt.features import shard_range
 
 
 def as_views(features: Any, device: torch.device) -> Tensor:
@@ -87,7 +89,9 @@ class OnlineSource:
     """Images encoded every step with ``backbone.train_transform`` (the authors' online augmentation).
 
     ``images`` is an ImageSet-like object with ``.abspath(i)`` and ``.labels``. The crop and flip of
-    each sample are seeded from the training generator, so runs are reproducible.
+    each sample are seeded from the training generator, so runs are reproducible. Under ``torchrun``
+    each rank augments and encodes a contiguous slice of the batch and the features are gathered,
+    so every rank holds the batch one process would have encoded.
     """
 
     n_views = 1
@@ -107,12 +111,18 @@ class OnlineSource:
     def batch(self, idx: Tensor, generator: torch.Generator) -> Tensor:
         """``[B, D]`` features of freshly augmented images ``idx``."""
         seed = int(torch.randint(2**62, (1,), generator=generator))
+        info = get_info()
+        start, stop = shard_range(len(idx), info.rank, info.world)
         pixels = []
         with torch.random.fork_rng(devices=[]):
-            for j, i in enumerate(idx.tolist()):
+            for j in range(start, stop):  # sample j's augmentation depends on j, not on the rank
                 torch.manual_seed(seed + j)
-                pixels.append(self.backbone.train_transform(_load(self.images.abspath(i))))
-        return self.backbone.encode_images(torch.stack(pixels)).float()
+                pixels.append(self.backbone.train_transform(_load(self.images.abspath(int(idx[j])))))
+        if pixels:
+            local = self.backbone.encode_images(torch.stack(pixels)).float()
+        else:  # more ranks than samples in this batch
+            local = torch.zeros(0, self.backbone.embed_dim, device=self.backbone.device)
+        return all_gather_rows(local)
 
 
 def encode_image_set(backbone: Backbone, images: Any, batch_size: int = 64) -> Tensor:
