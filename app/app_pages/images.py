@@ -148,6 +148,7 @@ if len(breakdown):
             breakdown,
             hide_index=True,
             column_config={
+                "ood_class": st.column_config.TextColumn("OOD class"),
                 "accepted_pct": st.column_config.NumberColumn("accepted %", format="%.1f"),
                 "mean_score": st.column_config.NumberColumn("mean score", format="%.5g"),
                 "auroc": st.column_config.NumberColumn("AUROC", format="%.3f"),

@@ -244,7 +244,7 @@ class _Trainer:
             self.scheduler.step()
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
-            bar.set_postfix(loss=f"{values['total']:.4f}")
+            bar.set_postfix(loss=f"{values['total']:.4f}", refresh=False)  # redrawn at tqdm's own pace
         record = {"epoch": epoch + 1, **{_NAMES.get(k, k): v / len(self.source) for k, v in sums.items()}}
         if self.val is not None:
             vals = validate(
