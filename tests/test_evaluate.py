@@ -122,3 +122,28 @@ def test_breakdown_orders_ties_by_auroc():
     out = viz.ood_class_breakdown(table, "s", threshold=5.0)  # nothing accepted: ties on accepted_pct
     assert list(out["ood_class"]) == ["b", "a"]  # b overlaps the ID scores more (lower AUROC)
     assert list(out["auroc"]) == [pytest.approx(0.75), 1.0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_breakdown_equals_a_plain_per_class_computation(seed):
+    rng = np.random.default_rng(seed)
+    n_id, n_ood = 200, 300
+    values = np.round(rng.normal(size=n_id + n_ood), 1)  # rounded: many ties across ID and OOD
+    table = pd.DataFrame(
+        {
+            "dataset": ["id"] * n_id + list(rng.choice(["near", "far"], n_ood)),
+            "split": ["id"] * n_id + ["ood"] * n_ood,
+            "ood_class": [""] * n_id + list(rng.choice(["a", "b", "c", ""], n_ood)),
+            "s": values,
+        }
+    )
+    threshold = float(np.quantile(values[:n_id], 0.05))
+    out = viz.ood_class_breakdown(table, "s", threshold).set_index(["dataset", "ood_class"])
+    ood = table[(table.split == "ood") & (table.ood_class != "")]
+    assert len(out) == ood.groupby(["dataset", "ood_class"]).ngroups
+    for (dataset, name), part in ood.groupby(["dataset", "ood_class"]):
+        row = out.loc[(dataset, name)]
+        assert row["images"] == len(part)
+        assert row["accepted"] == int((part.s >= threshold).sum())
+        assert row["auroc"] == pytest.approx(M.auroc(values[:n_id], part.s.to_numpy()), abs=1e-12)
+        assert row["mean_score"] == pytest.approx(part.s.mean())

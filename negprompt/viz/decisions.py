@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from negprompt.metrics import auroc, roc_curve, threshold_at_tpr
+from negprompt.metrics import roc_curve, threshold_at_tpr
 
 __all__ = [
     "DECISION_FILTERS",
@@ -118,23 +118,41 @@ def ood_class_breakdown(scores: pd.DataFrame, score_col: str, threshold: float) 
     if "ood_class" not in scores.columns:
         return pd.DataFrame(columns=list(BREAKDOWN_COLUMNS))
     is_id = (scores["split"] == "id").to_numpy()
-    id_scores = scores.loc[is_id, score_col].to_numpy(dtype=np.float64)
+    id_sorted = np.sort(scores.loc[is_id, score_col].to_numpy(dtype=np.float64))
     labelled = scores.loc[~is_id & scores["ood_class"].fillna("").astype(str).ne("").to_numpy()]
-    rows = []
-    for (dataset, name), group in labelled.groupby(["dataset", "ood_class"], sort=False):
-        values = group[score_col].to_numpy(dtype=np.float64)
-        accepted = int((values >= threshold).sum())
-        rows.append(
-            {
-                "dataset": dataset,
-                "ood_class": name,
-                "images": len(values),
-                "accepted": accepted,
-                "accepted_pct": 100.0 * accepted / len(values),
-                "mean_score": float(values.mean()),
-                "auroc": auroc(id_scores, values) if id_scores.size else float("nan"),
-            }
-        )
+    values = labelled[score_col].to_numpy(dtype=np.float64)
+    # Each OOD image's share of the AUROC pairs: ID images scoring above it, plus half the ties.
+    # One sort of the ID scores serves every class (equal to metrics.auroc per class).
+    below_or_equal = np.searchsorted(id_sorted, values, side="right")
+    below = np.searchsorted(id_sorted, values, side="left")
+    wins = (id_sorted.size - below_or_equal) + 0.5 * (below_or_equal - below)
+    per_image = pd.DataFrame(
+        {
+            "dataset": labelled["dataset"].to_numpy(),
+            "ood_class": labelled["ood_class"].to_numpy(),
+            "score": values,
+            "accepted": values >= threshold,
+            "wins": wins,
+        }
+    )
+    grouped = per_image.groupby(["dataset", "ood_class"], sort=False).agg(
+        images=("score", "size"),
+        accepted=("accepted", "sum"),
+        mean_score=("score", "mean"),
+        wins=("wins", "sum"),
+    )
+    rows = [
+        {
+            "dataset": dataset,
+            "ood_class": name,
+            "images": int(g.images),
+            "accepted": int(g.accepted),
+            "accepted_pct": 100.0 * g.accepted / g.images,
+            "mean_score": float(g.mean_score),
+            "auroc": g.wins / (g.images * id_sorted.size) if id_sorted.size else float("nan"),
+        }
+        for (dataset, name), g in grouped.iterrows()
+    ]
     frame = pd.DataFrame(rows, columns=list(BREAKDOWN_COLUMNS))
     order = frame.sort_values(["accepted_pct", "auroc"], ascending=[False, True], kind="stable")
     return order.reset_index(drop=True)
