@@ -33,6 +33,12 @@ def test_demo_fast_end_to_end(tmp_path, shared, capsys):
     for label in ("MCM (zero-shot)", "CoOp + MCM", "NegPrompt", "ID = positive"):
         assert label in printed
     assert f"run directory: {out}" in printed
+    # the near-OOD clothing classes, hardest first, with the counts of the run's own breakdown
+    hardest = (
+        printed.split("hardest OOD classes", 1)[1].split("run directory:", 1)[0].strip().splitlines()[1:]
+    )
+    assert len(hardest) == 4 and all("(demo/near-ood):" in line for line in hardest)
+    assert {line.split(" (")[0].strip() for line in hardest} == {"coat", "shirt", "sneaker", "ankle boot"}
     run = load_run(out)
     assert run.config["kind"] == "demo" and run.random_weights
     assert run.config["backbone"]["name"] == "negprompt-tiny"

@@ -147,3 +147,23 @@ def test_breakdown_equals_a_plain_per_class_computation(seed):
         assert row["accepted"] == int((part.s >= threshold).sum())
         assert row["auroc"] == pytest.approx(M.auroc(values[:n_id], part.s.to_numpy()), abs=1e-12)
         assert row["mean_score"] == pytest.approx(part.s.mean())
+
+
+def test_hardest_ood_classes_text():
+    from negprompt.commands.run import hardest_ood_classes
+
+    table = pd.DataFrame(
+        {
+            "dataset": ["id"] * 20 + ["o"] * 4,
+            "split": ["id"] * 20 + ["ood"] * 4,
+            "ood_class": [""] * 20 + ["a", "a", "b", "b"],
+            "negprompt/negprompt": list(np.arange(20.0)) + [30.0, 0.5, -1.0, -2.0],
+        }
+    )
+    text = hardest_ood_classes(table).splitlines()
+    # threshold keeps 19 of 20 ID images (score >= 1): a has one of two accepted, b none;
+    # AUROC of a: ID beats 30.0 never and 0.5 in 19 of 20 pairs, so 19/40
+    assert text[1] == "  a (o): 1/2 accepted as ID, AUROC 47.50" and text[2].startswith("  b (o): 0/2")
+    assert hardest_ood_classes(table.drop(columns="ood_class")) == ""
+    assert hardest_ood_classes(table.assign(ood_class="")) == ""
+    assert hardest_ood_classes(table, column="coop/mcm") == ""

@@ -236,8 +236,30 @@ def execute(config, out: Path, args: argparse.Namespace) -> Path:
     warning = run.config["backbone"].get("warning")
     banner = f"\n!!! {warning}\n" if warning else ""
     print(banner + format_table(run.metrics))
+    hardest = hardest_ood_classes(run.scores)
+    if hardest:
+        print(hardest)
     print(f"run directory: {path}")
     return path
+
+
+def hardest_ood_classes(scores, column: str = "negprompt/negprompt", k: int = 5) -> str:
+    """The ``k`` OOD classes most often accepted at ``column``'s FPR95 threshold, as text ("" when
+    the run's OOD sets have no classes or lack the column)."""
+    if column not in scores.columns or "ood_class" not in scores.columns:
+        return ""
+    from negprompt.viz.decisions import ood_class_breakdown, threshold_at_tpr
+
+    threshold = threshold_at_tpr(scores.loc[scores["split"] == "id", column], 0.95)
+    table = ood_class_breakdown(scores, column, threshold)
+    if table.empty:
+        return ""
+    lines = [f"hardest OOD classes ({column} at the FPR95 threshold; all: negprompt app, per-image page):"]
+    for r in table.head(k).itertuples():
+        lines.append(
+            f"  {r.ood_class} ({r.dataset}): {r.accepted}/{r.images} accepted as ID, AUROC {100 * r.auroc:.2f}"
+        )
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
