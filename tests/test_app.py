@@ -213,6 +213,13 @@ def test_images_page_gallery_filters_paging_and_explanation(monkeypatch, runs_ro
     shown = next(d.value for d in at.dataframe if "ood_class" in d.value.columns)
     assert list(shown["ood_class"]) == list(breakdown["ood_class"])
     assert list(shown["accepted"]) == list(breakdown["accepted"])
+    # the gallery filtered to one OOD class
+    hardest = str(breakdown["ood_class"].iloc[0])
+    at.multiselect(key="ood_classes").set_value([hardest]).run()
+    n_class = int((table["ood_class"] == hardest).sum())
+    assert any(f"{n_class} image(s) match" in m.value for m in at.markdown)
+    assert all(f"true: OOD ({hardest})" in c.value for c in at.caption if c.value.startswith("#"))
+    at.multiselect(key="ood_classes").set_value([]).run()
 
     at.selectbox(key="w_kind").set_value("fp").run()
     fp = viz.decision_table(table, SCORE, thr, kind="fp")

@@ -92,6 +92,26 @@ def test_decision_table_filters_and_sorting():
         viz.decision_table(table, "m/s", 0.6, kind="nope")
 
 
+def test_decision_table_filters_ood_classes():
+    table = pd.DataFrame(
+        {
+            "dataset": ["id"] * 3 + ["o"] * 4,
+            "split": ["id"] * 3 + ["ood"] * 4,
+            "path": [f"{i}.png" for i in range(7)],
+            "label": [0, 1, 0, -1, -1, -1, -1],
+            "ood_class": ["", "", "", "a", "b", "a", ""],
+            "s": [0.9, 0.8, 0.7, 0.95, 0.1, 0.2, 0.85],
+        }
+    )
+    out = viz.decision_table(table, "s", 0.5, ood_classes=["a"], sort="row")
+    assert list(out["row"]) == [3, 5] and list(out["ood_class"]) == ["a", "a"]
+    fp = viz.decision_table(table, "s", 0.5, kind="fp", ood_classes=["a", "b"])
+    assert list(fp["row"]) == [3]  # the accepted OOD image of class a; the unlabelled one is left out
+    assert len(viz.decision_table(table, "s", 0.5, ood_classes=[])) == 7  # empty = no filter
+    with pytest.raises(ValueError, match="no 'ood_class' column"):
+        viz.decision_table(table.drop(columns="ood_class"), "s", 0.5, ood_classes=["a"])
+
+
 def test_page_slice():
     assert viz.page_slice(100, 1, 24) == (slice(0, 24), 5)
     assert viz.page_slice(100, 5, 24) == (slice(96, 100), 5)

@@ -83,7 +83,12 @@ if not sh.report_empty_sets(id_scores, ood):
 threshold = sh.threshold_slider(run, column)
 names = im.class_names(run)
 
-filters = st.columns([2, 2, 2, 2, 1])
+ood_names = (
+    sorted(set(run.scores["ood_class"].dropna().astype(str)) - {""})
+    if "ood_class" in run.scores.columns
+    else []
+)
+filters = st.columns([2, 2, 2, 2, 2, 1] if ood_names else [2, 2, 2, 2, 1])
 kind = filters[0].selectbox(
     "Show",
     list(viz.DECISION_FILTERS),
@@ -101,7 +106,12 @@ classes = filters[2].multiselect(
     placeholder="all",
     key="classes",
 )
-sort = filters[3].selectbox(
+ood_classes = (
+    filters[3].multiselect("OOD classes", ood_names, placeholder="all", key="ood_classes")
+    if ood_names
+    else []
+)
+sort = filters[-2].selectbox(
     "Sort",
     ["score_desc", "score_asc", "row"],
     format_func={
@@ -110,7 +120,7 @@ sort = filters[3].selectbox(
         "row": "run order",
     }.get,
 )
-page_size = filters[4].selectbox("Per page", [12, 24, 48, 96], index=1, key="page_size")
+page_size = filters[-1].selectbox("Per page", [12, 24, 48, 96], index=1, key="page_size")
 
 table = viz.decision_table(
     run.scores,
@@ -120,6 +130,7 @@ table = viz.decision_table(
     kind=kind,
     datasets=datasets,
     classes=classes,
+    ood_classes=ood_classes,
     sort=sort,
 )
 _, n_pages = viz.page_slice(len(table), 1, page_size)

@@ -195,6 +195,7 @@ def decision_table(
     kind: str = "all",
     datasets: Sequence[str] | None = None,
     classes: Sequence[int] | None = None,
+    ood_classes: Sequence[str] | None = None,
     sort: str = "score_desc",
 ) -> pd.DataFrame:
     """Filter and sort the per-image table for a gallery (vectorised; images are never opened).
@@ -207,6 +208,8 @@ def decision_table(
         kind: one of `DECISION_FILTERS`.
         datasets: keep only these datasets (None or empty = all).
         classes: keep only images whose true or predicted class is one of these (None or empty = all).
+        ood_classes: keep only OOD images of these OOD classes (column ``ood_class``; None or
+            empty = all).
         sort: ``score_desc``, ``score_asc`` or ``row`` (the order of the run).
 
     Returns:
@@ -236,6 +239,10 @@ def decision_table(
     if classes:
         wanted = np.asarray(list(classes))
         mask &= np.isin(label, wanted) | np.isin(pred, wanted)
+    if ood_classes:
+        if "ood_class" not in scores.columns:
+            raise ValueError("this scores table has no 'ood_class' column to filter on")
+        mask &= scores["ood_class"].isin(list(ood_classes)).to_numpy() & ~is_id
     rows = np.flatnonzero(mask)
     columns = [
         c for c in ("dataset", "split", "path", "label", "label_name", "ood_class") if c in scores.columns
