@@ -88,7 +88,7 @@ ood_names = (
     if "ood_class" in run.scores.columns
     else []
 )
-filters = st.columns([2, 2, 2, 2, 2, 1] if ood_names else [2, 2, 2, 2, 1])
+filters = st.columns([2, 2, 2, 3, 2, 1] if ood_names else [2, 2, 2, 2, 1])
 kind = filters[0].selectbox(
     "Show",
     list(viz.DECISION_FILTERS),
