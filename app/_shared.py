@@ -14,7 +14,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -223,6 +223,29 @@ def report_empty_sets(id_scores: np.ndarray, ood: dict[str, np.ndarray]) -> bool
 
 
 # --------------------------------------------------------------------------- threshold
+
+
+class ScoredRun(NamedTuple):
+    """What the score pages work on: the run, its score column, the scores split by set, the threshold."""
+
+    run: Run
+    column: str
+    id_scores: np.ndarray
+    ood: dict[str, np.ndarray]
+    id_name: str
+    threshold: float
+
+
+def scored_run() -> ScoredRun:
+    """The common top of the score pages: run and score pickers, the random-weights banner,
+    messages for empty sets (the page stops when nothing can be compared) and the threshold slider."""
+    run = select_run(runs_dir())
+    random_weights_banner(run)
+    column = select_score(run)
+    id_scores, ood, id_name = split_scores(run, column)
+    if not report_empty_sets(id_scores, ood):
+        st.stop()
+    return ScoredRun(run, column, id_scores, ood, id_name, threshold_slider(run, column))
 
 
 @st.cache_data(show_spinner=False)

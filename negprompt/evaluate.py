@@ -115,8 +115,9 @@ def evaluate(
     for method in methods:
         pos = method.pos.detach().float().cpu()
         neg = None if method.neg is None else method.neg.detach().float().cpu()
-        columns[f"pred.{method.name}"] = S.predict(feats32, pos).numpy()
-        for name, values in S.score_all(None, feats32, pos, neg, temperature).items():
+        pred, scores = S.predict_and_score(None, feats32, pos, neg, temperature)
+        columns[f"pred.{method.name}"] = pred.numpy()
+        for name, values in scores.items():
             columns[f"{method.name}/{name}"] = values.numpy().astype(np.float64)
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
     return Evaluation(table, metrics_table(table, methods), feats, list(methods))

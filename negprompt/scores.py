@@ -32,6 +32,7 @@ __all__ = [
     "negprompt_score",
     "posi_nega_score",
     "predict",
+    "predict_and_score",
     "score",
     "score_all",
     "similarities",
@@ -289,7 +290,7 @@ def similarities(
     return _sims(*_prepare(image_features, pos_text, neg_text))
 
 
-def predict(image_features: Tensor, pos_text: Tensor) -> Tensor:
+def predict(image_features: Tensor, pos_text: Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> Tensor:
     """Predicted class per image: argmax_c cos(f, t_c) over the positive prompts.
 
     Args:
@@ -299,8 +300,7 @@ def predict(image_features: Tensor, pos_text: Tensor) -> Tensor:
     Returns:
         [N] class indices (long).
     """
-    s_pos, _ = similarities(image_features, pos_text)
-    return s_pos.argmax(dim=1)
+    return predict_and_score([], image_features, pos_text, batch_size=batch_size)[0]
 
 
 # --------------------------------------------------------------------------- public entry points
@@ -364,6 +364,22 @@ def score_all(
     Returns:
         ``{name: [N] scores}`` in the order of ``names``.
     """
+    return predict_and_score(names, image_features, pos_text, neg_text, temperature, batch_size)[1]
+
+
+def predict_and_score(
+    names: Sequence[str] | str | None,
+    image_features: Tensor | np.ndarray,
+    pos_text: Tensor | np.ndarray,
+    neg_text: Tensor | np.ndarray | None = None,
+    temperature: float = 1.0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The predicted classes and the scores of :func:`score_all` from one pass over the similarities.
+
+    Returns:
+        ``([N] class indices (long), {name: [N] scores})``.
+    """
     if names is None:
         names = [n for n, s in SCORES.items() if neg_text is not None or not s.needs_negatives]
     elif isinstance(names, str):
@@ -381,11 +397,13 @@ def score_all(
     need_neg = any(s.needs_negatives for s in specs)
     starts = range(0, n_images, batch_size) if n_images else [0]
     parts: dict[str, list[Tensor]] = {s.name: [] for s in specs}
+    preds: list[Tensor] = []
     for start in starts:
         f, p, n = _prepare(
             image_features[start : start + batch_size], pos_text, neg_text if need_neg else None
         )
         s_pos, s_neg = _sims(f, p, n)
+        preds.append(s_pos.argmax(dim=1))
         for spec in specs:
             parts[spec.name].append(spec.fn(s_pos, s_neg, t))
-    return {name: torch.cat(chunks) for name, chunks in parts.items()}
+    return torch.cat(preds), {name: torch.cat(chunks) for name, chunks in parts.items()}

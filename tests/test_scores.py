@@ -168,6 +168,18 @@ def test_score_all_is_batch_invariant(batch_size):
         torch.testing.assert_close(batched[name], whole[name], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("batch_size", [1, 5, 37])
+def test_predictions_come_from_the_same_pass_as_the_scores(batch_size):
+    f, pos, neg = _random_inputs(10, dtype=torch.float64)
+    pred, scores = S.predict_and_score(ALL, f, pos, neg, temperature=0.3, batch_size=batch_size)
+    reference = (f @ pos.T).argmax(dim=1)  # plain float64 argmax over all images at once
+    assert torch.equal(pred, reference) and torch.equal(S.predict(f, pos, batch_size=batch_size), reference)
+    for name, values in S.score_all(ALL, f, pos, neg, temperature=0.3).items():
+        torch.testing.assert_close(scores[name], values, rtol=1e-12, atol=1e-14)
+    empty_pred, empty = S.predict_and_score(ALL, f[:0], pos, neg)
+    assert empty_pred.shape == (0,) and all(v.shape == (0,) for v in empty.values())
+
+
 def test_score_all_reads_a_memory_mapped_array(tmp_path):
     f, pos, neg = _random_inputs(7)
     np.save(tmp_path / "f.npy", f.numpy().astype(np.float16))

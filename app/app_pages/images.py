@@ -73,14 +73,7 @@ def explain(run, column: str, row: int, threshold: float, names: list[str]) -> N
 
 
 st.title("Per-image decisions")
-root = sh.runs_dir()
-run = sh.select_run(root)
-sh.random_weights_banner(run)
-column = sh.select_score(run)
-id_scores, ood, _ = sh.split_scores(run, column)
-if not sh.report_empty_sets(id_scores, ood):
-    st.stop()
-threshold = sh.threshold_slider(run, column)
+run, column, _, _, _, threshold = sh.scored_run()
 names = im.class_names(run)
 
 ood_names = (

@@ -7,15 +7,7 @@ import streamlit as st
 from negprompt import viz
 
 st.title("Score distributions")
-root = sh.runs_dir()
-run = sh.select_run(root)
-sh.random_weights_banner(run)
-column = sh.select_score(run)
-id_scores, ood, id_name = sh.split_scores(run, column)
-if not sh.report_empty_sets(id_scores, ood):
-    st.stop()
-
-threshold = sh.threshold_slider(run, column)
+run, column, id_scores, ood, id_name, threshold = sh.scored_run()
 rates = {name: viz.rates_at(id_scores, values, threshold) for name, values in ood.items() if len(values)}
 ood_all = np.concatenate([np.empty(0), *ood.values()])
 both = viz.rates_at(id_scores, ood_all, threshold)
