@@ -22,10 +22,15 @@ import torch
 from torch import nn
 from torchvision import transforms as T
 
+from negprompt import bundled
+
 log = logging.getLogger(__name__)
 
 TINY_MODEL = "negprompt-tiny"
 """A tiny registered architecture (random weights only) for tests and offline smoke runs."""
+MINI_MODEL = bundled.MINI_MODEL
+"""The bundled mini-CLIP, pretrained on the mini-world; its weights ship in the package."""
+MINI_TAG = bundled.MINI_TAG
 
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
 
@@ -127,8 +132,8 @@ def available_models() -> list[str]:
 
 
 def available_tags(name: str) -> list[str]:
-    """Pretrained tags open_clip knows for an architecture."""
-    return open_clip.list_pretrained_tags_by_model(name)
+    """Pretrained tags for an architecture: the bundled ones first, then those open_clip knows."""
+    return bundled.tags(name) + open_clip.list_pretrained_tags_by_model(name)
 
 
 def network_available(timeout: float = 3.0) -> bool:
@@ -214,6 +219,13 @@ def load_backbone(
     elif Path(pretrained).expanduser().is_file():
         checkpoint = Path(pretrained).expanduser().resolve()
         weights, fingerprint = str(checkpoint), _file_fingerprint(checkpoint)
+    elif pretrained in bundled.tags(name) or (pretrained.lower() == "auto" and bundled.tags(name)):
+        tag = pretrained if pretrained in bundled.tags(name) else bundled.tags(name)[0]
+        try:
+            checkpoint = bundled.verified_weights(name, tag)
+        except bundled.BundledWeightsError as exc:
+            raise WeightsError(str(exc)) from exc
+        weights, fingerprint = tag, f"{name}/{tag}:{bundled.read_card(name, tag)['sha256'][:16]}"
     elif pretrained.lower() == "auto":
         tag, checkpoint, why = _auto_weights(name, tags, cache_dir, network_timeout)
         if checkpoint is None:

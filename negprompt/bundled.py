@@ -1,0 +1,77 @@
+"""Weights that ship inside the package: ``negprompt-mini`` trained on the mini-world.
+
+They load through the ordinary path, ``load_backbone("negprompt-mini", "miniworld-v1")`` (or
+``"auto"``), never from the network. The card beside the weights records their sha256; a missing or
+damaged file is an error that names it and says how to restore it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+MINI_MODEL = "negprompt-mini"
+MINI_TAG = "miniworld-v1"
+_DIR = Path(__file__).parent / "model_weights"
+BUNDLED: dict[str, dict[str, str]] = {MINI_MODEL: {MINI_TAG: f"{MINI_MODEL}-{MINI_TAG}"}}
+"""Architecture -> tag -> file stem under ``negprompt/model_weights``."""
+_RESTORE = (
+    "restore it by reinstalling negprompt (pip install --force-reinstall negprompt, or git checkout "
+    "negprompt/model_weights in a clone), or rebuild it with scripts/pretrain_mini_clip.py --install --force"
+)
+
+
+class BundledWeightsError(ValueError):
+    """The bundled weights file is missing or damaged (the message names it and the fix)."""
+
+
+def tags(model: str) -> list[str]:
+    """The bundled tags of an architecture (empty for architectures without bundled weights)."""
+    return list(BUNDLED.get(model, {}))
+
+
+def weights_path(model: str = MINI_MODEL, tag: str = MINI_TAG) -> Path:
+    """Where the bundled weights of ``model``/``tag`` live."""
+    return _DIR / f"{BUNDLED[model][tag]}.safetensors"
+
+
+def card_path(model: str = MINI_MODEL, tag: str = MINI_TAG) -> Path:
+    """The card (JSON) beside the weights."""
+    return _DIR / f"{BUNDLED[model][tag]}.card.json"
+
+
+def read_card(model: str = MINI_MODEL, tag: str = MINI_TAG) -> dict:
+    """The card of the bundled weights (recipe, data, accuracies, sha256)."""
+    path = card_path(model, tag)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundledWeightsError(
+            f"the card of the bundled weights {path} cannot be read ({exc}); {_RESTORE}"
+        ) from exc
+    if not isinstance(card, dict) or "sha256" not in card:
+        raise BundledWeightsError(f"the card {path} has no sha256 entry; {_RESTORE}")
+    return card
+
+
+def verified_weights(model: str, tag: str) -> Path:
+    """The bundled weights file, checked against the sha256 in its card.
+
+    Raises:
+        BundledWeightsError: the file is missing, or its bytes differ from what the card records.
+    """
+    path = weights_path(model, tag)
+    card = read_card(model, tag)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise BundledWeightsError(
+            f"the bundled weights {path} cannot be read ({exc.strerror}); {_RESTORE}"
+        ) from exc
+    if digest != card["sha256"]:
+        raise BundledWeightsError(
+            f"the bundled weights {path} are damaged (sha256 {digest[:12]}…, the card records "
+            f"{card['sha256'][:12]}…); {_RESTORE}"
+        )
+    return path

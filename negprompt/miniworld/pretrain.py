@@ -1,0 +1,305 @@
+"""Contrastive pretraining of ``negprompt-mini`` on the mini-world, and its zero-shot evaluation.
+
+The loss is CLIP's symmetric InfoNCE (Radford et al., 2021) with *all* true pairs as positives: with
+logits ``z_ij = s · f_i · g_j`` (unit image features f, caption features g, learned scale s) and the
+mask ``P_ij = 1`` when caption j is true of image i (:func:`negprompt.miniworld.world.positives`),
+
+    L = ½ [ −Σ_i Σ_j q_ij log softmax_j(z_ij) / B  −  Σ_j Σ_i r_ij log softmax_i(z_ij) / B ],
+    q_ij = P_ij / Σ_j' P_ij',   r_ij = P_ij / Σ_i' P_i'j,
+
+which is the usual loss when every image has one true caption in the batch, and does not push apart
+two images of one concept (or two copies of one sentence) when it does not.
+
+Every step draws its batch from a generator seeded by ``(seed, step)``, so a run resumed from a
+checkpoint continues exactly as the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import negprompt.backbone  # noqa: F401  (registers the model configs)
+
+from .world import DOMAIN_WEIGHTS, Domain, fact_vocabulary, positives
+
+log = logging.getLogger(__name__)
+
+MODEL = "negprompt-mini"
+MEAN = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+ZERO_SHOT_TEMPLATE = "a photo of a {}"
+"""The prompt of the zero-shot evaluation: the toolkit's own ("a photo of a" + class name)."""
+
+
+@dataclass
+class PretrainConfig:
+    """The recipe (recorded in the weights' card)."""
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 2e-3
+    min_lr: float = 1e-5
+    warmup: int = 100
+    weight_decay: float = 0.1
+    seed: int = 0
+    shift: int = 2
+    n_shapes: int = 30_000
+    n_textures: int = 12_000
+    save_every: int = 100
+    threads: int | None = 2
+
+
+def loss_with_duplicates(
+    img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, pos: torch.Tensor
+) -> torch.Tensor:
+    """Symmetric contrastive loss with every true pair positive (formula in the module docstring).
+
+    Args:
+        img, txt: ``[B, D]`` unit features. scale: the logit scale s. pos: bool ``[B, B]`` (image, caption).
+    """
+    logits = scale * img @ txt.t()
+    p = pos.float()
+    q = p / p.sum(1, keepdim=True)
+    r = p / p.sum(0, keepdim=True)
+    i2t = -(q * F.log_softmax(logits, dim=1)).sum(1).mean()
+    t2i = -(r * F.log_softmax(logits, dim=0)).sum(0).mean()
+    return 0.5 * (i2t + t2i)
+
+
+class Pool:
+    """All pretraining images in one array, their caption ids and fact vectors, for fast batches."""
+
+    def __init__(self, world: dict[str, Domain], tokenizer) -> None:
+        self.vocab = fact_vocabulary(world)
+        self.domains = list(world)
+        self.images = np.concatenate([d.images for d in world.values()])
+        self.offsets = np.cumsum([0] + [len(d) for d in world.values()])
+        texts: dict[str, int] = {}
+        cap_facts: list[frozenset] = []
+        group_caps, group_facts, image_group = [], [], []
+        for d in world.values():
+            base = len(group_caps)
+            for caps, facts in zip(d.captions, d.facts):
+                ids = []
+                for c in caps:
+                    if c.text not in texts:
+                        texts[c.text] = len(texts)
+                        cap_facts.append(c.facts)
+                    ids.append(texts[c.text])
+                group_caps.append(np.asarray(ids))
+                group_facts.append(facts)
+            image_group.append(d.group + base)
+        self.image_group = np.concatenate(image_group)
+        self.group_caps = group_caps
+        self.group_facts = self._bool(group_facts)
+        self.caption_facts = self._bool(cap_facts)
+        self.texts = list(texts)
+        tokens = tokenizer(self.texts)
+        self.tokens = tokens
+        self.token_len = (tokens != 0).sum(1).numpy()
+        self.weights = np.asarray([DOMAIN_WEIGHTS[n] for n in self.domains], dtype=np.float64)
+        self.weights /= self.weights.sum()
+
+    def _bool(self, sets: list[frozenset]) -> np.ndarray:
+        out = np.zeros((len(sets), len(self.vocab)), dtype=bool)
+        for i, s in enumerate(sets):
+            out[i, [self.vocab[f] for f in s]] = True
+        return out
+
+    def batch(
+        self, rng: np.random.Generator, size: int, shift: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images ``[B, 3, 32, 32]`` normalised, tokens ``[B, L]``, positives bool ``[B, B]``)."""
+        dom = rng.choice(len(self.domains), size=size, p=self.weights)
+        lo, hi = self.offsets[dom], self.offsets[dom + 1]
+        idx = lo + (rng.random(size) * (hi - lo)).astype(np.int64)
+        groups = self.image_group[idx]
+        caps = np.asarray([self.group_caps[g][rng.integers(len(self.group_caps[g]))] for g in groups])
+        imgs = self.images[idx]
+        if shift:
+            padded = np.pad(imgs, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
+            dy, dx = rng.integers(0, 2 * shift + 1, size=(2, size))
+            imgs = np.stack([padded[i, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32] for i in range(size)])
+        x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - MEAN) / STD
+        length = int(self.token_len[caps].max())
+        tokens = self.tokens[torch.from_numpy(caps), :length]
+        pos = torch.from_numpy(positives(self.group_facts[groups], self.caption_facts[caps]))
+        return x, tokens, pos
+
+
+def encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``model.encode_text`` on tokens cut to their batch's longest caption ``[B, L]`` (L <= 77).
+
+    The text tower is causal and pools at the end-of-text token, so the padding after it changes
+    nothing; cutting it saves most of the text tower's work on short captions.
+    """
+    length = tokens.shape[1]
+    x = model.token_embedding(tokens) + model.positional_embedding[:length]
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+    return x @ model.text_projection
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "embedding" in name or "logit_scale" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def new_model(seed: int) -> torch.nn.Module:
+    """A randomly initialised ``negprompt-mini`` (seeded)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(MODEL, pretrained=None)
+    return model
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def pretrain(
+    world: dict[str, Domain],
+    cfg: PretrainConfig,
+    state_file: Path,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> tuple[torch.nn.Module, dict]:
+    """Train ``negprompt-mini`` from scratch; resumes from ``state_file`` when it exists.
+
+    Returns the model (fp32, on CPU) and a summary (losses, wall time, peak memory, steps run here).
+    """
+    if cfg.threads and device == "cpu":
+        torch.set_num_threads(cfg.threads)
+    model = new_model(cfg.seed).to(device)
+    pool = Pool(world, open_clip.get_tokenizer(MODEL))
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    start, history = 0, []
+    if state_file.exists():
+        try:
+            state = torch.load(state_file, map_location=device, weights_only=True)
+        except Exception as exc:
+            raise RuntimeError(
+                f"pretraining checkpoint {state_file} cannot be read ({type(exc).__name__}: {exc}); "
+                "delete it to start over"
+            ) from exc
+        free = {"save_every", "threads"}  # settings that do not change the result
+        saved = {k: v for k, v in dict(state.get("config") or {}).items() if k not in free}
+        if saved != {k: v for k, v in asdict(cfg).items() if k not in free}:
+            raise RuntimeError(
+                f"pretraining checkpoint {state_file} was made with another recipe "
+                f"({state.get('config')}); delete it or use another --out"
+            )
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, history = int(state["step"]), list(state["history"])
+        log.info("resuming pretraining at step %d", start)
+    model.train()
+    t0, steps_here = time.perf_counter(), 0
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(range(start, end), desc="pretraining negprompt-mini", disable=not progress, mininterval=2.0)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        rng = np.random.default_rng([cfg.seed, step])
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        x, tokens, pos = pool.batch(rng, cfg.batch_size, cfg.shift)
+        img = F.normalize(model.encode_image(x.to(device)), dim=-1)
+        txt = F.normalize(encode_text(model, tokens.to(device)), dim=-1)
+        loss = loss_with_duplicates(img, txt, model.logit_scale.exp(), pos.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        history.append(loss.item())
+        steps_here += 1
+        if progress:
+            bar.set_postfix(
+                loss=f"{history[-1]:.3f}", scale=f"{model.logit_scale.exp().item():.1f}", refresh=False
+            )
+        if (step + 1) % cfg.save_every == 0 or step + 1 == end:
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step + 1,
+                     "history": history, "config": asdict(cfg)}  # fmt: skip
+            _atomic_torch_save(state, state_file)
+    seconds = time.perf_counter() - t0
+    summary = {
+        "steps_done": len(history),
+        "steps_this_process": steps_here,
+        "seconds_this_process": round(seconds, 1),
+        "seconds_per_step": round(seconds / max(steps_here, 1), 3),
+        "final_loss_mean_last_50": round(float(np.mean(history[-50:])), 4) if history else None,
+        "device": device,
+    }
+    return model.eval().cpu(), summary
+
+
+@torch.no_grad()
+def zero_shot_accuracy(model: torch.nn.Module, domain: Domain, batch_size: int = 1024) -> float:
+    """Top-1 accuracy of "a photo of a <class>" prompts over the domain's classes."""
+    tokenizer = open_clip.get_tokenizer(MODEL)
+    model = model.eval()
+    text = F.normalize(
+        model.encode_text(tokenizer([ZERO_SHOT_TEMPLATE.format(n) for n in domain.class_names])), dim=-1
+    )
+    correct = 0
+    for i in range(0, len(domain), batch_size):
+        x = torch.from_numpy(domain.images[i : i + batch_size]).permute(0, 3, 1, 2).float().div_(255.0)
+        f = F.normalize(model.encode_image((x - MEAN) / STD), dim=-1)
+        pred = (f @ text.t()).argmax(1).numpy()
+        correct += int((pred == domain.labels[i : i + batch_size]).sum())
+    return correct / max(len(domain), 1)
+
+
+def evaluate(model: torch.nn.Module, world: dict[str, Domain]) -> dict[str, dict]:
+    """Zero-shot top-1 per evaluation set: ``{name: {"top1": …, "images": …, "classes": …}}``."""
+    return {
+        name: {
+            "top1": round(zero_shot_accuracy(model, d), 4),
+            "images": len(d),
+            "classes": len(d.class_names),
+        }
+        for name, d in world.items()
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

@@ -1,0 +1,198 @@
+#!/usr/bin/env python
+"""Pretrain the bundled mini-CLIP (``negprompt-mini``) on the mini-world and write its weights and card.
+
+    python scripts/pretrain_mini_clip.py --out runs/pretrain-mini            # ~30 min on 2 CPU cores
+    python scripts/pretrain_mini_clip.py --out runs/pretrain-mini --device cuda
+    python scripts/pretrain_mini_clip.py --out runs/pretrain-mini --install --force   # replace the shipped weights
+
+The run is seeded and resumable: run the same command again after an interruption. ``--out`` receives
+``state.pt`` (the resumable checkpoint), the fp16 weights (safetensors) and the card (JSON and
+Markdown) with the recipe, data, licences, software versions and the zero-shot accuracies measured on
+held-out data with the fp16 weights. ``--install`` copies weights and card into the package, which
+refuses to replace the shipped ones without ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import safetensors.torch
+import torch
+
+from negprompt import bundled
+from negprompt.miniworld import pretrain as P
+from negprompt.miniworld import world as W
+from negprompt.miniworld.sources import MiniWorldDataError
+
+DATA_CARD = {
+    "clothing": "Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017; MIT licence, Copyright (c) 2017 Zalando SE): "
+    "the 60,000 training images for pretraining; the 10,000 test images held out for evaluation",
+    "digits": "scikit-learn's bundled handwritten digits (UCI optical recognition of handwritten digits, "
+    "CC BY 4.0): 70% for pretraining, a seeded 30% held out",
+    "shapes": "generated coloured shapes (6 colours x 5 shapes x filled/outlined x small/large on 4 "
+    "backgrounds); 6 colour-shape pairs never drawn for pretraining",
+    "textures": "7 generated patterns and crops of 3 photographs (brick, grass, gravel) from scikit-image's "
+    "sample data (CC0); pretraining crops come from the top half of each photograph, evaluation crops "
+    "from the bottom half",
+}
+
+
+def parse(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, weights, card)")
+    defaults = P.PretrainConfig()
+    for f in fields(P.PretrainConfig):
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)) if f.name != "threads" else int,
+                        default=getattr(defaults, f.name))  # fmt: skip
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (resume later)")
+    ap.add_argument("--install", action="store_true", help="copy the weights and card into the package")
+    ap.add_argument("--force", action="store_true", help="with --install: replace the shipped weights")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap.parse_args(argv)
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """fp16 safetensors of the model's state dict, written atomically."""
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt", "model": P.MODEL})
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+def card(cfg: P.PretrainConfig, summary: dict, accuracies: dict, weights: Path, device: str) -> dict:
+    """The weights' card as a JSON-ready dict."""
+    return {
+        "model": P.MODEL,
+        "tag": bundled.MINI_TAG,
+        "weights_file": weights.name,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "bytes": weights.stat().st_size,
+        "precision": "fp16 storage (loaded into fp32)",
+        "recipe": asdict(cfg)
+        | {
+            "optimizer": "AdamW(betas=(0.9, 0.98), eps=1e-6)",
+            "schedule": "linear warm-up, cosine",
+            "loss": "symmetric contrastive loss, every true caption-image pair positive",
+            "domain_weights": W.DOMAIN_WEIGHTS,
+        },  # fmt: skip
+        "trained_on": {"device": device, "device_name": _device_name(device), **summary},
+        "data": DATA_CARD,
+        "zero_shot_top1": accuracies,
+        "zero_shot_prompt": P.ZERO_SHOT_TEMPLATE,
+        "software": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "open_clip": open_clip.__version__,
+            "numpy": np.__version__,
+        },
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def markdown(c: dict) -> str:
+    """The card as Markdown."""
+    acc = "\n".join(
+        f"| {k} | {v['classes']} | {v['images']} | {100 * v['top1']:.1f}% |"
+        for k, v in c["zero_shot_top1"].items()
+    )
+    recipe = "\n".join(f"- `{k}`: {v}" for k, v in c["recipe"].items())
+    data = "\n".join(f"- **{k}**: {v}" for k, v in c["data"].items())
+    t = c["trained_on"]
+    return f"""# {c["model"]} / {c["tag"]}
+
+A small CLIP (ViT image tower 32x32, patch 4, 4 layers, width 128; text tower 3 layers, width 64; joint
+space 128) trained from scratch by `scripts/pretrain_mini_clip.py` on the mini-world. It knows its small
+world only: clothing, handwritten digits, coloured shapes and textures.
+
+## Zero-shot top-1 on held-out data (prompt "{c["zero_shot_prompt"]} <class>", fp16 weights)
+
+| set | classes | images | top-1 |
+|---|---|---|---|
+{acc}
+
+## Recipe
+
+{recipe}
+
+Trained on {t["device_name"]} ({t["device"]}): {t["steps_done"]} steps, {t["seconds_this_process"]} s
+in the last process, final loss (mean of the last 50 steps) {t["final_loss_mean_last_50"]}.
+
+## Data and licences
+
+{data}
+
+## File
+
+`{c["weights_file"]}`: {c["bytes"]} bytes, sha256 `{c["sha256"]}`. Software: {c["software"]}. Date: {c["date"]}.
+"""
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("negprompt").setLevel(logging.INFO)
+    cfg = P.PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(P.PretrainConfig)})
+    if args.install and bundled.weights_path().exists() and not args.force:
+        print(
+            f"error: {bundled.weights_path()} holds the shipped weights; add --force to replace them "
+            "(or leave out --install to keep them)",
+            file=sys.stderr,
+        )
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        world = W.pretraining_world(cfg.seed, cfg.n_shapes, cfg.n_textures)
+        held_out = W.evaluation_world()
+    except MiniWorldDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model, summary = P.pretrain(
+        world,
+        cfg,
+        args.out / "state.pt",
+        device=args.device,
+        progress=not args.quiet,
+        stop_after=args.stop_after,
+    )
+    if summary["steps_done"] < cfg.steps:
+        print(f"stopped after step {summary['steps_done']} of {cfg.steps}; run the same command to resume")
+        return 0
+    weights = args.out / bundled.weights_path().name
+    save_weights(model, weights)
+    fp16_model = P.new_model(cfg.seed)
+    fp16_model.load_state_dict({k: v.float() for k, v in safetensors.torch.load_file(str(weights)).items()})
+    accuracies = P.evaluate(fp16_model, held_out)
+    c = card(cfg, summary, accuracies, weights, args.device)
+    P.write_json(args.out / bundled.card_path().name, c)
+    (args.out / "MODEL_CARD.md").write_text(markdown(c), encoding="utf-8")
+    for name, v in accuracies.items():
+        print(
+            f"zero-shot top-1 {name:14s} {100 * v['top1']:5.1f}%  ({v['images']} images, {v['classes']} classes)"
+        )
+    if args.install:
+        for src in (weights, args.out / bundled.card_path().name, args.out / "MODEL_CARD.md"):
+            shutil.copyfile(src, bundled.weights_path().parent / src.name)
+        print(f"installed into {bundled.weights_path().parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
