@@ -10,7 +10,15 @@ from pathlib import Path
 from negprompt.commands.common import add_backbone_args, default_run_dir, shots_arg
 
 log = logging.getLogger("negprompt")
-PRESET_CHOICES = ("conventional", "hard-ood", "open-vocab", "demo")
+PRESET_CHOICES = (
+    "conventional",
+    "hard-ood",
+    "open-vocab",
+    "demo",
+    "mini-conventional",
+    "mini-hard-ood",
+    "mini-open-vocab",
+)
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -53,7 +61,7 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
 
         g.add_argument(
             "--benchmark",
-            choices=("imagenet", "demo", "demo-full", "cifar10", "cifar100"),
+            choices=("imagenet", "mini", "demo", "demo-full", "cifar10", "cifar100"),
             default=None,
             help="open-vocab: the ID data (default imagenet)",
         )
@@ -80,6 +88,14 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
     )
     t.add_argument("--val-per-class", type=int, default=None, help="validation images per class")
     t.add_argument("--seed", type=int, default=None, help="seed of sampling, views and training (0)")
+    if not demo:
+        t.add_argument(
+            "--seeds",
+            type=int,
+            nargs="+",
+            default=None,
+            help="run once per seed into OUT/seed-<k> and report mean ± std (mini presets: 0 1 2)",
+        )
     t.add_argument("--epochs", type=int, default=None, help="epochs of each stage")
     if not demo:
         t.add_argument("--n-views", type=int, default=None, help="feature views per training image (1)")
@@ -262,10 +278,49 @@ def hardest_ood_classes(scores, column: str = "negprompt/negprompt", k: int = 5)
     return "\n".join(lines)
 
 
+def seeds_of(args: argparse.Namespace) -> list[int] | None:
+    """The seeds of a multi-seed run, or None for one run (``--seed``, or a non-mini preset)."""
+    from negprompt.experiments.config import MINI_SEEDS, PRESET_KIND
+
+    if args.seeds is not None and args.seed is not None:
+        raise ValueError("give --seed (one run) or --seeds (one run per seed), not both")
+    if args.seeds is not None:
+        if len(set(args.seeds)) != len(args.seeds):
+            raise ValueError(f"--seeds lists a seed twice: {args.seeds}")
+        return list(args.seeds)
+    if args.seed is None and args.preset in PRESET_KIND:
+        return list(MINI_SEEDS)
+    return None
+
+
+def run_seeds(args: argparse.Namespace, seeds: list[int], out: Path) -> Path:
+    """One run per seed under ``out/seed-<k>``, then ``summary.csv`` / ``summary.md`` in ``out``."""
+    from negprompt.experiments.seeds import format_summary, summarize
+    from negprompt.io import atomic_write
+    from negprompt.rundir import load_run
+
+    metrics = {}
+    for seed in seeds:
+        print(f"== seed {seed} ({seeds.index(seed) + 1} of {len(seeds)})", flush=True)
+        config = config_from_args(args.preset, args, seed=seed)
+        path = execute(config, out / f"seed-{seed}", args)
+        metrics[seed] = load_run(path).metrics
+    summary = summarize(metrics)
+    table = format_summary(summary)
+    atomic_write(out / "summary.csv", summary.to_csv(index=False))
+    atomic_write(out / "summary.md", f"# {args.preset}: mean ± std over seeds {seeds}\n\n{table}\n")
+    print(f"\nmean ± std over seeds {seeds} (percent):\n{table}\nsummary: {out / 'summary.md'}")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted run")
-    config = config_from_args(args.preset, args)
+    seeds = seeds_of(args)
     out = args.out or default_run_dir(args.preset)
+    if seeds is not None:
+        run_seeds(args, seeds, out)
+        return 0
+    config = config_from_args(args.preset, args)
     execute(config, out, args)
     return 0

@@ -210,8 +210,12 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
 
 
 def _small_benchmark(config: ExperimentConfig) -> tuple[ImageSet, ImageSet, dict[str, ImageSet], str]:
-    """The demo, the full Fashion-MNIST demo or CIFAR: (ID train, ID test, OOD sets, name)."""
+    """The mini-world, the demo, the full Fashion-MNIST demo or CIFAR: (ID train, ID test, OOD sets, name)."""
     root = config.data_root_path()
+    if config.benchmark in ("mini", "mini-hard"):
+        from negprompt.miniworld.benchmark import mini_sets
+
+        return mini_sets(root, hard=config.benchmark == "mini-hard")
     if config.benchmark in ("demo", "demo-full"):
         demo = materialize_demo(root, full=config.benchmark == "demo-full")
         return demo.id_train, demo.id_test, demo.ood, config.benchmark
