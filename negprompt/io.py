@@ -31,7 +31,10 @@ STALE_AFTER_S = 24 * 3600.0
 """A temporary file of another host (or of an unknown process) counts as stale after a day."""
 
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?:(?P<pid>\d+)@(?P<host>[0-9a-f]{6})-)?[0-9a-f]+(?:\.tmp)?$")
+_TMP_RE = re.compile(
+    r"^\.(?P<name>.+?)(?:\.tmp-(?:(?P<pid>\d+)@(?P<host>[0-9a-f]{6})-)?[0-9a-f]+"  # temp_name, write_run
+    r"|-[A-Za-z0-9_]{8}\.tmp)$"  # older versions: tempfile.mkstemp(prefix=".<name>-", suffix=".tmp")
+)
 
 
 class OutsideError(ValueError):
