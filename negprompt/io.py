@@ -128,6 +128,7 @@ def atomic_write(
                 fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         if callable(data):
             data(tmp)
+            os.chmod(tmp, 0o666 & ~current_umask())  # the writer may have re-created it (0o600)
         if fsync:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -136,6 +137,20 @@ def atomic_write(
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process's umask (read from ``/proc`` where it can be, else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def publish_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> bool:

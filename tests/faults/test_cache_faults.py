@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from negprompt.data import image_folder
-from negprompt.features import CacheEntryError, extract_features, load_cached
+from negprompt.features import extract_features, load_cached
 from tests.conftest import write_images
 
 
@@ -97,6 +97,8 @@ def test_a_damaged_entry_is_named_moved_aside_and_computed_again(tiny_backbone, 
     entry = first.path
     del first
     _damage(entry, how)
+    from negprompt.features import CacheEntryError
+
     with pytest.raises(CacheEntryError, match=entry.name):
         load_cached(entry)
     with warnings.catch_warnings(record=True) as caught:
