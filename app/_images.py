@@ -9,15 +9,25 @@ from negprompt.rundir import Run, RunDirError, resolve_image_path
 from negprompt.viz import placeholder_png, thumbnail_png
 
 THUMB_PX = 160
+EXPLAIN_PX = 640
+"""The explained image is decoded at most this large: a 12000² PNG is never kept at full size."""
 
 
-@st.cache_data(show_spinner=False, max_entries=2000)
-def load_image(run_path: str, image_path: str, size: int | None = THUMB_PX) -> tuple[bytes, str | None]:
-    """PNG bytes of an image of a run (a thumbnail when ``size``), or a placeholder and the reason."""
+@st.cache_data(show_spinner=False, max_entries=600)
+def load_image(run_path: str, image_path: str, size: int = THUMB_PX) -> tuple[bytes, str | None]:
+    """PNG bytes of an image of a run at most ``size`` pixels a side, or a placeholder and the reason.
+
+    Any failure (outside the data roots, missing, not an image, over PIL's pixel limit, pixel values
+    of unknown scale) gives the placeholder and a one-line reason, never an exception. The cache
+    holds at most 600 small PNGs (thumbnails about 50 KB, explained images about 1 MB).
+    """
     try:
         return thumbnail_png(resolve_image_path(sh.open_run(run_path), image_path), size), None
-    except (RunDirError, OSError) as err:
-        return placeholder_png(size or THUMB_PX), str(err)
+    except RunDirError as err:
+        return placeholder_png(min(size, THUMB_PX)), str(err)
+    except Exception as err:  # OSError, DecompressionBombError, ValueError, …
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        return placeholder_png(min(size, THUMB_PX)), f"{image_path}: {reason}"
 
 
 def class_names(run: Run) -> list[str]:

@@ -127,10 +127,19 @@ def _open_run(path: str, mtime: float) -> Run:
 
 
 def open_run(path: str) -> Run:
-    """The run at ``path`` (cached); raises `RunDirError` when it is missing or damaged."""
-    run = _open_run(path, _mtime(path))
-    # Touch the parts every page needs so that damage shows up here, with its message.
-    _ = run.scores, run.metrics
+    """The run at ``path`` (cached); raises `RunDirError` when it is missing or damaged.
+
+    Every error while opening (an unreadable folder, a damaged file of any kind) becomes a
+    `RunDirError` naming it, so a page shows it for that run and stays usable for the others.
+    """
+    try:
+        run = _open_run(path, _mtime(path))
+        # Touch the parts every page needs so that damage shows up here, with its message.
+        _ = run.scores, run.metrics
+    except RunDirError:
+        raise
+    except Exception as err:
+        raise RunDirError(f"{path} cannot be read ({type(err).__name__}: {err})") from err
     return run
 
 
@@ -172,7 +181,7 @@ def reported(what: str, stop: bool = True):
     """Show a damaged part of a run (`RunDirError`) as an error message (and stop the page there)."""
     try:
         yield
-    except RunDirError as err:
+    except (RunDirError, OSError) as err:
         st.error(f"{what}: {err}")
         if stop:
             st.stop()

@@ -205,9 +205,18 @@ def load_backbone(
         return _load_from_hub(name, pretrained, device, precision, cache_dir, network_timeout)
 
     if name not in open_clip.list_models():
+        import difflib
+
+        models = open_clip.list_models()
+        close = difflib.get_close_matches(name, models, n=5, cutoff=0.5) or difflib.get_close_matches(
+            name.lower(), [m.lower() for m in models], n=5, cutoff=0.4
+        )
+        close = [next(m for m in models if m.lower() == c.lower()) for c in close]
+        hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ValueError(
-            f"unknown model {name!r}. Valid architectures: {', '.join(open_clip.list_models())}; "
-            "or a hub id such as 'hf-hub:timm/ViT-B-16-SigLIP'."
+            f"unknown model {name!r}; {hint}{len(models)} architectures are known (list them with "
+            "`python -c 'import open_clip; print(open_clip.list_models())'`), or give a hub id such as "
+            "'hf-hub:timm/ViT-B-16-SigLIP'."
         )
     tags = available_tags(name)
     tag_cfg: dict = {}
@@ -389,9 +398,16 @@ def _download(cfg: dict, cache_dir, name: str, tag: str, timeout: float) -> Path
     if cached is not None:
         return cached
     if not network_available(timeout):
+        hub = cfg.get("hf_hub", "")
+        source = (
+            f"https://huggingface.co/{os.path.split(hub)[0]} (file {os.path.split(hub)[1] or 'open_clip_model.safetensors'})"
+            if hub
+            else cfg.get("url") or "its source"
+        )
         raise WeightsError(
-            f"weights {name}/{tag} are not cached and the model hub cannot be reached. Download them on a "
-            "machine with network access, then pass the file with --pretrained PATH (or use 'none'/'auto')."
+            f"weights {name}/{tag} are not cached and the model hub cannot be reached. On a machine with "
+            f"network access fetch them from {source}, copy the file here and pass it with "
+            "--pretrained PATH (or use 'none'/'auto')."
         )
     try:
         return Path(open_clip.download_pretrained(cfg, cache_dir=cache_dir))

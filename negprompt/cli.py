@@ -71,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UserError, FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (UserError, ValueError) as exc:
         print(f"negprompt {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except OSError as exc:  # permissions, read-only or full disk, symlink loops, missing files …
+        from negprompt.io import os_error_message
+
+        print(f"negprompt {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # a command that can resume says how, in the exception's text
+        print(str(exc) or "interrupted", flush=True)
         return 130
 
 

@@ -7,6 +7,13 @@ gives a new entry. An entry is built in ``<key>.partial/`` (features in a memory
 progress file, so an interrupted extraction resumes where it stopped) and renamed to ``<key>/`` when
 complete, so a folder with the final name always loads.
 
+Several processes may share one cache: building an entry holds a lock on its ``<key>.partial/``
+folder (so one process computes it while the others wait, then load it), every small file is written through a
+unique temporary name (`negprompt.io.atomic_write`), and a finished entry is never replaced.
+Loading verifies an entry cheaply: the sizes of its files, the shapes of its arrays and the SHA-256
+of its small files (labels, paths) against ``meta.json``. A damaged entry is moved aside to
+``<key>.damaged-<time>`` with a warning that names it, and computed again.
+
 Unreadable images: a few (at most ``max_bad_fraction`` of the set, default 1%) are dropped with a
 warning giving the count and the first paths; more than that is an error. Dropped images are absent
 from ``paths``/``labels``/``features``, which stay aligned.
@@ -14,12 +21,14 @@ from ``paths``/``labels``/``features``, which stay aligned.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
-import shutil
+import time
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +39,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
+from negprompt.data.pixels import to_rgb
+from negprompt.io import atomic_write, file_lock, publish_dir, sha256_file, still_at
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -83,21 +94,74 @@ def key_digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
+class CacheEntryError(ValueError):
+    """A feature cache entry whose files do not match its ``meta.json`` (truncated, edited, damaged)."""
+
+
+CHECKED_FILES = ("labels.npy", "paths.json")
+"""Small files of an entry whose SHA-256 is recorded in ``meta.json`` and checked on every load."""
+
+
 def load_cached(path: str | os.PathLike) -> CachedFeatures:
-    """Open a complete cache entry memory-mapped. Raises FileNotFoundError if it is not complete."""
+    """Open a complete cache entry memory-mapped, after checking it against its ``meta.json``.
+
+    Checks: every file present with the recorded size, the SHA-256 of the small files, features
+    ``[count, D]`` float16, ``count`` labels and paths.
+
+    Raises:
+        FileNotFoundError: the entry is not complete (no ``meta.json``).
+        CacheEntryError: the entry is damaged; the message names the entry and the file.
+    """
     path = Path(path)
     meta_file = path / "meta.json"
     if not meta_file.is_file():
         raise FileNotFoundError(f"no complete feature cache at {path}")
-    meta = json.loads(meta_file.read_text())
-    paths = json.loads((path / "paths.json").read_text())
-    return CachedFeatures(
-        features=np.load(path / "features.npy", mmap_mode="r"),
-        labels=np.load(path / "labels.npy"),
-        paths=paths,
-        meta=meta,
-        path=path,
-    )
+
+    def damaged(why: str) -> CacheEntryError:
+        return CacheEntryError(f"feature cache entry {path} is damaged: {why}")
+
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        for name, size in (meta.get("sizes") or {}).items():
+            actual = (path / name).stat().st_size
+            if actual != size:
+                raise damaged(f"{name} has {actual} bytes, {size} expected")
+        for name, digest in (meta.get("sha256") or {}).items():
+            if sha256_file(path / name) != digest:
+                raise damaged(f"{name} does not match its checksum")
+        paths = json.loads((path / "paths.json").read_text(encoding="utf-8"))
+        features = np.load(path / "features.npy", mmap_mode="r", allow_pickle=False)
+        labels = np.load(path / "labels.npy", allow_pickle=False)
+    except CacheEntryError:
+        raise
+    except Exception as err:  # missing file, truncated .npy, bad JSON, …
+        raise damaged(f"{type(err).__name__}: {err}") from err
+    count = int(meta.get("count", len(labels)))
+    if features.ndim != 2 or features.shape[0] != count or features.dtype != np.float16:
+        raise damaged(
+            f"features.npy has shape {features.shape} {features.dtype}, [{count}, D] float16 expected"
+        )
+    if len(labels) != count or len(paths) != count:
+        raise damaged(f"{len(labels)} labels and {len(paths)} paths for {count} features")
+    return CachedFeatures(features=features, labels=labels, paths=paths, meta=meta, path=path)
+
+
+def _load_or_quarantine(path: Path) -> CachedFeatures | None:
+    """The verified entry at ``path``; None if there is none, or if it was damaged and moved aside."""
+    if not (path / "meta.json").is_file():
+        return None
+    try:
+        return load_cached(path)
+    except CacheEntryError as err:
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:  # another process moved it first
+            pass
+        msg = f"{err}; moved aside to {aside.name} and computed again"
+        log.warning(msg)
+        warnings.warn(msg, stacklevel=3)
+        return None
 
 
 class _Images(Dataset):
@@ -111,8 +175,8 @@ class _Images(Dataset):
     def __getitem__(self, j: int):
         i = self.start + j
         try:
-            with Image.open(self.imageset.abspath(i)) as im:
-                im.load()
+            with Image.open(self.imageset.abspath(i)) as raw:
+                im = to_rgb(raw, self.imageset.abspath(i))  # 16-bit / float scaled, not clipped
                 if not self.view:
                     return self.transform(im), i, True
                 # seeded augmentation: same image, view and seed give the same crop and flip
@@ -164,15 +228,59 @@ def extract_features(
     key = cache_key(backbone, imageset, view, seed, transform)
     digest = key_digest(key)
     cache_dir = Path(cache_dir)
-    final = cache_dir / digest
-    if shard is None and (final / "meta.json").is_file():
-        return load_cached(final)
     start, stop = (0, len(imageset)) if shard is None else shard_range(len(imageset), *shard)
     name = digest if shard is None else f"{digest}.shard{shard[0]}of{shard[1]}"
     target = cache_dir / name
-    if shard is not None and (target / "meta.json").is_file():
-        return load_cached(target)
     part = cache_dir / f"{name}.partial"
+    while True:  # one process computes under the lock of the partial folder; the others wait, then load
+        if (entry := _load_or_quarantine(target)) is not None:
+            return entry
+        part.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as stack:
+            try:
+                fd = stack.enter_context(file_lock(part))
+            except FileNotFoundError:
+                continue  # published (renamed) between mkdir and the lock
+            if not still_at(part, fd):
+                continue  # published (renamed) by the process that held the lock
+            if (entry := _load_or_quarantine(target)) is not None:
+                return entry
+            _compute(
+                backbone,
+                imageset,
+                transform,
+                key,
+                part,
+                target,
+                view,
+                seed,
+                start,
+                stop,
+                batch_size,
+                num_workers,
+                progress,
+                max_bad_fraction,
+            )
+        return load_cached(target)
+
+
+def _compute(
+    backbone,
+    imageset,
+    transform,
+    key,
+    part,
+    target,
+    view,
+    seed,
+    start,
+    stop,
+    batch_size,
+    num_workers,
+    progress,
+    max_bad_fraction,
+) -> None:
+    """Encode rows ``[start, stop)`` into the partial entry ``part`` (resuming) and publish ``target``."""
     part.mkdir(parents=True, exist_ok=True)
     feats, done, bad = _open_partial(part, key, stop - start, backbone.embed_dim)
 
@@ -202,7 +310,6 @@ def extract_features(
     del feats
     _check_bad(imageset, bad, stop - start, max_bad_fraction)
     _finalise(part, target, imageset, key, start, stop, bad)
-    return load_cached(target)
 
 
 def shard_range(n: int, rank: int, world: int) -> tuple[int, int]:
@@ -221,8 +328,23 @@ def _open_partial(part: Path, key: dict, n: int, dim: int):
             log.info("resuming feature extraction at %d/%d", progress["done"], n)
             return np.load(feat_file, mmap_mode="r+"), int(progress["done"]), list(progress["bad"])
     feats = np.lib.format.open_memmap(feat_file, mode="w+", dtype=np.float16, shape=(n, dim))
+    _reserve(feat_file)
     _write_json(progress_file, {"key": key, "done": 0, "bad": []})
     return feats, 0, []
+
+
+def _reserve(file: Path) -> None:
+    """Allocate the whole file now: a full disk is an ``OSError`` here, not a bus error mid-way."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(file, "rb+") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            os.posix_fallocate(fh.fileno(), 0, size)
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise OSError(err.errno, err.strerror, str(file)) from None
+            # the file system cannot pre-allocate (EOPNOTSUPP, EINVAL): write as before
 
 
 def _check_bad(imageset, bad: list[int], n: int, max_fraction: float) -> None:
@@ -232,7 +354,7 @@ def _check_bad(imageset, bad: list[int], n: int, max_fraction: float) -> None:
     if len(bad) > max_fraction * n or len(bad) == n:
         raise ValueError(
             f"{len(bad)} of {n} images of {imageset.name!r} cannot be read (first: {first}); "
-            "remove or replace them, or raise max_bad_fraction"
+            "remove or replace them (or, from Python, raise max_bad_fraction)"
         )
     msg = f"{len(bad)} of {n} images of {imageset.name!r} cannot be read and are left out (first: {first})"
     log.warning(msg)
@@ -249,23 +371,44 @@ def _finalise(part: Path, target: Path, imageset, key: dict, start: int, stop: i
         del full
         os.replace(part / "features.kept.npy", part / "features.npy")
     labels = np.asarray(imageset.labels, dtype=np.int64)[keep] if len(keep) else np.zeros(0, np.int64)
-    np.save(part / "labels.npy", labels)
-    _write_json(part / "paths.json", [imageset.paths[i] for i in keep])
+    (part / "progress.json").unlink(missing_ok=True)
     meta = {
         "key": key,
         "count": len(keep),
         "dropped": [imageset.paths[i] for i in sorted(bad_set)],
         "rows": [start, stop],
     }
-    (part / "progress.json").unlink(missing_ok=True)
-    _write_json(part / "meta.json", meta)
-    if target.exists():  # another process finished the same entry first
-        shutil.rmtree(part, ignore_errors=True)
-        return
-    os.replace(part, target)
+    write_entry(part, None, labels, [imageset.paths[i] for i in keep], meta)
+    publish_dir(part, target)  # another process that finished the same entry first wins
+
+
+def write_entry(
+    folder: Path, features: np.ndarray | None, labels: np.ndarray, paths: list[str], meta: dict
+) -> None:
+    """Write an entry's files into ``folder`` (``features.npy`` too unless None), ``meta.json`` last.
+
+    ``meta.json`` records the size of every file and the SHA-256 of `CHECKED_FILES` for `load_cached`.
+    """
+    if features is not None:
+        atomic_write(folder / "features.npy", _npy_writer(features))
+    atomic_write(folder / "labels.npy", _npy_writer(labels))
+    _write_json(folder / "paths.json", paths)
+    names = ("features.npy", *CHECKED_FILES)
+    meta = {
+        **meta,
+        "sizes": {n: (folder / n).stat().st_size for n in names},
+        "sha256": {n: sha256_file(folder / n) for n in CHECKED_FILES},
+    }
+    _write_json(folder / "meta.json", meta)
+
+
+def _npy_writer(array: np.ndarray):
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare name
+            np.save(fh, array, allow_pickle=False)
+
+    return write
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj))

@@ -4,20 +4,27 @@ The tensors file holds ``pos_ctx`` (``[L, W]`` or ``[C, L, W]``) and ``neg_ctx``
 metadata names the backbone (architecture and weights) the contexts were learned on, their shape,
 their initialisation and the class names used in training. Shared contexts pair with any class-name
 list (open vocabulary): ``learner_from_file(path, backbone).class_names(new_names)``.
+
+Both files are written atomically. The tensors file's own metadata holds ``sha256``, a checksum of
+its tensors (name, dtype, shape and bytes of each, in name order), checked on load: a truncated
+file or a flipped byte is an error naming the file, never silently different contexts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from negprompt.backbone import Backbone
+from negprompt.io import atomic_write, clean_stale_temps
 from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
 
 FORMAT = 1
@@ -32,15 +39,32 @@ def prompt_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over each tensor's name, dtype, shape and bytes, in name order (hex)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``path``, checked against the checksum in its metadata (when it has one)."""
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with safe_open(str(path), framework="pt") as fh:
+            saved = (fh.metadata() or {}).get("sha256")
+            state = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as err:  # SafetensorError, OSError, …: truncated or not a safetensors file
+        raise ValueError(
+            f"prompts file {path} is damaged ({type(err).__name__}: {err}); train again or restore it"
+        ) from err
+    if saved is not None and tensors_checksum(state) != saved:
+        raise ValueError(
+            f"prompts file {path} is damaged: its tensors do not match the checksum it was saved with; "
+            "train again or restore it"
+        )
+    return state
 
 
 def save_prompts(
@@ -64,6 +88,7 @@ def save_prompts(
     """
     tensors_path, meta_path = prompt_paths(path)
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(tensors_path.parent, tensors_path.stem)  # left by a killed writer
     tensors = {
         "pos_ctx": learner.pos_ctx.detach().float().cpu().contiguous(),
         "neg_ctx": learner.neg_ctx.detach().float().cpu().contiguous(),
@@ -89,8 +114,9 @@ def save_prompts(
         "extra": extra or {},
     }
     text = json.dumps(meta, indent=2, ensure_ascii=False)
-    _atomic(tensors_path, lambda tmp: save_file(tensors, tmp, metadata={"format": str(FORMAT)}))
-    _atomic(meta_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    header = {"format": str(FORMAT), "sha256": tensors_checksum(tensors)}
+    atomic_write(tensors_path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+    atomic_write(meta_path, text)
     return tensors_path, meta_path
 
 
@@ -125,7 +151,8 @@ def load_prompts(path: str | os.PathLike, backbone: Backbone | None = None) -> t
         state dict) and the metadata.
 
     Raises:
-        FileNotFoundError: a file is missing. ValueError: format or backbone mismatch.
+        FileNotFoundError: a file is missing. ValueError: a damaged file (named), format or
+        backbone mismatch.
     """
     tensors_path, meta_path = prompt_paths(path)
     for p in (tensors_path, meta_path):
@@ -133,10 +160,14 @@ def load_prompts(path: str | os.PathLike, backbone: Backbone | None = None) -> t
             raise FileNotFoundError(
                 f"prompts file {p} not found (a prompts file is a .safetensors + .json pair)"
             )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"prompts metadata {meta_path} is damaged (not valid JSON: {err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = meta if isinstance(meta, dict) else {}
         raise ValueError(f"{meta_path} has format {meta.get('format')!r}; this version reads format {FORMAT}")
-    state = load_file(str(tensors_path))
+    state = _read_tensors(tensors_path)
     missing = {"pos_ctx", "neg_ctx"} - set(state)
     if missing:
         raise ValueError(f"{tensors_path} lacks {sorted(missing)}")

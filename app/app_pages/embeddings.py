@@ -29,6 +29,11 @@ def compute_map(run_path: str, method: str, projection: str, n_images: int, seed
     return coords, description, time.perf_counter() - start
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``"1 prompt"``, ``"3 prompts"``."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 st.title("Prompt embeddings")
 root = sh.runs_dir()
 run = sh.select_run(root)
@@ -46,17 +51,32 @@ sh.remember("method", method)
 
 controls = st.columns(3)
 projection = controls[0].radio(
-    "Projection", ["UMAP", "PCA"], horizontal=True, help="PCA is instant; UMAP keeps neighbourhoods"
+    "Projection",
+    ["UMAP", "PCA"],
+    horizontal=True,
+    help="PCA takes about a second; UMAP keeps neighbourhoods, and its first use on a server waits "
+    "for its code to be compiled (10-60 s, done in the background when the server starts)",
 )
 with_images = controls[1].checkbox("Add a sample of images", value=False, disabled=run.image_features is None)
 n_images = controls[2].number_input(
     "Images in the sample", 10, 20000, 500, step=100, disabled=not with_images
 )
 
-try:
-    coords, meta, seconds = compute_map(
-        str(run.path), method, projection, int(n_images) if with_images else 0, 0
+warming = sh.warm_umap_in_background()
+shown = projection
+if projection == "UMAP" and warming.is_alive():
+    shown = "PCA"
+    note, again = st.columns([4, 1])
+    note.info(
+        "UMAP's code is still being compiled in the background (once per server, 10-60 s): the map "
+        "below is a PCA meanwhile. Press **Check again** in a moment for the UMAP."
     )
+    again.button("Check again", key="umap_again")
+try:
+    with st.spinner(f"Computing the {shown} map…"):
+        coords, meta, seconds = compute_map(
+            str(run.path), method, shown, int(n_images) if with_images else 0, 0
+        )
 except (ValueError, OSError) as err:
     st.error(f"Cannot compute the map: {err}")
     st.stop()
@@ -65,13 +85,14 @@ st.plotly_chart(
     viz.embedding_figure(
         coords,
         meta,
-        title=f"{method}: {len(pos)} classes × {1 + (0 if neg is None else neg.shape[1])} prompts",
+        title=f"{method}: {plural(len(pos), 'class', 'classes')} × "
+        f"{plural(1 + (0 if neg is None else neg.shape[1]), 'prompt')}",
     ),
     key="map",
 )
 warmup = sh.shared_timing.get("umap_warmup_s")
 st.caption(
-    f"{projection} of {len(meta)} points computed in {seconds:.2f} s (then cached)"
+    f"{shown} of {len(meta)} points computed in {seconds:.2f} s (then cached)"
     + (f"; compiling UMAP when the server started took {warmup:.1f} s" if warmup else "")
     + ". Circles: positive prompts; crosses: negative prompts (one colour per negative set); "
     "faint dots: images. Hover for the class."

@@ -7,10 +7,13 @@ import streamlit as st
 from negprompt import viz
 
 COLUMNS = 6
+EXPLAIN = "explain_pending"
 
 
 def open_image(run_path: str, row: int) -> None:
+    """Button callback: explain this image in a dialog on the next run (where the user is looking)."""
     sh.shared()["image"] = (run_path, int(row))
+    st.session_state[EXPLAIN] = True
 
 
 def truth(item, names: list[str]) -> str:
@@ -43,7 +46,7 @@ def explain(run, column: str, row: int, threshold: float, names: list[str]) -> N
     st.subheader(f"Image #{row}")
     picture, chart = st.columns([1, 2])
     with picture:
-        data, problem = im.load_image(str(run.path), str(item["path"]), None)
+        data, problem = im.load_image(str(run.path), str(item["path"]), im.EXPLAIN_PX)
         st.image(data, width="stretch")
         if problem:
             st.warning(f"Image not shown: {problem}")
@@ -81,10 +84,11 @@ ood_names = (
     if "ood_class" in run.scores.columns
     else []
 )
-filters = st.columns([2, 2, 2, 3, 2, 1] if ood_names else [2, 2, 2, 2, 1])
+filters = st.columns([3, 2, 2, 3, 2, 1] if ood_names else [3, 2, 2, 2, 1])
 kind = filters[0].selectbox(
     "Show",
     list(viz.DECISION_FILTERS),
+    help="which images: all, accepted or rejected, or only the errors (FP, FN)",
     format_func=viz.DECISION_FILTERS.get,
     key=sh.seed_widget("kind", "all"),
 )
@@ -135,11 +139,22 @@ nav[1].markdown(
     f"**{len(table)} image(s) match** · showing {part.start + 1 if len(table) else 0}–{part.stop}"
 )
 
+
+@st.dialog("Why this decision", width="large")
+def explain_dialog(row: int) -> None:
+    """The explanation in a dialog: it opens over the page, wherever the user has scrolled to."""
+    with sh.reported("Cannot explain this image", stop=False):
+        explain(run, column, row, threshold, names)
+
+
 selected = sh.shared().get("image")
-if selected and selected[0] == str(run.path) and 0 <= selected[1] < len(run.scores):
-    with st.container(border=True):
-        with sh.reported("Cannot explain this image", stop=False):
-            explain(run, column, selected[1], threshold, names)
+if (
+    st.session_state.pop(EXPLAIN, False)
+    and selected
+    and selected[0] == str(run.path)
+    and 0 <= selected[1] < len(run.scores)
+):
+    explain_dialog(selected[1])
 
 breakdown = viz.ood_class_breakdown(run.scores, column, threshold)
 if len(breakdown):

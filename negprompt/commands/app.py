@@ -147,10 +147,13 @@ def register(sub) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from negprompt.cli import UserError
+
     runs_dir = Path(args.runs_dir).expanduser()
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise UserError(f"{runs_dir} is a file; give the folder that holds run directories")
     if not runs_dir.is_dir():
         print(f"note: {runs_dir} does not exist yet; the dashboard will show runs once it holds some")
-    from negprompt.cli import UserError
 
     try:
         return int(launch_app(runs_dir, args.host, args.port, block=True))

@@ -60,3 +60,12 @@ def cache_dir_from_args(args) -> Path:
 
 def default_run_dir(kind: str, base: str | os.PathLike = "runs") -> Path:
     return Path(base) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_outputs(*folders: str | os.PathLike) -> None:
+    """Check, before any long work, that files can be created in each folder (or where it would be
+    created); raises `OSError` naming the folder (the CLI prints it with what to do)."""
+    from negprompt.io import check_writable
+
+    for folder in folders:
+        check_writable(folder)

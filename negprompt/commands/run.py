@@ -228,6 +228,7 @@ def set_threads(threads: int, device: str) -> None:
 def execute(config, out: Path, args: argparse.Namespace) -> Path:
     """Run ``config`` into ``out``, print the table; clear errors for the usual failures."""
     from negprompt.cli import UserError
+    from negprompt.commands.common import check_outputs
     from negprompt.data import DownloadError
     from negprompt.evaluate import format_table
     from negprompt.experiments import run_experiment, work_dir_for
@@ -235,6 +236,7 @@ def execute(config, out: Path, args: argparse.Namespace) -> Path:
     from negprompt.train import NonFiniteLossError
 
     set_threads(getattr(args, "threads", 0), config.device)
+    check_outputs(Path(out).expanduser().absolute().parent)  # before any long work
     try:
         path = run_experiment(
             config, out, resume=args.resume, progress=not args.no_progress, unique=args.unique
@@ -242,12 +244,10 @@ def execute(config, out: Path, args: argparse.Namespace) -> Path:
     except (DownloadError, NonFiniteLossError) as exc:
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
-        print(
+        raise KeyboardInterrupt(
             f"interrupted: finished epochs are kept in {work_dir_for(out)}; run the same command with "
-            f"--resume --out {out} to continue",
-            flush=True,
-        )
-        raise
+            f"--resume --out {out} to continue"
+        ) from None
     run = load_run(path)
     warning = run.config["backbone"].get("warning")
     banner = f"\n!!! {warning}\n" if warning else ""

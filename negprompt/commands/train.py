@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import tempfile
+import shutil
 from pathlib import Path
 
 from negprompt.commands.common import (
@@ -68,16 +67,60 @@ def register(sub) -> None:
     )
     p.add_argument("--init-prompts", type=Path, default=None, help="stage 2 only: prompts file to start from")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the training run already in --out (its checkpoints, prompts, train.json, log)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_backbone_args(p)
     p.set_defaults(func=run)
 
 
 def _write_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
-    os.replace(tmp, path)
+    from negprompt.io import atomic_write
+
+    atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+OUTPUTS = ("checkpoints", "prompts", "train.json", "log.txt")
+"""What ``negprompt train`` writes into ``--out``."""
+
+
+def check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an ``--out`` that holds a finished or other run unless asked; clear it for ``--overwrite``.
+
+    Raises:
+        FileExistsError: ``out`` is a run directory (``config.json``), or holds a training run and
+            neither ``--resume`` nor ``--overwrite`` was given; ``out`` is a file.
+    """
+    from negprompt.io import clean_stale_temps
+
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: continue the run, or replace it")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; give a folder")
+    if (out / "config.json").exists():
+        raise FileExistsError(
+            f"{out} is a run directory (it has config.json), not a training folder; choose another --out "
+            "(nothing was changed)"
+        )
+    present = [name for name in OUTPUTS[:3] if (out / name).exists()]
+    if present and not (resume or overwrite):
+        raise FileExistsError(
+            f"{out} already holds a training run ({', '.join(present)}); pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out (nothing was changed)"
+        )
+    if overwrite:
+        for name in OUTPUTS:
+            target = out / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    if out.is_dir():  # temporary files of a killed run
+        for folder in (out, out / "prompts", *sorted((out / "checkpoints").glob("stage*"))):
+            clean_stale_temps(folder)
 
 
 def _config(args):
@@ -155,15 +198,14 @@ def _data(args, backbone, cache, progress):
 
 def run(args: argparse.Namespace) -> int:
     from negprompt.cli import UserError
+    from negprompt.commands.common import check_outputs
     from negprompt.distributed import ShardedTextFeatures, cleanup, init_distributed
     from negprompt.promptfile import learner_from_file, save_prompts
     from negprompt.train import NonFiniteLossError, for_stage, train_prompts
 
     out: Path = args.out
-    if not args.resume and any((out / part).exists() for part in ("checkpoints", "prompts", "train.json")):
-        raise FileExistsError(
-            f"{out} already holds a training run; pass --resume to continue it, or choose another --out"
-        )
+    check_out(out, args.resume, args.overwrite)
+    check_outputs(out, cache_dir_from_args(args))  # before any long work
     if args.init_prompts and args.stage != "2":
         raise ValueError("--init-prompts only applies to --stage 2")
     config = _config(args)
@@ -227,8 +269,10 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as exc:
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
-        log.info("interrupted: every finished epoch is saved in %s; rerun with --resume to continue", out)
-        raise
+        raise KeyboardInterrupt(
+            f"interrupted: every finished epoch is saved in {out}; run the same command with --resume "
+            "to continue"
+        ) from None
     finally:
         package_log.removeHandler(handler)
         package_log.setLevel(level)

@@ -40,6 +40,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from negprompt.commands.common import check_outputs
     from negprompt.data import image_folder
     from negprompt.evaluate import EvalSet, Method, evaluate, format_table, write_evaluation
     from negprompt.features import extract_features
@@ -50,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(
             f"run directory {out} already exists; choose another --out (nothing was changed)"
         )
+    cache = cache_dir_from_args(args)
+    check_outputs(out.parent, cache)  # not only at the end, after every feature is computed
     id_images = image_folder(args.id_dir)
     names = [n.replace("_", " ") for n in id_images.class_names]
     ood_images = [image_folder(d, ood=True) for d in args.ood_dir]
     backbone = load_backbone_from_args(args)
-    cache = cache_dir_from_args(args)
 
     def feats(images):
         return EvalSet(

@@ -50,13 +50,27 @@ def scan_images(
     """All image files under ``folder``, recursively, as sorted POSIX paths relative to it.
 
     Hidden entries (names starting with ``.``) are skipped. Returns ``(paths, ignored)``, where
-    ``ignored`` counts non-image files. ``prefix`` is prepended to every returned path.
+    ``ignored`` counts non-image files. ``prefix`` is prepended to every returned path. A folder is
+    listed once even when symlinks reach it again (a link to a parent is a loop, not 40 levels of
+    copies), with a warning naming the link.
     """
     out: list[str] = []
     ignored = 0
+    seen: set[tuple[int, int]] = set()
     stack = [(os.fspath(folder), prefix)]
     while stack:
         path, rel = stack.pop()
+        try:
+            info = os.stat(path)
+        except OSError:
+            log.warning("skipping %s: it cannot be read (a broken or looping link?)", path)
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            log.warning(
+                "skipping %s: it links to a folder already listed (a symlink loop or duplicate)", path
+            )
+            continue
+        seen.add((info.st_dev, info.st_ino))
         dirs, files, n_ign = split_entries(path, exts)
         ignored += n_ign
         out.extend(rel + f for f in files)
@@ -114,6 +128,10 @@ def image_folder(
     root_p = Path(os.path.abspath(os.path.expanduser(root)))
     name = root_p.name if name is None else name
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    if root_p.exists() and not root_p.is_dir():
+        raise NotADirectoryError(
+            f"Image folder {name!r}: '{root_p}' is a file, not a folder; give the folder that holds the images"
+        )
     if not root_p.is_dir():
         existing = next(p for p in root_p.parents if p.is_dir())
         what = "a folder of images" if ood else "class sub-folders (or a flat folder of images)"
@@ -147,7 +165,8 @@ def image_folder(
     if files:
         raise ValueError(
             f"Image folder {name!r} at '{root_p}' mixes class sub-folders with {len(files)} loose images "
-            f"(e.g. {files[0]!r}); move the images into class folders, or pass ood=True to take all images as OOD."
+            f"(e.g. {files[0]!r}); move the images into class folders; or, if this is an OOD set, give it as one (--ood-dir on the "
+            "command line, ood=True in Python) to take all images as OOD."
         )
     folders, display = _resolve_classes(root_p, name, dirs, class_names)
     paths: list[str] = []

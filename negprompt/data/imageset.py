@@ -166,6 +166,11 @@ class ImageSet:
                 try:
                     st = os.stat(full)
                 except FileNotFoundError:
+                    if os.path.islink(full):
+                        raise FileNotFoundError(
+                            f"ImageSet {self.name!r}: image {full!r} is a broken symbolic link (to "
+                            f"{os.readlink(full)!r}); fix or remove the link"
+                        ) from None
                     raise FileNotFoundError(
                         f"ImageSet {self.name!r}: image {full!r} is missing; the data changed since the "
                         "set was listed. List the set again."

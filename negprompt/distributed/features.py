@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,7 +18,9 @@ from negprompt.features import (
     key_digest,
     load_cached,
     shard_range,
+    write_entry,
 )
+from negprompt.io import publish_dir, temp_name
 
 log = logging.getLogger(__name__)
 
@@ -113,29 +114,17 @@ def _merge_shards(cache_dir: Path, final: Path, key: dict, imageset, world: int,
     if dropped and (len(dropped) > max_bad * n or len(dropped) == n):
         raise ValueError(
             f"{len(dropped)} of {n} images of {imageset.name!r} cannot be read (first: {', '.join(dropped[:5])}); "
-            "remove or replace them, or raise max_bad_fraction"
+            "remove or replace them (or, from Python, raise max_bad_fraction)"
         )
     if dropped:
         log.warning("%d of %d images of %r cannot be read and are left out", len(dropped), n, imageset.name)
-    tmp = cache_dir / f"{digest}.merge{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = temp_name(final)
     tmp.mkdir(parents=True)
     features = np.concatenate([np.asarray(s.features) for s in shards]).astype(np.float16, copy=False)
-    np.save(tmp / "features.npy", features)
-    np.save(tmp / "labels.npy", np.concatenate([s.labels for s in shards]).astype(np.int64, copy=False))
-    _write_json(tmp / "paths.json", [p for s in shards for p in s.paths])
+    labels = np.concatenate([s.labels for s in shards]).astype(np.int64, copy=False)
     meta = {"key": key, "count": int(features.shape[0]), "dropped": dropped, "rows": [0, n]}
-    _write_json(tmp / "meta.json", meta)
+    write_entry(tmp, features, labels, [p for s in shards for p in s.paths], meta)
     del shards, features
-    if final.exists():  # another job finished the same entry first
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    publish_dir(tmp, final)  # another job that finished the same entry first wins
     for r in range(world):
         shutil.rmtree(cache_dir / f"{digest}.shard{r}of{world}", ignore_errors=True)
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)

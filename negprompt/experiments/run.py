@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from negprompt.backbone import Backbone
+from negprompt.io import atomic_write
 from negprompt.rundir import free_run_path
 
 from .config import ExperimentConfig
@@ -75,10 +76,7 @@ def open_work_dir(config: ExperimentConfig, out: Path, resume: bool) -> Path:
     else:
         (work / "log.txt").unlink(missing_ok=True)  # the log of an attempt that trained nothing
     work.mkdir(parents=True, exist_ok=True)
-    settings = work / SETTINGS_FILE
-    tmp = settings.with_name(settings.name + ".tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
-    os.replace(tmp, settings)
+    atomic_write(work / SETTINGS_FILE, json.dumps(config.to_dict(), indent=2))
     return work
 
 
@@ -121,8 +119,9 @@ def run_experiment(
     try:
         experiment.run()
         path = experiment.write(out, unique=False)
-    except KeyboardInterrupt:
-        log.warning("interrupted: finished epochs are kept in %s; rerun with --resume to continue", work)
-        raise
+    except KeyboardInterrupt:  # the message is shown once, by whoever catches it
+        raise KeyboardInterrupt(
+            f"interrupted: finished epochs are kept in {work}; rerun with resume=True (--resume) to continue"
+        ) from None
     shutil.rmtree(work, ignore_errors=True)
     return path

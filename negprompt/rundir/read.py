@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from negprompt.io import OutsideError, confined
 from negprompt.rundir.schema import (
     CONFIG_FILE,
     CONTEXT_TOKENS_FILE,
@@ -35,7 +37,9 @@ class Run:
 
     Opening checks what every reader relies on (folder, ``config.json``, format version, presence of
     metrics and scores, and that ``image_features.npy`` has one row per scores row) and raises
-    `RunDirError` naming the problem.
+    `RunDirError` naming the problem. Every part is read through `file`: a file whose real path
+    (after symlinks) lies outside the run directory is refused, and any error while reading a part
+    (truncated, empty, not the format it claims) becomes a `RunDirError` naming that file.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -46,7 +50,9 @@ class Run:
         if not config_path.is_file():
             raise RunDirError(f"{self.path} is not a run directory: it has no {CONFIG_FILE}")
         try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
+            config = json.loads(self.file(CONFIG_FILE).read_text(encoding="utf-8"))
+        except RunDirError:
+            raise
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise RunDirError(f"{config_path} is corrupt (not valid JSON: {err})") from err
         check_config(config, str(config_path))
@@ -55,7 +61,7 @@ class Run:
             if not (self.path / name).is_file():
                 raise RunDirError(f"run {self.path} is incomplete: {name} is missing")
         n_rows = self._n_scores_rows()
-        if (self.path / IMAGE_FEATURES_FILE).exists():
+        if self._exists(IMAGE_FEATURES_FILE):
             shape = self._load_npy(mmap_mode="r").shape
             if len(shape) != 2 or shape[0] != n_rows:
                 raise RunDirError(
@@ -66,19 +72,38 @@ class Run:
     def __repr__(self) -> str:
         return f"Run(name={self.name!r}, path={str(self.path)!r})"
 
+    def file(self, name: str) -> Path:
+        """The real path of the part ``name`` of this run, only if it lies inside the run directory.
+
+        Raises:
+            RunDirError: the part is a symlink (or ``..`` path) that leads outside the run directory.
+        """
+        try:
+            return confined(self.path, name)
+        except OutsideError as err:
+            raise RunDirError(f"run {self.path}: {err}") from None
+
+    def _exists(self, name: str) -> bool:
+        return os.path.lexists(self.path / name)
+
+    def _read(self, name: str, reader):
+        """``reader(real path)`` of a part; any failure becomes a `RunDirError` naming the file."""
+        file = self.file(name)
+        try:
+            return reader(file)
+        except RunDirError:
+            raise
+        except Exception as err:  # EOFError, BadZipFile, pyarrow errors, …: all mean a damaged file
+            detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            raise RunDirError(f"{self.path / name} is corrupt ({detail}); write the run again") from err
+
     def _n_scores_rows(self) -> int:
         import pyarrow.parquet as pq
 
-        try:
-            return pq.read_metadata(self.path / SCORES_FILE).num_rows
-        except Exception as err:
-            raise RunDirError(f"{self.path / SCORES_FILE} is corrupt: {err}") from err
+        return self._read(SCORES_FILE, lambda f: pq.read_metadata(f).num_rows)
 
     def _load_npy(self, mmap_mode: str | None) -> np.ndarray:
-        try:
-            return np.load(self.path / IMAGE_FEATURES_FILE, mmap_mode=mmap_mode, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise RunDirError(f"{self.path / IMAGE_FEATURES_FILE} is corrupt: {err}") from err
+        return self._read(IMAGE_FEATURES_FILE, lambda f: np.load(f, mmap_mode=mmap_mode, allow_pickle=False))
 
     @property
     def name(self) -> str:
@@ -105,49 +130,67 @@ class Run:
         """The ``<method>/<score>`` columns of ``scores.parquet`` (read from its schema only)."""
         import pyarrow.parquet as pq
 
-        return [c for c in pq.read_schema(self.path / SCORES_FILE).names if SCORE_COLUMN.match(c)]
+        names = self._read(SCORES_FILE, lambda f: pq.read_schema(f).names)
+        return [c for c in names if SCORE_COLUMN.match(c)]
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
-        """``metrics.csv``: one row per (method, score, dataset)."""
-        try:
-            frame = pd.read_csv(
-                self.path / METRICS_FILE,
+        """``metrics.csv``: one row per (method, score, dataset).
+
+        A file that does not end with a line break, or a row without method, score or dataset, is a
+        truncated file (the writer ends every row with one) and raises `RunDirError`.
+        """
+
+        def read(file: Path) -> pd.DataFrame:
+            with open(file, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - 1))
+                if not size or fh.read(1) != b"\n":
+                    raise RunDirError(
+                        f"{self.path / METRICS_FILE} is truncated (it does not end with a complete row); "
+                        "write the run again"
+                    )
+            return pd.read_csv(
+                file,
                 keep_default_na=False,
                 na_values={c: ["", "nan", "NaN"] for c in METRIC_VALUES},
                 dtype={c: str for c in METRICS_COLUMNS[:3]},
             )
-        except (OSError, ValueError, pd.errors.ParserError) as err:
-            raise RunDirError(f"{self.path / METRICS_FILE} is corrupt: {err}") from err
+
+        frame = self._read(METRICS_FILE, read)
         missing = [c for c in METRICS_COLUMNS if c not in frame.columns]
         if missing:
             raise RunDirError(f"{self.path / METRICS_FILE} lacks column(s) {missing}")
+        keys = frame[list(METRICS_COLUMNS[:3])]
+        if (keys.isna() | (keys == "")).any(axis=None):
+            raise RunDirError(
+                f"{self.path / METRICS_FILE} has rows without method, score or dataset (truncated?); "
+                "write the run again"
+            )
         return frame
 
     @cached_property
     def scores(self) -> pd.DataFrame:
         """``scores.parquet``: one row per evaluated image, ID images first."""
-        try:
-            return pd.read_parquet(self.path / SCORES_FILE)
-        except Exception as err:
-            raise RunDirError(f"{self.path / SCORES_FILE} is corrupt: {err}") from err
+        return self._read(SCORES_FILE, pd.read_parquet)
 
     @cached_property
     def image_features(self) -> np.ndarray | None:
         """[N, D] float16 image features, memory-mapped read-only, or None if the run has none."""
-        return self._load_npy(mmap_mode="r") if (self.path / IMAGE_FEATURES_FILE).exists() else None
+        return self._load_npy(mmap_mode="r") if self._exists(IMAGE_FEATURES_FILE) else None
 
     @cached_property
     def text_features(self) -> dict[str, np.ndarray]:
         """``{"<method>.pos": [C, D], "<method>.neg": [C, M, D]}`` (empty if the run has none)."""
-        file = self.path / TEXT_FEATURES_FILE
-        if not file.exists():
+        if not self._exists(TEXT_FEATURES_FILE):
             return {}
-        try:
+
+        def read(file: Path) -> dict[str, np.ndarray]:
             with np.load(file, allow_pickle=False) as npz:
                 return {key: npz[key] for key in npz.files}
-        except (OSError, ValueError) as err:
-            raise RunDirError(f"{file} is corrupt: {err}") from err
+
+        return self._read(TEXT_FEATURES_FILE, read)
 
     def text_features_of(self, method: str) -> tuple[np.ndarray, np.ndarray | None]:
         """``(pos [C, D], neg [C, M, D] or None)`` of one method."""
@@ -158,27 +201,29 @@ class Run:
     @cached_property
     def context_tokens(self) -> dict:
         """``context_tokens.json``: nearest vocabulary tokens of each learned context vector ({} if none)."""
-        file = self.path / CONTEXT_TOKENS_FILE
-        try:
-            return json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise RunDirError(f"{file} is corrupt: {err}") from err
+        if not self._exists(CONTEXT_TOKENS_FILE):
+            return {}
+        return self._read(CONTEXT_TOKENS_FILE, lambda f: json.loads(f.read_text(encoding="utf-8")))
 
     @cached_property
     def log(self) -> str:
         """The text of ``log.txt`` ('' if absent)."""
-        file = self.path / LOG_FILE
-        return file.read_text(encoding="utf-8", errors="replace") if file.exists() else ""
+        if not self._exists(LOG_FILE):
+            return ""
+        return self._read(LOG_FILE, lambda f: f.read_text(encoding="utf-8", errors="replace"))
 
     @cached_property
     def prompt_files(self) -> dict[str, tuple[Path, Path]]:
         """``{method: (prompts/<method>.safetensors, prompts/<method>.json)}`` of the saved prompts."""
-        folder = self.path / PROMPTS_DIR
-        return {
-            f.stem: (f, f.with_suffix(".json"))
-            for f in sorted(folder.glob("*.safetensors"))
-            if f.with_suffix(".json").is_file()
-        }
+        if not (self.path / PROMPTS_DIR).is_dir():
+            return {}
+        found = {}
+        for f in sorted(self.file(PROMPTS_DIR).glob("*.safetensors")):
+            rel = f"{PROMPTS_DIR}/{f.name}"
+            tensors, meta = self.file(rel), self.file(rel[: -len(".safetensors")] + ".json")
+            if meta.is_file():
+                found[f.stem] = (tensors, meta)
+        return found
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -191,35 +236,61 @@ def _created(run_dir: Path) -> float:
         created = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))["created"]
         return datetime.fromisoformat(created).timestamp()
     except Exception:
-        return (run_dir / CONFIG_FILE).stat().st_mtime
+        try:
+            return (run_dir / CONFIG_FILE).stat().st_mtime
+        except OSError:
+            return 0.0
 
 
-def find_runs(root: str | os.PathLike, max_depth: int = 3) -> list[Path]:
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. PermissionError under /proc
+        return False
+
+
+def find_runs(
+    root: str | os.PathLike, max_depth: int = 3, max_seconds: float = 5.0, max_folders: int = 20000
+) -> list[Path]:
     """Run directories (folders with a ``config.json``) under ``root``, newest first.
 
     Looks at ``root`` itself and folders up to ``max_depth`` levels below it, does not descend into a
-    run directory, and skips hidden folders (so unfinished ``.<name>.tmp-…`` folders) and symlinked
-    folders. Order: ``config.created``, else the config file's modification time. A missing ``root``
-    gives an empty list.
+    run directory, and skips hidden folders (so unfinished ``.<name>.tmp-…`` folders), symlinked
+    folders and folders it cannot read. The walk stops after ``max_seconds`` or ``max_folders``
+    folders (a runs folder of ``/`` returns what was found by then). Order: ``config.created``, else
+    the config file's modification time. A missing ``root`` gives an empty list.
     """
     found: list[Path] = []
+    deadline = time.monotonic() + max_seconds
+    seen = 0
 
     def walk(folder: Path, depth: int) -> None:
-        if (folder / CONFIG_FILE).is_file():
+        nonlocal seen
+        seen += 1
+        if _is_file(folder / CONFIG_FILE):
             found.append(folder)
             return
-        if depth >= max_depth:
+        if depth >= max_depth or seen > max_folders or time.monotonic() > deadline:
             return
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
         except OSError:
             return
         for entry in entries:
-            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+            try:
+                is_dir = not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:
                 walk(Path(entry.path), depth + 1)
 
     root = Path(os.path.abspath(os.path.expanduser(root)))
-    if root.is_dir():
+    try:
+        is_root = root.is_dir()
+    except OSError:
+        is_root = False
+    if is_root:
         walk(root, 0)
     return sorted(found, key=lambda p: (_created(p), str(p)), reverse=True)
 

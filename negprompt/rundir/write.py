@@ -6,7 +6,6 @@ import copy
 import os
 import platform
 import re
-import secrets
 import shutil
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from negprompt.io import clean_stale_temps, temp_name
 from negprompt.metrics import FPR_CONVENTION
 from negprompt.rundir.schema import (
     CONFIG_FILE,
@@ -107,8 +107,10 @@ def write_run(
 ) -> Path:
     """Validate the parts of a run and write them as one run directory, atomically.
 
-    Everything is written into ``.<name>.tmp-<random>`` beside ``path`` and renamed to the final name
-    at the end; on any error the temporary folder is removed and no folder with the final name appears.
+    Everything is written into ``.<name>.tmp-<pid>@<host>-<random>`` beside ``path`` and renamed to
+    the final name at the end; on any error the temporary folder is removed and no folder with the
+    final name appears. Temporary folders of writers that were killed are removed on the next write
+    beside them (`negprompt.io.clean_stale_temps`).
 
     Args:
         path: the run directory to create; its parent folders are created.
@@ -170,8 +172,9 @@ def write_run(
 
     final = free_run_path(path, unique)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(path.parent, path.name + TMP_MARK)
     while True:
-        tmp = path.parent / f".{path.name}{TMP_MARK}{secrets.token_hex(4)}"
+        tmp = temp_name(path)
         try:
             tmp.mkdir()
             break

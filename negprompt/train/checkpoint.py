@@ -9,10 +9,11 @@ configuration, the class names and the backbone's identity.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from negprompt.io import atomic_write, clean_stale_temps
 
 from .config import RESUME_FREE, config_differences
 
@@ -30,20 +31,19 @@ def checkpoint_path(folder: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(folder: str | os.PathLike, state: dict) -> Path:
-    """Write ``state`` to ``<folder>/checkpoint.pt`` atomically (temporary file, then ``os.replace``)."""
+    """Write ``state`` to ``<folder>/checkpoint.pt`` atomically (temporary file, fsync, ``os.replace``).
+
+    Temporary files left in ``folder`` by a killed run are removed first.
+    """
     path = checkpoint_path(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    clean_stale_temps(path.parent)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             torch.save({"format": FORMAT, **state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write, fsync=True)
 
 
 def load_checkpoint(folder: str | os.PathLike) -> dict | None:

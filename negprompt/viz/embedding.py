@@ -244,6 +244,34 @@ def embedding_figure(coords: np.ndarray, meta: pd.DataFrame, *, title: str = "")
     return fig
 
 
+def _byte_of_char() -> dict[str, int]:
+    """The inverse of byte-level BPE's byte → printable character table (CLIP, GPT-2).
+
+    Printable Latin-1 bytes (``!``–``~``, ``¡``–``¬``, ``®``–``ÿ``) stand for themselves; the other
+    bytes, in increasing order, are written as the characters ``chr(256 + n)``, n = 0, 1, …
+    """
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {chr(b): b for b in kept}
+    extra = (b for b in range(256) if b not in table.values())
+    table.update({chr(256 + n): b for n, b in enumerate(extra)})
+    return table
+
+
+_BYTE_OF_CHAR = _byte_of_char()
+
+
+def readable_token(token: str) -> str:
+    """A byte-level BPE token as readable text: ``"ðŁĺį"`` → ``"😍"``, ``"cat</w>"`` → ``"cat"``.
+
+    Characters outside the byte table are kept as they are; bytes that are not valid UTF-8 on their
+    own (part of a longer character) show as ``�``.
+    """
+    token = token.replace("</w>", "")
+    if not all(c in _BYTE_OF_CHAR for c in token):
+        return token
+    return bytes(_BYTE_OF_CHAR[c] for c in token).decode("utf-8", errors="replace")
+
+
 def context_token_table(context_tokens: dict, method: str, k: int = 5) -> pd.DataFrame:
     """The nearest vocabulary tokens of each learned context vector of ``method``.
 
@@ -255,7 +283,8 @@ def context_token_table(context_tokens: dict, method: str, k: int = 5) -> pd.Dat
 
     Returns:
         One row per context vector: ``prompt`` (``positive`` / ``negative m``), ``vector``
-        (1-based) and ``nearest tokens`` ("token (similarity)", most similar first).
+        (1-based) and ``nearest tokens`` ("token (similarity)", most similar first; byte-level BPE
+        tokens decoded to readable text by `readable_token`).
     """
     entry = context_tokens.get(method)
     if not entry:
@@ -265,7 +294,9 @@ def context_token_table(context_tokens: dict, method: str, k: int = 5) -> pd.Dat
         out = []
         for v, tokens in enumerate(vectors, start=1):
             best = sorted(tokens, key=lambda t: -float(t.get("similarity", 0.0)))[:k]
-            text = ", ".join(f"{t['token']} ({float(t.get('similarity', 0.0)):.2f})" for t in best)
+            text = ", ".join(
+                f"{readable_token(str(t['token']))} ({float(t.get('similarity', 0.0)):.2f})" for t in best
+            )
             out.append({"prompt": kind, "vector": v, "nearest tokens": text})
         return out
 

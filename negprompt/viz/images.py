@@ -40,16 +40,20 @@ def thumbnail_png(path: str | Path, size: int | None = 160, *, square: bool = Fa
 
     ``square`` crops to the centre square before scaling, so thumbnails line up in a grid. At full
     size, an image under :data:`MIN_VIEW_PX` is enlarged by a whole factor with nearest-neighbour
-    sampling (a 28-pixel digit becomes visible and keeps its pixels). Raises ``OSError`` when the
-    file is missing or not an image.
+    sampling (a 28-pixel digit becomes visible and keeps its pixels). A large JPEG is decoded at
+    about the display size, and 16-bit or float images are scaled to 8 bits
+    (`negprompt.data.pixels.open_rgb`). Raises ``OSError`` when the file is missing or not an image,
+    ``ValueError`` for pixel values of unknown scale, PIL's ``DecompressionBombError`` for an image
+    over PIL's pixel limit.
     """
     from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
-        img = im.convert("RGB")
+    from negprompt.data.pixels import open_rgb
+
+    if size is not None and size < 1:
+        raise ValueError(f"size must be a positive number of pixels or None, got {size}")
+    img = open_rgb(path, size)
     if size is not None:
-        if size < 1:
-            raise ValueError(f"size must be a positive number of pixels or None, got {size}")
         if square:
             img = ImageOps.fit(img, (size, size))
         else:
@@ -88,9 +92,9 @@ def image_gallery(
     for path, caption in zip(paths, captions):
         try:
             png = thumbnail_png(path, size, square=True)
-        except OSError as err:
+        except Exception as err:  # missing, not an image, too large, unknown pixel scale
             png, unreadable = placeholder_png(size), unreadable + 1
-            caption = f"{caption} (unreadable: {err.strerror or err})"
+            caption = f"{caption} (unreadable: {getattr(err, 'strerror', None) or err})"
         src = base64.b64encode(png).decode("ascii")
         cells.append(
             f'<figure style="display:inline-block;margin:4px;width:{size + 24}px;text-align:center">'
