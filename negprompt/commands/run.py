@@ -101,6 +101,9 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
         t.add_argument("--n-views", type=int, default=None, help="feature views per training image (1)")
         t.add_argument("--n-neg", type=int, default=None, help="negative contexts M (2)")
         t.add_argument(
+            "--neg-noise", type=float, default=None, help="initial noise of the negatives, x context std"
+        )
+        t.add_argument(
             "--train-preset", choices=("negprompt", "coop"), default=None, help="training defaults"
         )
         t.add_argument("--lr", type=float, default=None, help="learning rate of both stages")
@@ -174,6 +177,7 @@ def config_from_args(preset: str, args: argparse.Namespace, **forced):
         "seed": get("seed"),
         "n_views": get("n_views"),
         "n_neg": get("n_neg"),
+        "neg_noise": get("neg_noise"),
         "train_preset": get("train_preset"),
         "select": get("select"),
         "temperature": get("temperature"),

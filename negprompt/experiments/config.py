@@ -113,6 +113,8 @@ class ExperimentConfig:
         seed: seed of sampling, feature views and training.
         n_views: feature views per training image (the plain one + n_views-1 augmented).
         n_neg: negative contexts M.
+        neg_noise: initial noise of the negative contexts, times the context's std (see
+            ``negprompt.prompts.PromptConfig``).
         train_preset: training defaults (``negprompt`` or ``coop``, see ``negprompt.train.PRESETS``).
         train: TrainConfig overrides for both stages (``{"epochs": 20, "lr": 0.05}``).
         stage1, stage2: TrainConfig overrides for one stage only (applied after ``train``).
@@ -141,6 +143,7 @@ class ExperimentConfig:
     seed: int = 0
     n_views: int = 1
     n_neg: int = 2
+    neg_noise: float = 1e-3
     train_preset: str = "negprompt"
     train: dict = field(default_factory=dict)
     stage1: dict = field(default_factory=dict)
@@ -234,6 +237,8 @@ class ExperimentConfig:
             raise ValueError(f"val_per_class must be >= 0, got {self.val_per_class}")
         if self.select == "val" and self.val_per_class == 0:
             raise ValueError("select='val' needs validation images: set val_per_class >= 1 or select='last'")
+        if not self.neg_noise >= 0:
+            raise ValueError(f"neg_noise must be >= 0, got {self.neg_noise}")
         if self.n_neg < 1:
             raise ValueError(f"n_neg must be >= 1, got {self.n_neg}")
         if self.temperature <= 0:
@@ -266,6 +271,12 @@ class ExperimentConfig:
             select=self.select,
         )
         return for_stage(config, stage)
+
+    def prompt_config(self):
+        """The :class:`~negprompt.prompts.PromptConfig` of this experiment (M, initial noise)."""
+        from negprompt.prompts import PromptConfig
+
+        return PromptConfig(n_neg=self.n_neg, neg_noise=self.neg_noise)
 
     @property
     def base_preset(self) -> str:

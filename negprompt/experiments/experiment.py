@@ -23,7 +23,6 @@ import torch
 
 from negprompt.backbone import Backbone, load_backbone
 from negprompt.evaluate import Evaluation, Method, evaluate, format_table, write_evaluation
-from negprompt.prompts import PromptConfig
 from negprompt.train import TrainResult, train_prompts
 
 from .config import ExperimentConfig
@@ -150,7 +149,7 @@ class Experiment:
                 log.info("stage 1 (CoOp): %d images of %d classes", len(labels), len(names))
                 self.stage1 = train_prompts(
                     self.backbone, names, views, labels, self.config.train_config(1),
-                    prompt_config=PromptConfig(n_neg=self.config.n_neg),
+                    prompt_config=self.config.prompt_config(),
                     checkpoint_dir=self._checkpoints(1), **common,
                 )  # fmt: skip
                 if not self.stage1.completed:
@@ -179,7 +178,7 @@ class Experiment:
         with self._capture():
             if "zeroshot" not in self.methods:
                 self.methods["zeroshot"] = zeroshot_method(
-                    self.backbone, self.data.class_names, PromptConfig(n_neg=self.config.n_neg)
+                    self.backbone, self.data.class_names, self.config.prompt_config()
                 )
             methods = [self.methods[m] for m in METHODS]
             self.evaluation = evaluate(
