@@ -32,13 +32,14 @@ FRACTIONS = (0.2, 0.5, 0.8)
 TEMPERATURES = (0.01, 0.1, 1.0, 10.0)
 
 
-def run(out: Path, preset: str, seed: int, **overrides) -> Path:
+def run(out: Path, preset: str, seed: int, device: str = "cpu", **overrides) -> Path:
     """A finished run directory for ``preset`` (reused when it is already there)."""
-    name = "-".join([preset, f"s{seed}"] + [f"{k}{v}" for k, v in sorted(overrides.items())])
+    name = "-".join([preset, f"s{seed}"] + [f"{k}{v}" for k, v in sorted(overrides.items()) if k != "train"])
+    overrides["device"] = device
     path = out / name
     if (path / "metrics.csv").exists():
         return path
-    config = ExperimentConfig.for_preset(preset, seed=seed, cache_dir=None, **overrides)
+    config = ExperimentConfig.for_preset(preset, seed=seed, **overrides)
     return run_experiment(config, path, resume=(out / f".{name}.work").exists(), progress=False)
 
 
@@ -80,45 +81,89 @@ def temperature_rows(path: Path) -> list[dict]:
     return out
 
 
+def tasks(seeds: list[int], parts: list[str]) -> list[tuple[str, int, dict]]:
+    """Every run the studies need, the defaults first, without duplicates."""
+    out: list[tuple[str, int, dict]] = []
+    for seed in seeds:
+        if {"main", "temperature", "negatives"} & set(parts):
+            out += [("mini-conventional", seed, {}), ("mini-hard-ood", seed, {})]
+        if "open_vocab" in parts:
+            out += [("mini-open-vocab", seed, {"open_vocab_fraction": f}) for f in FRACTIONS if f != 0.5]
+            out.append(("mini-open-vocab", seed, {}))
+    if "negatives" in parts:
+        for seed in seeds:
+            for preset in ("mini-hard-ood", "mini-conventional"):
+                out += [
+                    (preset, seed, {"n_neg": m, "neg_noise": n}) for m, n in NEGATIVES if (m, n) != (2, 1e-3)
+                ]
+    return out
+
+
+def _task(args: tuple) -> tuple[tuple, str]:
+    import torch
+
+    out, device, epochs, (preset, seed, overrides) = args
+    torch.set_num_threads(1)
+    extra = {"train": {"epochs": epochs}} if epochs else {}
+    return (preset, seed, overrides), str(run(Path(out), preset, seed, device=device, **overrides, **extra))
+
+
+def record(result: dict, preset: str, seed: int, overrides: dict, path: Path, parts: list[str]) -> None:
+    """File one finished run under the studies it belongs to."""
+    s = str(seed)
+    if preset == "mini-open-vocab":
+        fraction = str(overrides.get("open_vocab_fraction", 0.5))
+        result.setdefault("open_vocab", {}).setdefault(fraction, {})[s] = rows(path)
+        return
+    m, noise = overrides.get("n_neg", 2), overrides.get("neg_noise", 1e-3)
+    if not overrides:
+        result.setdefault("main", {}).setdefault(preset, {})[s] = rows(path)
+        if "temperature" in parts:
+            result.setdefault("temperature", {}).setdefault(preset, {})[s] = temperature_rows(path)
+    entry = {"rows": rows(path), "neg_cos": negative_similarity(path)}
+    result.setdefault("negatives", {}).setdefault(preset, {}).setdefault(f"M={m} noise={noise}", {})[s] = (
+        entry
+    )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/findings"))
     ap.add_argument("--json", type=Path, default=Path("benchmarks/findings-mini.json"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--parts", nargs="+", default=["main", "negatives", "temperature", "open_vocab"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once (processes, one thread each)")
+    ap.add_argument(
+        "--epochs", type=int, default=None, help="epochs per stage (default: the presets'; smoke runs)"
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = json.loads(args.json.read_text()) if args.json.exists() else {}
-    result["seeds"] = args.seeds
+    result: dict = {"seeds": args.seeds, "device": args.device, "epochs": args.epochs or "preset", "runs": {}}
+    todo = tasks(args.seeds, args.parts)
+    from negprompt.experiments.config import DEFAULT_DEMO_DATA_ROOT
+    from negprompt.miniworld.benchmark import mini_root
 
-    def save() -> None:
+    mini_root(DEFAULT_DEMO_DATA_ROOT)  # written once here, not by every worker at the same time
+
+    def done(key, path) -> None:
+        preset, seed, overrides = key
+        record(result, preset, seed, overrides, Path(path), args.parts)
+        result["runs"][Path(path).name] = {"preset": preset, "seed": seed, **overrides}
         args.json.write_text(json.dumps(result, indent=1))
+        print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
 
-    for seed in args.seeds:
-        if "main" in args.parts or "temperature" in args.parts:
-            for preset in ("mini-conventional", "mini-hard-ood"):
-                path = run(args.out, preset, seed)
-                result.setdefault("main", {}).setdefault(preset, {})[str(seed)] = rows(path)
-                if "temperature" in args.parts:
-                    result.setdefault("temperature", {}).setdefault(preset, {})[str(seed)] = temperature_rows(
-                        path
-                    )
-                save()
-        if "negatives" in args.parts:
-            for preset in ("mini-hard-ood", "mini-conventional"):
-                for m, noise in NEGATIVES:
-                    path = run(args.out, preset, seed, n_neg=m, neg_noise=noise)
-                    entry = {"rows": rows(path), "neg_cos": negative_similarity(path)}
-                    result.setdefault("negatives", {}).setdefault(preset, {}).setdefault(
-                        f"M={m} noise={noise}", {}
-                    )[str(seed)] = entry
-                    save()
-        if "open_vocab" in args.parts:
-            for fraction in FRACTIONS:
-                path = run(args.out, "mini-open-vocab", seed, open_vocab_fraction=fraction)
-                result.setdefault("open_vocab", {}).setdefault(str(fraction), {})[str(seed)] = rows(path)
-                save()
-        print(f"seed {seed} done", flush=True)
+    jobs = [(str(args.out), args.device, args.epochs, t) for t in todo]
+    if args.jobs <= 1:
+        for job in jobs:
+            done(*_task(job))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            for fut in as_completed([pool.submit(_task, job) for job in jobs]):
+                done(*fut.result())
     return 0
 
 

@@ -29,7 +29,7 @@ DIGITS_HELD_OUT_FRACTION = 0.3
 DIGITS_SPLIT_SEED = 1234
 
 
-class MiniWorldDataError(FileNotFoundError):
+class MiniWorldDataError(ValueError):
     """A source of the mini-world is missing or damaged (the message says how to get it)."""
 
 
