@@ -224,6 +224,13 @@ def test_a_symlink_loop_in_an_image_folder_lists_each_image_once(tmp_path, caplo
     paths, _ = scan_images(root)
     assert len(paths) == 3 and all(p.count("/") <= 1 for p in paths)
     assert "symlink loop" in caplog.text
+    classes = tmp_path / "classes"
+    write_images(classes / "a", 2, seed=1)
+    write_images(classes / "b", 3, seed=2)
+    (classes / "a" / "up").symlink_to(classes, target_is_directory=True)
+    (classes / "a" / "other").symlink_to(classes / "b", target_is_directory=True)
+    listed = image_folder(classes)
+    assert sorted(listed.labels) == [0, 0, 1, 1, 1]  # class b's images once, under b
 
 
 def test_messages_that_used_to_mislead(image_tree, tmp_path, capsys):
