@@ -269,3 +269,14 @@ def test_an_interrupt_is_reported_once(folder, tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert text.count("interrupted") == 1 and "--resume" in text
+
+
+def test_offline_weights_say_what_to_fetch_and_where_it_goes(monkeypatch):
+    import negprompt.backbone as backbone
+
+    monkeypatch.setattr(backbone, "network_available", lambda timeout=3.0: False)
+    monkeypatch.setattr(backbone, "_cached_file", lambda cfg, cache_dir: None)
+    with pytest.raises(backbone.WeightsError) as info:
+        backbone.load_backbone("ViT-B-16", "openai")
+    text = str(info.value)
+    assert "huggingface.co/" in text and "--pretrained PATH" in text and "open_clip" in text
