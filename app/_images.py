@@ -19,10 +19,12 @@ def load_image(run_path: str, image_path: str, size: int = THUMB_PX) -> tuple[by
 
     Any failure (outside the data roots, missing, not an image, over PIL's pixel limit, pixel values
     of unknown scale) gives the placeholder and a one-line reason, never an exception. The cache
-    holds at most 600 small PNGs (thumbnails about 50 KB, explained images about 1 MB).
+    holds at most 600 small PNGs (thumbnails about 50 KB, explained images about 1 MB). Sizes
+    above a thumbnail's enlarge a tiny image (a 28-pixel digit) with visible pixels.
     """
     try:
-        return thumbnail_png(resolve_image_path(sh.open_run(run_path), image_path), size), None
+        path = resolve_image_path(sh.open_run(run_path), image_path)
+        return thumbnail_png(path, size, enlarge=size > THUMB_PX), None
     except RunDirError as err:
         return placeholder_png(min(size, THUMB_PX)), str(err)
     except Exception as err:  # OSError, DecompressionBombError, ValueError, …

@@ -8,11 +8,12 @@ progress file, so an interrupted extraction resumes where it stopped) and rename
 complete, so a folder with the final name always loads.
 
 Several processes may share one cache: building an entry holds a lock on its ``<key>.partial/``
-folder (so one process computes it while the others wait, then load it), every small file is written through a
-unique temporary name (`negprompt.io.atomic_write`), and a finished entry is never replaced.
-Loading verifies an entry cheaply: the sizes of its files, the shapes of its arrays and the SHA-256
-of its small files (labels, paths) against ``meta.json``. A damaged entry is moved aside to
-``<key>.damaged-<time>`` with a warning that names it, and computed again.
+folder (so one process computes it while the others wait, then load it), every small file is
+written through a unique temporary name (`negprompt.io.atomic_write`), and a finished entry is
+never replaced. Loading verifies an entry cheaply (`negprompt.cache_entry`): the sizes of its
+files, the shapes of its arrays and the SHA-256 of its small files against ``meta.json``. A
+damaged entry is moved aside to ``<key>.damaged-<time>-<pid>`` with a warning that names it, and
+computed again.
 
 Unreadable images: a few (at most ``max_bad_fraction`` of the set, default 1%) are dropped with a
 warning giving the count and the first paths; more than that is an error. Dropped images are absent
@@ -26,10 +27,8 @@ import hashlib
 import json
 import logging
 import os
-import time
 import warnings
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,37 +38,19 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
+from negprompt.cache_entry import (  # noqa: F401 (re-exported: the cache's public API)
+    CachedFeatures,
+    CacheEntryError,
+    load_cached,
+    load_or_quarantine,
+    write_entry,
+    write_json,
+)
 from negprompt.data.pixels import to_rgb
-from negprompt.io import atomic_write, file_lock, publish_dir, sha256_file, still_at
+from negprompt.io import file_lock, publish_dir, still_at
 
 log = logging.getLogger(__name__)
 FORMAT = 1
-
-
-@dataclass
-class CachedFeatures:
-    """Image features of one dataset view, read from the cache.
-
-    Attributes:
-        features: ``[N, D]`` float16, L2-normalised, memory-mapped.
-        labels: ``[N]`` int64 class indices (``-1`` for OOD / unlabelled).
-        paths: ``N`` image paths relative to the dataset root.
-        meta: the key and facts of the entry.
-        path: the cache folder.
-    """
-
-    features: np.ndarray
-    labels: np.ndarray
-    paths: list[str]
-    meta: dict
-    path: Path
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
-        """Features as a float32 tensor ``[N, D]`` on ``device``."""
-        return torch.from_numpy(np.asarray(self.features, dtype=np.float32)).to(device)
 
 
 def default_cache_dir() -> Path:
@@ -92,76 +73,6 @@ def cache_key(backbone: Backbone, imageset, view: int, seed: int, transform) -> 
 
 def key_digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
-
-
-class CacheEntryError(ValueError):
-    """A feature cache entry whose files do not match its ``meta.json`` (truncated, edited, damaged)."""
-
-
-CHECKED_FILES = ("labels.npy", "paths.json")
-"""Small files of an entry whose SHA-256 is recorded in ``meta.json`` and checked on every load."""
-
-
-def load_cached(path: str | os.PathLike) -> CachedFeatures:
-    """Open a complete cache entry memory-mapped, after checking it against its ``meta.json``.
-
-    Checks: every file present with the recorded size, the SHA-256 of the small files, features
-    ``[count, D]`` float16, ``count`` labels and paths.
-
-    Raises:
-        FileNotFoundError: the entry is not complete (no ``meta.json``).
-        CacheEntryError: the entry is damaged; the message names the entry and the file.
-    """
-    path = Path(path)
-    meta_file = path / "meta.json"
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"no complete feature cache at {path}")
-
-    def damaged(why: str) -> CacheEntryError:
-        return CacheEntryError(f"feature cache entry {path} is damaged: {why}")
-
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        for name, size in (meta.get("sizes") or {}).items():
-            actual = (path / name).stat().st_size
-            if actual != size:
-                raise damaged(f"{name} has {actual} bytes, {size} expected")
-        for name, digest in (meta.get("sha256") or {}).items():
-            if sha256_file(path / name) != digest:
-                raise damaged(f"{name} does not match its checksum")
-        paths = json.loads((path / "paths.json").read_text(encoding="utf-8"))
-        features = np.load(path / "features.npy", mmap_mode="r", allow_pickle=False)
-        labels = np.load(path / "labels.npy", allow_pickle=False)
-    except CacheEntryError:
-        raise
-    except Exception as err:  # missing file, truncated .npy, bad JSON, …
-        raise damaged(f"{type(err).__name__}: {err}") from err
-    count = int(meta.get("count", len(labels)))
-    if features.ndim != 2 or features.shape[0] != count or features.dtype != np.float16:
-        raise damaged(
-            f"features.npy has shape {features.shape} {features.dtype}, [{count}, D] float16 expected"
-        )
-    if len(labels) != count or len(paths) != count:
-        raise damaged(f"{len(labels)} labels and {len(paths)} paths for {count} features")
-    return CachedFeatures(features=features, labels=labels, paths=paths, meta=meta, path=path)
-
-
-def _load_or_quarantine(path: Path) -> CachedFeatures | None:
-    """The verified entry at ``path``; None if there is none, or if it was damaged and moved aside."""
-    if not (path / "meta.json").is_file():
-        return None
-    try:
-        return load_cached(path)
-    except CacheEntryError as err:
-        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-        try:
-            os.rename(path, aside)
-        except FileNotFoundError:  # another process moved it first
-            pass
-        msg = f"{err}; moved aside to {aside.name} and computed again"
-        log.warning(msg)
-        warnings.warn(msg, stacklevel=3)
-        return None
 
 
 class _Images(Dataset):
@@ -233,7 +144,7 @@ def extract_features(
     target = cache_dir / name
     part = cache_dir / f"{name}.partial"
     while True:  # one process computes under the lock of the partial folder; the others wait, then load
-        if (entry := _load_or_quarantine(target)) is not None:
+        if (entry := load_or_quarantine(target)) is not None:
             return entry
         part.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
@@ -243,7 +154,7 @@ def extract_features(
                 continue  # published (renamed) between mkdir and the lock
             if not still_at(part, fd):
                 continue  # published (renamed) by the process that held the lock
-            if (entry := _load_or_quarantine(target)) is not None:
+            if (entry := load_or_quarantine(target)) is not None:
                 return entry
             _compute(
                 backbone,
@@ -304,7 +215,7 @@ def _compute(
             feats[np.asarray(idx) - start] = out
         done += len(idx) + len(failed)
         feats.flush()
-        _write_json(part / "progress.json", {"key": key, "done": done, "bad": bad})
+        write_json(part / "progress.json", {"key": key, "done": done, "bad": bad})
         bar.update(len(idx) + len(failed))
     bar.close()
     del feats
@@ -329,7 +240,7 @@ def _open_partial(part: Path, key: dict, n: int, dim: int):
             return np.load(feat_file, mmap_mode="r+"), int(progress["done"]), list(progress["bad"])
     feats = np.lib.format.open_memmap(feat_file, mode="w+", dtype=np.float16, shape=(n, dim))
     _reserve(feat_file)
-    _write_json(progress_file, {"key": key, "done": 0, "bad": []})
+    write_json(progress_file, {"key": key, "done": 0, "bad": []})
     return feats, 0, []
 
 
@@ -380,35 +291,3 @@ def _finalise(part: Path, target: Path, imageset, key: dict, start: int, stop: i
     }
     write_entry(part, None, labels, [imageset.paths[i] for i in keep], meta)
     publish_dir(part, target)  # another process that finished the same entry first wins
-
-
-def write_entry(
-    folder: Path, features: np.ndarray | None, labels: np.ndarray, paths: list[str], meta: dict
-) -> None:
-    """Write an entry's files into ``folder`` (``features.npy`` too unless None), ``meta.json`` last.
-
-    ``meta.json`` records the size of every file and the SHA-256 of `CHECKED_FILES` for `load_cached`.
-    """
-    if features is not None:
-        atomic_write(folder / "features.npy", _npy_writer(features))
-    atomic_write(folder / "labels.npy", _npy_writer(labels))
-    _write_json(folder / "paths.json", paths)
-    names = ("features.npy", *CHECKED_FILES)
-    meta = {
-        **meta,
-        "sizes": {n: (folder / n).stat().st_size for n in names},
-        "sha256": {n: sha256_file(folder / n) for n in CHECKED_FILES},
-    }
-    _write_json(folder / "meta.json", meta)
-
-
-def _npy_writer(array: np.ndarray):
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to a bare name
-            np.save(fh, array, allow_pickle=False)
-
-    return write
-
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write(path, json.dumps(obj))

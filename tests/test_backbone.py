@@ -27,10 +27,12 @@ def test_random_weights_are_reproducible_per_seed():
     assert not torch.equal(a["text_projection"], c["text_projection"])
 
 
-def test_unknown_model_lists_valid_names():
-    with pytest.raises(ValueError, match="ViT-B-16") as err:
-        load_backbone("ViT-Q-99", "none")
-    assert TINY_MODEL in str(err.value)
+def test_unknown_model_suggests_the_closest_names_in_a_short_message():
+    with pytest.raises(ValueError, match="did you mean.*ViT-B-16") as err:
+        load_backbone("ViT-B-61", "none")
+    assert len(str(err.value)) < 400 and "list_models" in str(err.value)
+    with pytest.raises(ValueError, match=f"did you mean {TINY_MODEL}"):
+        load_backbone(TINY_MODEL.replace("tiny", "tny"), "none")
 
 
 def test_unknown_tag_lists_valid_tags():

@@ -154,7 +154,10 @@ def test_threshold_slider_and_image_explanation(server, browser):
     chart = page.locator(".js-plotly-plot").first
     assert "positive prompts" in chart.inner_text() and "negative prompts" in chart.inner_text()
     assert page.locator("[data-testid=stException]").count() == 0
+    expect(page.get_by_role("dialog")).to_be_visible()  # opened over the page, where the user looks
     _screenshot(page, "image-explanation")
+    page.keyboard.press("Escape")  # the dialog closes; the page behind it is unchanged
+    expect(page.get_by_role("dialog")).to_have_count(0)
 
     # The prompt map renders too.
     page.locator("[data-testid=stSidebarNavLink]", has_text="Prompt embeddings").click()

@@ -10,7 +10,7 @@ import streamlit as st
 from negprompt import viz
 
 
-@st.cache_data(show_spinner="Computing the map…", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)  # the page shows its own spinner
 def compute_map(run_path: str, method: str, projection: str, n_images: int, seed: int):
     """Map coordinates [P, 2], their description and the seconds the projection took."""
     run = sh.open_run(run_path)

@@ -44,33 +44,45 @@ def split_entries(path: str, exts: Collection[str]) -> tuple[list[str], list[str
     return dirs, files, ignored
 
 
+def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def scan_images(
-    folder: str | os.PathLike, exts: Collection[str] = IMAGE_EXTS, prefix: str = ""
+    folder: str | os.PathLike,
+    exts: Collection[str] = IMAGE_EXTS,
+    prefix: str = "",
+    avoid: Collection[tuple[int, int]] = (),
 ) -> tuple[list[str], int]:
     """All image files under ``folder``, recursively, as sorted POSIX paths relative to it.
 
     Hidden entries (names starting with ``.``) are skipped. Returns ``(paths, ignored)``, where
     ``ignored`` counts non-image files. ``prefix`` is prepended to every returned path. A folder is
     listed once even when symlinks reach it again (a link to a parent is a loop, not 40 levels of
-    copies), with a warning naming the link.
+    copies), with a warning naming the link; so is a folder in ``avoid`` (``(st_dev, st_ino)``
+    pairs: the other class folders of a set), except ``folder`` itself.
     """
     out: list[str] = []
     ignored = 0
-    seen: set[tuple[int, int]] = set()
-    stack = [(os.fspath(folder), prefix)]
+    seen: set[tuple[int, int]] = set(avoid)
+    start = os.fspath(folder)
+    stack = [(start, prefix)]
     while stack:
         path, rel = stack.pop()
-        try:
-            info = os.stat(path)
-        except OSError:
+        key = _identity(path)
+        if key is None:
             log.warning("skipping %s: it cannot be read (a broken or looping link?)", path)
             continue
-        if (info.st_dev, info.st_ino) in seen:
+        if key in seen and path != start:
             log.warning(
                 "skipping %s: it links to a folder already listed (a symlink loop or duplicate)", path
             )
             continue
-        seen.add((info.st_dev, info.st_ino))
+        seen.add(key)
         dirs, files, n_ign = split_entries(path, exts)
         ignored += n_ign
         out.extend(rel + f for f in files)
@@ -165,14 +177,16 @@ def image_folder(
     if files:
         raise ValueError(
             f"Image folder {name!r} at '{root_p}' mixes class sub-folders with {len(files)} loose images "
-            f"(e.g. {files[0]!r}); move the images into class folders; or, if this is an OOD set, give it as one (--ood-dir on the "
-            "command line, ood=True in Python) to take all images as OOD."
+            f"(e.g. {files[0]!r}); move the images into class folders; or, if this is an OOD set, give "
+            "it as one (--ood-dir on the command line, ood=True in Python) to take all images as OOD."
         )
     folders, display = _resolve_classes(root_p, name, dirs, class_names)
     paths: list[str] = []
     labels: list[int] = []
+    # a link inside one class folder to the root or to another class is not followed (no image twice)
+    tops = {_identity(root_p), *(_identity(root_p / f) for f in folders)} - {None}
     for label, folder in enumerate(folders):
-        found, n_ign = scan_images(root_p / folder, exts, prefix=f"{folder}/")
+        found, n_ign = scan_images(root_p / folder, exts, prefix=f"{folder}/", avoid=tops)
         ignored += n_ign
         if not found:
             raise ValueError(

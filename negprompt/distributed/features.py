@@ -17,6 +17,7 @@ from negprompt.features import (
     extract_features,
     key_digest,
     load_cached,
+    load_or_quarantine,
     shard_range,
     write_entry,
 )
@@ -63,7 +64,8 @@ def extract_features_distributed(
     cache_dir = Path(cache_dir)
     key = cache_key(backbone, imageset, view, seed, backbone.train_transform if view else backbone.preprocess)
     final = cache_dir / key_digest(key)
-    if broadcast_object((final / "meta.json").is_file()):
+    # rank 0 alone checks the entry (a damaged one is moved aside once, then computed again)
+    if broadcast_object(load_or_quarantine(final) is not None if info.is_main else None):
         return load_cached(final)
     error = None
     start, stop = shard_range(len(imageset), info.rank, info.world)

@@ -35,11 +35,13 @@ def placeholder_png(size: int = 160) -> bytes:
     return _png(img)
 
 
-def thumbnail_png(path: str | Path, size: int | None = 160, *, square: bool = False) -> bytes:
+def thumbnail_png(
+    path: str | Path, size: int | None = 160, *, square: bool = False, enlarge: bool = False
+) -> bytes:
     """PNG bytes of the image at ``path``, at most ``size`` pixels a side (``None``: full size).
 
     ``square`` crops to the centre square before scaling, so thumbnails line up in a grid. At full
-    size, an image under :data:`MIN_VIEW_PX` is enlarged by a whole factor with nearest-neighbour
+    size (or with ``enlarge``), an image under :data:`MIN_VIEW_PX` is enlarged by a whole factor with nearest-neighbour
     sampling (a 28-pixel digit becomes visible and keeps its pixels). A large JPEG is decoded at
     about the display size, and 16-bit or float images are scaled to 8 bits
     (`negprompt.data.pixels.open_rgb`). Raises ``OSError`` when the file is missing or not an image,
@@ -58,7 +60,7 @@ def thumbnail_png(path: str | Path, size: int | None = 160, *, square: bool = Fa
             img = ImageOps.fit(img, (size, size))
         else:
             img.thumbnail((size, size))
-    elif max(img.size) < MIN_VIEW_PX:
+    if (size is None or enlarge) and max(img.size) < MIN_VIEW_PX:
         scale = MIN_VIEW_PX // max(img.size)
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     return _png(img)

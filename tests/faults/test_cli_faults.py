@@ -224,6 +224,13 @@ def test_a_symlink_loop_in_an_image_folder_lists_each_image_once(tmp_path, caplo
     paths, _ = scan_images(root)
     assert len(paths) == 3 and all(p.count("/") <= 1 for p in paths)
     assert "symlink loop" in caplog.text
+    classes = tmp_path / "classes"
+    write_images(classes / "a", 2, seed=1)
+    write_images(classes / "b", 3, seed=2)
+    (classes / "a" / "up").symlink_to(classes, target_is_directory=True)
+    (classes / "a" / "other").symlink_to(classes / "b", target_is_directory=True)
+    listed = image_folder(classes)
+    assert sorted(listed.labels) == [0, 0, 1, 1, 1]  # class b's images once, under b
 
 
 def test_messages_that_used_to_mislead(image_tree, tmp_path, capsys):
@@ -262,3 +269,14 @@ def test_an_interrupt_is_reported_once(folder, tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert text.count("interrupted") == 1 and "--resume" in text
+
+
+def test_offline_weights_say_what_to_fetch_and_where_it_goes(monkeypatch):
+    import negprompt.backbone as backbone
+
+    monkeypatch.setattr(backbone, "network_available", lambda timeout=3.0: False)
+    monkeypatch.setattr(backbone, "_cached_file", lambda cfg, cache_dir: None)
+    with pytest.raises(backbone.WeightsError) as info:
+        backbone.load_backbone("ViT-B-16", "openai")
+    text = str(info.value)
+    assert "huggingface.co/" in text and "--pretrained PATH" in text and "open_clip" in text
