@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import logging
 import platform
-import shutil
 import sys
 import time
 from dataclasses import asdict, fields
@@ -30,6 +29,7 @@ import safetensors.torch
 import torch
 
 from negprompt import bundled
+from negprompt.io import atomic_write
 from negprompt.miniworld import pretrain as P
 from negprompt.miniworld import world as W
 from negprompt.miniworld.sources import MiniWorldDataError
@@ -65,10 +65,10 @@ def parse(argv=None) -> argparse.Namespace:
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """fp16 safetensors of the model's state dict, written atomically."""
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt", "model": P.MODEL})
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    metadata = {"format": "pt", "model": P.MODEL}
+    atomic_write(
+        path, lambda tmp: safetensors.torch.save_file(state, str(tmp), metadata=metadata), fsync=True
+    )
 
 
 def card(cfg: P.PretrainConfig, summary: dict, accuracies: dict, weights: Path, device: str) -> dict:
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
         )
     if args.install:
         for src in (weights, args.out / bundled.card_path().name, args.out / "MODEL_CARD.md"):
-            shutil.copyfile(src, bundled.weights_path().parent / src.name)
+            atomic_write(bundled.weights_path().parent / src.name, src.read_bytes())
         print(f"installed into {bundled.weights_path().parent}")
     return 0
 

@@ -274,7 +274,7 @@ def test_unreadable_images_are_a_clear_error_and_a_fixed_rerun_works(tmp_path, t
 
 def test_config_round_trip_and_overrides():
     cfg = ExperimentConfig.for_preset("demo", train={"lr": 0.05}, stage2={"epochs": 3})
-    assert cfg.model == "ViT-B-32" and cfg.shots is None and cfg.benchmark == "demo"
+    assert cfg.model == "negprompt-mini" and cfg.shots is None and cfg.benchmark == "demo"
     assert cfg.train_config(1).epochs == cfg.train["epochs"] and cfg.train_config(1).lr == 0.05
     assert cfg.train_config(2).epochs == 3 and cfg.train_config(2).stage == 2
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg

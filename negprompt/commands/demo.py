@@ -1,8 +1,8 @@
 """``negprompt demo``: the embedded demo benchmark end to end, then the dashboard.
 
 ID = six Fashion-MNIST clothing classes, near-OOD = the other four, far-OOD = handwritten digits;
-backbone ``ViT-B-32`` with real weights when they can be had (random weights with a banner
-otherwise). ``--fast`` uses the tiny test model; ``--no-app`` skips the dashboard.
+backbone ``negprompt-mini`` with its bundled weights (offline; ``--model ViT-B-32 --pretrained openai``
+runs the same data with a real CLIP). ``--fast`` trains few epochs; ``--no-app`` skips the dashboard.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from negprompt.commands.common import default_run_dir
 from negprompt.commands.run import add_experiment_args, config_from_args, execute
 
 FAST_EPOCHS = 10
-"""Epochs per stage with ``--fast`` (tiny model: a smoke run of the whole pipeline)."""
+"""Epochs per stage with ``--fast`` (a smoke run of the whole pipeline)."""
 
 
 def register(sub) -> None:
@@ -23,12 +23,12 @@ def register(sub) -> None:
         "demo",
         help="the demo benchmark end to end, then the dashboard",
         description="Run the embedded demo benchmark (Fashion-MNIST clothing as ID, held-out clothing as "
-        "near-OOD, handwritten digits as far-OOD) with ViT-B-32: cached features, CoOp and NegPrompt "
-        "prompts, zero-shot MCM / CoOp + MCM / NegPrompt results table, a run directory, and the "
-        "dashboard. Works offline (random weights, flagged loudly, when no real weights can be had).",
+        "near-OOD, handwritten digits as far-OOD) with the bundled mini-CLIP negprompt-mini: cached "
+        "features, CoOp and NegPrompt prompts, zero-shot MCM / CoOp + MCM / NegPrompt results table, a run "
+        "directory, and the dashboard. Works offline; --model/--pretrained run it with any CLIP.",
     )
     p.add_argument(
-        "--fast", action="store_true", help="tiny random model, few epochs: a smoke run in seconds"
+        "--fast", action="store_true", help="few epochs: a smoke run of the whole pipeline in seconds"
     )
     p.add_argument("--no-app", action="store_true", help="do not start the dashboard")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="folder of run directories (runs)")
@@ -39,14 +39,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negprompt.backbone import TINY_MODEL
-
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted demo")
     forced: dict = {}
     if args.fast:
-        forced["model"] = args.model or TINY_MODEL
-        forced["pretrained"] = args.pretrained if args.model else "none"
         if args.epochs is None:
             forced["train"] = {"epochs": FAST_EPOCHS}
     config = config_from_args("demo", args, **forced)

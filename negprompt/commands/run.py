@@ -138,7 +138,8 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
     for action in p._actions:  # the model's default depends on the preset
         if action.dest == "model":
             action.help = (
-                "open_clip architecture or hf-hub:org/repo (default: ViT-B-32 for the demo, else ViT-B-16)"
+                "open_clip architecture or hf-hub:org/repo (default: negprompt-mini for the demo and the mini "
+                "presets, else ViT-B-16)"
             )
 
 

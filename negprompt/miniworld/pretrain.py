@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import negprompt.backbone  # noqa: F401  (registers the model configs)
+from negprompt.io import atomic_write
 
 from .world import DOMAIN_WEIGHTS, Domain, fact_vocabulary, positives
 
@@ -179,14 +178,7 @@ def new_model(seed: int) -> torch.nn.Module:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp), fsync=True)
 
 
 def pretrain(
@@ -298,8 +290,4 @@ def evaluate(model: torch.nn.Module, world: dict[str, Domain]) -> dict[str, dict
 
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1))

@@ -70,7 +70,9 @@ def test_damaged_or_missing_weights_name_the_file_and_the_fix(tmp_path, monkeypa
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     weights.write_bytes(bytes(data))
-    with pytest.raises(WeightsError, match=rf"{weights.name} are damaged.*pretrain_mini_clip.py --install --force"):
+    with pytest.raises(
+        WeightsError, match=rf"{weights.name} are damaged.*pretrain_mini_clip.py --install --force"
+    ):
         load_backbone("negprompt-mini", "miniworld-v1")
     weights.unlink()
     with pytest.raises(WeightsError, match=rf"{weights.name} cannot be read.*reinstalling negprompt"):
@@ -122,7 +124,9 @@ def test_pretraining_script_runs_writes_a_card_and_protects_the_shipped_weights(
 
     small = _small_world()
     monkeypatch.setattr(script.W, "pretraining_world", lambda seed, n_shapes, n_textures: small)
-    monkeypatch.setattr(script.W, "evaluation_world", lambda: {"shapes": W.shapes(48, seed=W.EVAL_SEED, part="eval")})
+    monkeypatch.setattr(
+        script.W, "evaluation_world", lambda: {"shapes": W.shapes(48, seed=W.EVAL_SEED, part="eval")}
+    )
     before = bundled.weights_path().read_bytes()
     args = ["--out", str(tmp_path / "run"), "--steps", "3", "--batch-size", "16", "--warmup", "1", "--quiet"]
     assert script.main(args + ["--install"]) == 2  # refuses to replace the shipped weights

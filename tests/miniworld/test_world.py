@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from negprompt.miniworld import concepts as C
 from negprompt.miniworld import world as W
-from negprompt.miniworld.pretrain import encode_text, loss_with_duplicates, lr_at, new_model, PretrainConfig
+from negprompt.miniworld.pretrain import PretrainConfig, encode_text, loss_with_duplicates, lr_at, new_model
 from negprompt.miniworld.render import draw_shape, draw_texture
 from negprompt.miniworld.sources import MiniWorldDataError, digits, fashion_mnist
 
@@ -27,7 +27,9 @@ def test_positive_mask_matches_a_plain_subset_check():
         img[i, [vocab[f] for f in dom.facts[g]]] = True
         cap[i, [vocab[f] for f in caps[i].facts]] = True
     mask = W.positives(img, cap)
-    expected = np.array([[caps[j].facts <= dom.facts[groups[i]] for j in range(len(groups))] for i in range(len(groups))])
+    expected = np.array(
+        [[caps[j].facts <= dom.facts[groups[i]] for j in range(len(groups))] for i in range(len(groups))]
+    )
     assert np.array_equal(mask, expected)
     assert mask.diagonal().all()  # every image's own caption is true of it
     assert not mask.all()  # and some captions are false of other images
@@ -149,7 +151,9 @@ def test_truncated_text_encoding_equals_open_clip():
     import open_clip
 
     model = new_model(0)
-    tokens = open_clip.get_tokenizer("negprompt-mini")(["a photo of a coat", "a small red star on a gray background."])
+    tokens = open_clip.get_tokenizer("negprompt-mini")(
+        ["a photo of a coat", "a small red star on a gray background."]
+    )
     length = int((tokens != 0).sum(1).max())
     full = model.encode_text(tokens)
     cut = encode_text(model, tokens[:, :length])
