@@ -126,6 +126,84 @@ def record(result: dict, preset: str, seed: int, overrides: dict, path: Path, pa
     )
 
 
+def _stat(by_seed: dict, method: str, score: str, dataset: str, key: str) -> tuple[float, float, int]:
+    vals = []
+    for rows in by_seed.values():
+        rows = rows["rows"] if isinstance(rows, dict) else rows
+        vals += [r[key] for r in rows if (r["method"], r["score"], r["dataset"]) == (method, score, dataset)]
+    arr = 100 * np.asarray(vals, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, len(arr)
+
+
+def _cell(by_seed: dict, method: str, score: str, dataset: str) -> str:
+    f, a = (_stat(by_seed, method, score, dataset, k) for k in ("fpr95", "auroc"))
+    return f"{f[0]:.1f} ± {f[1]:.1f} / {a[0]:.2f} ± {a[1]:.2f}"
+
+
+METHODS = (
+    ("MCM (zero-shot)", "zeroshot", "mcm"),
+    ("CoOp + MCM", "coop", "mcm"),
+    ("NegPrompt", "negprompt", "negprompt"),
+)
+
+
+def report(result: dict) -> str:
+    """The findings as Markdown tables: FPR95 / AUROC in %, mean ± sample std over seeds."""
+    out = [f"Seeds {result['seeds']}; cells are FPR95 / AUROC in %, mean ± std over seeds.", ""]
+    for preset, by_seed in result.get("main", {}).items():
+        sets = sorted({r["dataset"] for r in by_seed[next(iter(by_seed))]} - {"mean"}) + ["mean"]
+        out += [
+            f"### {preset}",
+            "",
+            "| method | " + " | ".join(sets) + " | ID acc |",
+            "|---" * (len(sets) + 2) + "|",
+        ]
+        for label, m, sc in METHODS:
+            acc = _stat(by_seed, m, sc, "mean", "id_acc")
+            cells = " | ".join(_cell(by_seed, m, sc, d) for d in sets)
+            out.append(f"| {label} | {cells} | {acc[0]:.1f} ± {acc[1]:.1f} |")
+        out.append("")
+    for preset, grid in result.get("negatives", {}).items():
+        out += [f"### Negative contexts ({preset}, NegPrompt score, mean over OOD sets)", "",
+                "| M | initial noise | FPR95 / AUROC | cos(neg_i, neg_j) |", "|---|---|---|---|"]  # fmt: skip
+        for key in sorted(grid, key=lambda k: (int(k.split()[0][2:]), float(k.split("=")[2]))):
+            cos = [e["neg_cos"] for e in grid[key].values() if e["neg_cos"] is not None]
+            m, noise = key.split()[0][2:], key.split("=")[2]
+            cos_s = f"{np.mean(cos):.4f}" if cos else "–"
+            out.append(f"| {m} | {noise} | {_cell(grid[key], 'negprompt', 'negprompt', 'mean')} | {cos_s} |")
+        out.append("")
+    for preset, by_seed in result.get("temperature", {}).items():
+        out += [f"### Score temperature ({preset}, AUROC in %, mean over OOD sets and seeds)", ""]
+        temps = sorted({r["temperature"] for rows in by_seed.values() for r in rows})
+        out += [
+            "| method | " + " | ".join(f"T = {t:g}" for t in temps) + " |",
+            "|---" * (len(temps) + 1) + "|",
+        ]
+        for method in ("coop", "negprompt"):
+            cells = []
+            for t in temps:
+                vals = [
+                    r["auroc"]
+                    for rows in by_seed.values()
+                    for r in rows
+                    if r["method"] == method and r["temperature"] == t
+                ]
+                cells.append(f"{100 * np.mean(vals):.2f}")
+            label = "CoOp + MCM" if method == "coop" else "NegPrompt"
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("")
+    if "open_vocab" in result:
+        ov = result["open_vocab"]
+        out += ["### Open vocabulary (mini-open-vocab: prompts learned on a fraction of the 10 classes, mean over OOD sets)", "",
+                "| fraction | MCM (zero-shot) | CoOp + MCM | NegPrompt | ID acc (NegPrompt) |", "|---|---|---|---|---|"]  # fmt: skip
+        for fraction in sorted(ov, key=float):
+            cells = " | ".join(_cell(ov[fraction], m, sc, "mean") for _, m, sc in METHODS)
+            acc = _stat(ov[fraction], "negprompt", "negprompt", "mean", "id_acc")
+            out.append(f"| {float(fraction):.0%} | {cells} | {acc[0]:.1f} ± {acc[1]:.1f} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/findings"))
@@ -137,7 +215,11 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--epochs", type=int, default=None, help="epochs per stage (default: the presets'; smoke runs)"
     )
+    ap.add_argument("--report", action="store_true", help="print the tables of --json and stop")
     args = ap.parse_args(argv)
+    if args.report:
+        print(report(json.loads(args.json.read_text())))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict = {"seeds": args.seeds, "device": args.device, "epochs": args.epochs or "preset", "runs": {}}
     todo = tasks(args.seeds, args.parts)

@@ -63,9 +63,12 @@ def test_mini_hard_ood_over_two_seeds_end_to_end(tmp_path, capsys):
     assert [r.config["experiment"]["settings"]["seed"] for r in runs] == [0, 1]
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.method) == {"zeroshot", "coop", "negprompt"} and (summary.seeds == 2).all()
-    pick = lambda df: df[
-        (df.method == "negprompt") & (df.score == "negprompt") & (df.dataset == "mini/held-out clothing")
-    ]  # noqa: E731
+
+    def pick(df):
+        return df[
+            (df.method == "negprompt") & (df.score == "negprompt") & (df.dataset == "mini/held-out clothing")
+        ]
+
     row = pick(summary).iloc[0]
     values = [pick(r.metrics).iloc[0].auroc for r in runs]
     assert row.auroc_mean == pytest.approx(sum(values) / 2)
