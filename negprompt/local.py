@@ -23,15 +23,22 @@ CLS token (``pool_type="tok"``), no attentional pooler, ``nn.MultiheadAttention`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
+from negprompt import scores as S
 from negprompt.backbone import Backbone
 
-__all__ = ["encode_global_local", "last_block", "local_from_block_input"]
+__all__ = ["encode_global_local", "last_block", "local_from_block_input", "local_scores"]
 
 
 def _visual(model: nn.Module) -> nn.Module:
@@ -136,3 +143,65 @@ def encode_global_local(backbone: Backbone | nn.Module, images: Tensor) -> tuple
     out = seen["output"] if batch_first else seen["output"].transpose(0, 1)
     global_ = _project(visual, out[:, 0])
     return global_, local_from_block_input(model, seen["input"], batch_first)
+
+
+class _PathImages(Dataset):
+    """Preprocessed images of a list of files (every file must be readable)."""
+
+    def __init__(self, files: Sequence[Path], transform) -> None:
+        self.files, self.transform = list(files), transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Tensor:
+        try:
+            with Image.open(self.files[i]) as im:
+                return self.transform(im)
+        except Exception as err:
+            raise ValueError(f"cannot read image {self.files[i]}: {err}; fix or remove the file") from err
+
+
+def local_scores(
+    backbone: Backbone,
+    files: Sequence[str | os.PathLike],
+    pos_texts: Mapping[str, Tensor],
+    *,
+    names: Sequence[str] = ("gl_mcm", "l_mcm"),
+    temperature: float = 1.0,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Scores that need local features, computed while the images are encoded (nothing [N, P, D] kept).
+
+    One forward pass per batch gives the global and local features (`encode_global_local`), which
+    are scored against each text set at once; only the [N] scores are kept, so test sets of any
+    size cost O(N) memory. The region that drove the decision is kept too, as the key
+    ``"best_region"``: argmax_p max_c softmax_c(s_{p,c}/T), a patch index in row-major grid order.
+
+    Args:
+        backbone: the frozen ViT backbone.
+        files: N image files, in the order of the cached features they go with.
+        pos_texts: method name -> [C, D] L2-normalised positive prompt features.
+        names: registered scores to compute (any, typically those that `needs_local`).
+        temperature: T > 0.
+
+    Returns:
+        ``{method: {score name: [N] float64, "best_region": [N] int64}}``.
+    """
+    loader = DataLoader(_PathImages([Path(f) for f in files], backbone.preprocess), batch_size=batch_size)
+    parts: dict[str, dict[str, list[np.ndarray]]] = {m: {} for m in pos_texts}
+    for images in tqdm(loader, desc="local scores", unit="batch", disable=not progress):
+        glob, loc = encode_global_local(backbone, images)
+        glob, loc = glob.cpu(), loc.cpu()
+        for method, pos in pos_texts.items():
+            pos = pos.detach().float().cpu()
+            out = S.score_all(list(names), glob, pos, None, temperature, local_features=loc)
+            z = (loc @ pos.T) / temperature
+            out["best_region"] = (z.amax(dim=2) - torch.logsumexp(z, dim=2)).argmax(dim=1)
+            for key, value in out.items():
+                parts[method].setdefault(key, []).append(value.numpy())
+    return {
+        m: {k: np.concatenate(v).astype(np.int64 if k == "best_region" else np.float64) for k, v in d.items()}
+        for m, d in parts.items()
+    }
