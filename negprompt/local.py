@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from negprompt import scores as S
 from negprompt.backbone import Backbone
 
-__all__ = ["encode_global_local", "last_block", "local_from_block_input", "local_scores"]
+__all__ = ["encode_global_local", "last_block", "local_from_block_input", "local_scores", "supports_local"]
 
 
 def _visual(model: nn.Module) -> nn.Module:
@@ -57,6 +57,15 @@ def _visual(model: nn.Module) -> nn.Module:
     if getattr(visual, "final_ln_after_pool", False):
         raise ValueError("local features do not support final_ln_after_pool ViTs; use a standard CLIP ViT")
     return visual
+
+
+def supports_local(backbone: Backbone | nn.Module) -> bool:
+    """Whether `encode_global_local` works on this model (a CLS-pooled ViT with standard blocks)."""
+    try:
+        last_block(backbone.model if isinstance(backbone, Backbone) else backbone)
+    except ValueError:
+        return False
+    return True
 
 
 def last_block(model: nn.Module) -> nn.Module:

@@ -37,8 +37,11 @@ DEMO_EPOCHS = 50
 """Epochs per stage of the demo preset (fits the ~10-minute CPU budget; features are cached)."""
 
 DEFAULT_DEMO_DATA_ROOT = "~/.cache/negprompt/data"
-RESUME_FREE = frozenset({"device", "cache_dir", "batch_size", "num_workers"})
-"""Settings that may change when a run resumes (they do not change its results)."""
+RESUME_FREE = frozenset(
+    {"device", "cache_dir", "batch_size", "num_workers", "local_scores", "neglabel", "neglabel_n_neg",
+     "neglabel_groups", "wordnet_dir"}
+)  # fmt: skip
+"""Settings that may change when a run resumes (they do not change its training)."""
 PRESET_DEFAULTS: dict[str, dict] = {
     "conventional": {},
     "hard-ood": {},
@@ -50,6 +53,7 @@ PRESET_DEFAULTS: dict[str, dict] = {
         "shots": None,
         "val_per_class": 8,
         "train": {"epochs": DEMO_EPOCHS},
+        "neglabel": False,  # encoding WordNet's ~79k labels takes minutes on a CPU; opt in
     },
 }
 """What each preset changes from the :class:`ExperimentConfig` defaults (the paper's settings)."""
@@ -89,6 +93,12 @@ class ExperimentConfig:
         temperature: score temperature T.
         batch_size, num_workers: feature extraction.
         cache_dir: feature cache (default ``$NEGPROMPT_CACHE`` or ``~/.cache/negprompt/features``).
+        local_scores: also score zero-shot and CoOp prompts with GL-MCM / local MCM (one more
+            pass over the test images; ViT backbones only).
+        neglabel: add NegLabel (zero-shot negative labels from WordNet; needs ``wordnet-base``).
+        neglabel_n_neg, neglabel_groups: NegLabel's M negative labels and G groups (the paper's
+            ImageNet settings: 10,000 and 100).
+        wordnet_dir: the WordNet folder (default ``$NEGPROMPT_WORDNET`` or ``/usr/share/wordnet``).
     """
 
     preset: str = "conventional"
@@ -119,6 +129,11 @@ class ExperimentConfig:
     batch_size: int = 64
     num_workers: int = 0
     cache_dir: str | None = None
+    local_scores: bool = True
+    neglabel: bool = True
+    neglabel_n_neg: int = 10_000
+    neglabel_groups: int = 100
+    wordnet_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.data_root = os.fspath(self.data_root)
@@ -204,6 +219,11 @@ class ExperimentConfig:
             raise ValueError(f"n_neg must be >= 1, got {self.n_neg}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.neglabel_n_neg < 1 or not 1 <= self.neglabel_groups <= self.neglabel_n_neg:
+            raise ValueError(
+                f"NegLabel needs neglabel_n_neg >= 1 and 1 <= neglabel_groups <= neglabel_n_neg, got "
+                f"{self.neglabel_n_neg} and {self.neglabel_groups}"
+            )
         if self.train_preset not in TRAIN_PRESETS:
             raise ValueError(
                 f"unknown train_preset {self.train_preset!r}; choose one of {sorted(TRAIN_PRESETS)}"

@@ -23,12 +23,15 @@ import torch
 
 from negprompt.backbone import Backbone, load_backbone
 from negprompt.evaluate import Evaluation, Method, evaluate, format_table, write_evaluation
+from negprompt.features import default_cache_dir
+from negprompt.local import supports_local
 from negprompt.prompts import PromptConfig
 from negprompt.train import TrainResult, train_prompts
+from negprompt.wordnet import check_wordnet
 
 from .config import ExperimentConfig
 from .data import ExperimentData, Features, extract_all, load_data
-from .methods import capture_log, learned_method, zeroshot_method
+from .methods import add_local_scores, capture_log, learned_method, neglabel_method, zeroshot_method
 
 log = logging.getLogger("negprompt.experiments")
 METHODS = ("zeroshot", "coop", "negprompt")
@@ -115,6 +118,8 @@ class Experiment:
 
     def prepare(self) -> Experiment:
         """Data, backbone and image features (computed once, then read from the cache). Returns self."""
+        if self.config.neglabel:  # fail before the long steps, not after training
+            check_wordnet(self.config.wordnet_dir)
         data, backbone = self.load_data(), self.load_backbone()
         if self.features is not None:
             return self
@@ -181,7 +186,8 @@ class Experiment:
                 self.methods["zeroshot"] = zeroshot_method(
                     self.backbone, self.data.class_names, PromptConfig(n_neg=self.config.n_neg)
                 )
-            methods = [self.methods[m] for m in METHODS]
+            self._add_zero_shot_baselines()
+            methods = [self.methods[m] for m in METHODS + ("neglabel",) if m in self.methods]
             self.evaluation = evaluate(
                 methods,
                 self.features.id_test,
@@ -246,7 +252,14 @@ class Experiment:
             },
             "seeds": {"sampling": self.config.seed, "training": self.config.seed},
             "table_rows": {
-                m: s for m, s in (("zeroshot", "mcm"), ("coop", "mcm"), ("negprompt", "negprompt"))
+                m: s
+                for m, s in (
+                    ("zeroshot", "mcm"),
+                    ("coop", "mcm"),
+                    ("negprompt", "negprompt"),
+                    ("neglabel", "neglabel"),
+                )
+                if m in self.methods
             },
         }
 
@@ -293,6 +306,25 @@ class Experiment:
             self._prompt_dir(),
         )  # fmt: skip
         log.info("%s: kept epoch %d (%s)", name, result.selected_epoch, result.selected)
+
+    def _add_zero_shot_baselines(self) -> None:
+        """GL-MCM scores of the zero-shot and CoOp prompts, and the NegLabel method, as configured."""
+        assert self.features is not None and self.data is not None and self.backbone is not None
+        c, feats = self.config, self.features
+        local = [self.methods[m] for m in ("zeroshot", "coop") if self.methods[m].local_scores is None]
+        if c.local_scores and local and supports_local(self.backbone):
+            log.info("GL-MCM: local features of %d test sets", 1 + len(feats.ood))
+            add_local_scores(local, self.backbone, [feats.id_test, *feats.ood],
+                             temperature=c.temperature, progress=self.progress)  # fmt: skip
+        elif c.local_scores and local:
+            log.info("GL-MCM skipped: %s has no ViT image tower with a CLS token", c.model)
+        if c.neglabel and "neglabel" not in self.methods:
+            cache = Path(os.path.expanduser(c.cache_dir)) if c.cache_dir else default_cache_dir()
+            self.methods["neglabel"] = neglabel_method(
+                self.backbone, self.data.class_names, self.methods["zeroshot"], n_neg=c.neglabel_n_neg,
+                groups=c.neglabel_groups, seed=c.seed, cache_dir=cache, wordnet_dir=c.wordnet_dir,
+                progress=self.progress,
+            )  # fmt: skip
 
     def _capture(self):
         return capture_log(self._log, self.work_dir / "log.txt" if self.work_dir else None)
