@@ -50,7 +50,7 @@ def run(
         "encode_global_local_images_per_s": images / hooked["median_s"],
         "local_overhead": hooked["median_s"] / plain["median_s"] - 1,
     }
-    n = min(score_images, 4096)  # local features [n, P, D] must fit in memory
+    n = min(score_images, 1024)  # local features [n, P, D] must fit in memory
     f, pos, g = (
         _unit(gen, device, n, dim),
         _unit(gen, device, classes, dim),
