@@ -22,15 +22,26 @@ from negprompt import rundir
 from negprompt import scores as S
 from negprompt.features import CachedFeatures
 
-HEADLINE = {"zeroshot": "mcm", "coop": "mcm", "negprompt": "negprompt", "neglabel": "neglabel"}
+HEADLINE = {
+    "zeroshot": "mcm",
+    "coop": "mcm",
+    "negprompt": "negprompt",
+    "neglabel": "neglabel",
+    "locoop": "mcm",
+}
 """The score each method is reported with in the paper-shaped table."""
 LABELS = {
     "zeroshot": "MCM (zero-shot)",
     "coop": "CoOp + MCM",
     "negprompt": "NegPrompt",
     "neglabel": "NegLabel (zero-shot)",
+    "locoop": "LoCoOp + MCM",
 }
-EXTRA_ROWS = {("zeroshot", "gl_mcm"): "GL-MCM (zero-shot)", ("coop", "gl_mcm"): "CoOp + GL-MCM"}
+EXTRA_ROWS = {
+    ("zeroshot", "gl_mcm"): "GL-MCM (zero-shot)",
+    ("coop", "gl_mcm"): "CoOp + GL-MCM",
+    ("locoop", "gl_mcm"): "LoCoOp + GL-MCM",
+}
 """Further (method, score) rows of the paper-shaped table, shown when the metrics have them."""
 
 

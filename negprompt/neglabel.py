@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -121,6 +120,7 @@ def encode_label_bank(
     """
     from tqdm.auto import tqdm
 
+    from negprompt.local import publish_dir
     from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
 
     if not words:
@@ -139,8 +139,5 @@ def encode_label_bank(
     tmp.mkdir(parents=True, exist_ok=True)
     np.save(tmp / "features.npy", np.concatenate(chunks))
     (tmp / "words.json").write_text(json.dumps(list(words)))
-    if final.exists():  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    publish_dir(tmp, final)
     return np.load(final / "features.npy", mmap_mode="r")

@@ -144,13 +144,26 @@ def test_experiment_end_to_end(wordnet, tmp_path, tiny_backbone):
 
     data = make_benchmark(tmp_path / "data", [0, 1, 2])
     config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), neglabel=True,
-                   wordnet_dir=str(wordnet), neglabel_n_neg=4, neglabel_groups=2)  # fmt: skip
+                   wordnet_dir=str(wordnet), neglabel_n_neg=4, neglabel_groups=2, locoop=True)  # fmt: skip
     run = load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=tiny_backbone))
+    assert run.config["methods"] == ["zeroshot", "coop", "negprompt", "locoop", "neglabel"]
     metrics = run.metrics
     assert {"neglabel", "gl_mcm", "l_mcm"} <= set(metrics["score"])
-    assert set(metrics.loc[metrics["score"] == "gl_mcm", "method"]) == {"zeroshot", "coop"}
+    assert set(metrics.loc[metrics["score"] == "gl_mcm", "method"]) == {"zeroshot", "coop", "locoop"}
+    locoop = run.config["experiment"]["locoop"]
+    assert locoop["config"]["locoop_weight"] == 0.25 and len(locoop["history"]) == 2
+    assert all(np.isfinite(h["ood"]) and h["ood"] <= 0 for h in locoop["history"])
+    assert (tmp_path / "run" / "prompts" / "locoop.safetensors").is_file()
+    assert len(list((tmp_path / "cache" / "local").iterdir())) == 1  # the training images' local features
     scores = run.scores
     assert scores["neglabel.top_negative"].between(0, 3).all()
     assert scores["zeroshot.best_region"].between(0, 15).all()  # 4 × 4 patches of the tiny ViT
     log = (tmp_path / "run" / "log.txt").read_text()
-    assert "NegLabel (zero-shot)" in log and "GL-MCM (zero-shot)" in log and "CoOp + GL-MCM" in log
+    for row in (
+        "NegLabel (zero-shot)",
+        "GL-MCM (zero-shot)",
+        "CoOp + GL-MCM",
+        "LoCoOp + MCM",
+        "LoCoOp + GL-MCM",
+    ):
+        assert row in log

@@ -39,7 +39,7 @@ DEMO_EPOCHS = 50
 DEFAULT_DEMO_DATA_ROOT = "~/.cache/negprompt/data"
 RESUME_FREE = frozenset(
     {"device", "cache_dir", "batch_size", "num_workers", "local_scores", "neglabel", "neglabel_n_neg",
-     "neglabel_groups", "wordnet_dir"}
+     "neglabel_groups", "wordnet_dir", "locoop"}
 )  # fmt: skip
 """Settings that may change when a run resumes (they do not change its training)."""
 PRESET_DEFAULTS: dict[str, dict] = {
@@ -99,6 +99,8 @@ class ExperimentConfig:
         neglabel_n_neg, neglabel_groups: NegLabel's M negative labels and G groups (the paper's
             ImageNet settings: 10,000 and 100).
         wordnet_dir: the WordNet folder (default ``$NEGPROMPT_WORDNET`` or ``/usr/share/wordnet``).
+        locoop: also train LoCoOp (stage 1 again, with its OOD regularisation on the training
+            images' local features; ViT backbones only).
     """
 
     preset: str = "conventional"
@@ -134,6 +136,7 @@ class ExperimentConfig:
     neglabel_n_neg: int = 10_000
     neglabel_groups: int = 100
     wordnet_dir: str | None = None
+    locoop: bool = True
 
     def __post_init__(self) -> None:
         self.data_root = os.fspath(self.data_root)

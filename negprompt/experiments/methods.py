@@ -54,14 +54,15 @@ def learned_method(
     """A trained stage as a method, its contexts paired with all ``class_names``.
 
     Args:
-        name: ``coop`` (stage 1: positives only) or ``negprompt`` (stage 2: positives + negatives).
+        name: ``coop`` or ``locoop`` (stage 1: positives only) or ``negprompt`` (stage 2: positives
+            + negatives).
         result: the finished stage.
         class_names: the C classes to evaluate on (text features ``[C, D]`` and ``[C, M, D]``).
         train_class_names: the classes the contexts were learned on (recorded in the prompts file).
         prompt_dir: where ``<name>.safetensors`` / ``<name>.json`` are written.
     """
-    if name not in ("coop", "negprompt"):
-        raise ValueError(f"a learned method is 'coop' or 'negprompt', not {name!r}")
+    if name not in ("coop", "locoop", "negprompt"):
+        raise ValueError(f"a learned method is 'coop', 'locoop' or 'negprompt', not {name!r}")
     learner = result.learner
     extra = {k: v for k, v in result.summary().items() if k not in ("history", "checkpoint")}
     files = save_prompts(Path(prompt_dir) / name, learner, backbone, list(train_class_names), extra=extra)
@@ -70,7 +71,7 @@ def learned_method(
         pos = learner.positive_features(classes).float().cpu()
         neg = learner.negative_features(classes).float().cpu() if name == "negprompt" else None
     tokens = learner.context_tokens()
-    if name == "coop":
+    if name != "negprompt":
         tokens["negative"] = []
     return Method(name, pos, neg, context_tokens=tokens, prompt_file=files)
 
