@@ -106,6 +106,12 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
             help="GL-MCM scores of the zero-shot and CoOp prompts (default: on)",
         )
         t.add_argument("--wordnet-dir", default=None, help="WordNet 3.0 folder (/usr/share/wordnet)")
+        t.add_argument(
+            "--locoop",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="also train LoCoOp (stage 1 with its OOD regularisation; default: on)",
+        )
         for k in (1, 2):
             t.add_argument(
                 f"--stage{k}",
@@ -179,6 +185,7 @@ def config_from_args(preset: str, args: argparse.Namespace, **forced):
         "neglabel": get("neglabel"),
         "local_scores": get("local_scores"),
         "wordnet_dir": get("wordnet_dir"),
+        "locoop": get("locoop"),
     }
     values = {k: v for k, v in values.items() if v is not None}
     if "open_vocab_seed" in values and "open_vocab_mode" not in values:
