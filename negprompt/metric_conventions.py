@@ -189,3 +189,30 @@ def convention_metrics(id_scores: ArrayLike, ood_scores: ArrayLike, convention: 
         "aupr_in": aupr_trapezoid(pos, neg),
         "aupr_out": aupr_trapezoid(-neg, -pos),
     }
+
+
+def fpr_conventions_table(scores, rows: list[tuple[str, str]]) -> str:
+    """Both FPR conventions side by side: mean over OOD sets of ours (ID positive) and OpenOOD's.
+
+    Args:
+        scores: a per-image scores table (`negprompt.evaluate.Evaluation.scores`).
+        rows: ``(method, score)`` pairs whose ``<method>/<score>`` columns to use.
+
+    Returns:
+        Text lines "method (score): FPR95 x% (ID positive) | FPR@95 y% (OOD positive, OpenOOD)".
+    """
+    is_id = (scores["split"] == "id").to_numpy()
+    sets = list(dict.fromkeys(scores.loc[~is_id, "dataset"]))
+    lines = ["FPR conventions, mean over the OOD sets (%):"]
+    for method, score in rows:
+        col = scores[f"{method}/{score}"].to_numpy()
+        ours, openood = [], []
+        for name in sets:
+            ood = col[(scores["dataset"] == name).to_numpy() & ~is_id]
+            ours.append(convention_metrics(col[is_id], ood, "ours")["fpr95"])
+            openood.append(convention_metrics(col[is_id], ood, "openood")["fpr95"])
+        lines.append(
+            f"  {method} ({score}): FPR95 {100 * np.mean(ours):.2f} (ID positive) | "
+            f"FPR@95 {100 * np.mean(openood):.2f} (OOD positive, OpenOOD v1.5)"
+        )
+    return "\n".join(lines)

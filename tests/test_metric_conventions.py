@@ -105,3 +105,22 @@ def test_trapezoid_and_average_precision_differ_but_agree_without_overlap():
     assert M.aupr_in(id_s, ood_s) == pytest.approx(5 / 6)
     assert C.aupr_trapezoid(id_s, ood_s) == pytest.approx(19 / 24)
     assert C.aupr_trapezoid([2.0, 3.0], [0.0, 1.0]) == pytest.approx(1.0)
+
+
+def test_fpr_conventions_table():
+    import pandas as pd
+
+    id_s, a, b = np.arange(1.0, 21.0), np.array([1.5, 30.0]), np.array([0.5, 2.5, 3.0])
+    scores = pd.DataFrame(
+        {
+            "split": ["id"] * 20 + ["ood"] * 5,
+            "dataset": ["ID"] * 20 + ["A", "A", "B", "B", "B"],
+            "m/s": np.r_[id_s, a, b],
+        }
+    )
+    text = C.fpr_conventions_table(scores, [("m", "s")])
+    ours = np.mean([M.fpr_at_tpr(id_s, a), M.fpr_at_tpr(id_s, b)])
+    theirs = np.mean([C.fpr95_ood_positive_dropped(id_s, a), C.fpr95_ood_positive_dropped(id_s, b)])
+    assert f"FPR95 {100 * ours:.2f} (ID positive) | FPR@95 {100 * theirs:.2f}" in text
+    # OpenOOD catches every OOD image: ID at or below 30 (all 20) and at or below 3 (3 of 20)
+    assert ours == pytest.approx((0.5 + 2 / 3) / 2) and theirs == pytest.approx((1.0 + 3 / 20) / 2)

@@ -53,9 +53,9 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
 
         g.add_argument(
             "--benchmark",
-            choices=("imagenet", "demo", "demo-full", "cifar10", "cifar100"),
+            choices=("imagenet", "openood", "demo", "demo-full", "cifar10", "cifar100"),
             default=None,
-            help="open-vocab: the ID data (default imagenet)",
+            help="the ID data (default imagenet); conventional: imagenet or openood (OpenOOD v1.5 lists)",
         )
         g.add_argument(
             "--protocol",

@@ -19,6 +19,7 @@ PRESETS: dict[str, str] = {
 
 BENCHMARKS: dict[str, str] = {
     "imagenet": "ImageNet-1k under data_root, OOD sets data_root/<name>/images",
+    "openood": "OpenOOD v1.5's ImageNet-1k image lists under data_root/openood (near- and far-OOD)",
     "protocol": "ImageNet-1k classes split by a hard-OOD protocol",
     "demo": "the embedded demo (data_root/demo, written on first use)",
     "demo-full": "the whole Fashion-MNIST + all digits (downloaded once by torchvision)",
@@ -28,7 +29,7 @@ BENCHMARKS: dict[str, str] = {
 """Where the images of an experiment come from."""
 
 _ALLOWED_BENCHMARKS = {
-    "conventional": ("imagenet",),
+    "conventional": ("imagenet", "openood"),
     "hard-ood": ("protocol",),
     "open-vocab": ("imagenet", "demo", "demo-full", "cifar10", "cifar100"),
     "demo": ("demo", "demo-full", "cifar10", "cifar100"),
@@ -202,7 +203,7 @@ class ExperimentConfig:
             raise ValueError("the open-vocab preset needs open_vocab_fraction (e.g. 0.1)")
         if self.open_vocab_mode not in ("first", "random"):
             raise ValueError(f"open_vocab_mode must be 'first' or 'random', got {self.open_vocab_mode!r}")
-        if self.ood_sets is not None and self.benchmark not in ("imagenet", "protocol"):
+        if self.ood_sets is not None and self.benchmark not in ("imagenet", "protocol", "openood"):
             raise ValueError(f"ood_sets apply to ImageNet benchmarks; {self.benchmark!r} has its own")
         if self.ood_sets is not None and not self.ood_sets:
             raise ValueError("ood_sets is empty: name at least one OOD set, or leave it unset")

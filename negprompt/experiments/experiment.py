@@ -216,6 +216,11 @@ class Experiment:
         if self.evaluation is None:
             raise RuntimeError("evaluate() first")
         text = format_table(self.evaluation.metrics)
+        if self.config.benchmark == "openood":  # OpenOOD's tables use the other FPR convention
+            from negprompt.metric_conventions import fpr_conventions_table
+
+            rows = list(self.record()["table_rows"].items())
+            text += "\n" + fpr_conventions_table(self.evaluation.scores, rows)
         if self.backbone is not None and self.backbone.warning:
             text = f"!!! {self.backbone.warning}\n{text}"
         return text
