@@ -261,6 +261,7 @@ class Experiment:
             },
             "seeds": {"sampling": self.config.seed, "training": self.config.seed},
             **({"locoop": _summary(self.locoop)} if self.locoop is not None else {}),
+            **self._evidence_record(),
             "table_rows": {
                 m: s
                 for m, s in (
@@ -339,6 +340,17 @@ class Experiment:
         )  # fmt: skip
         if self.locoop.completed:
             self._add_learned("locoop", self.locoop)
+
+    def _evidence_record(self) -> dict:
+        """The patch grid and the negative labels, for explaining per-image decisions."""
+        out: dict = {}
+        if any(m.local_scores for m in self.methods.values()) and self.backbone is not None:
+            out["local_grid"] = int(self.backbone.model.visual.grid_size[0])
+        neglabel = self.methods.get("neglabel")
+        if neglabel is not None:
+            words = list(neglabel.neg_label_words)
+            out["neglabel"] = {"n_neg": len(words), "groups": neglabel.neg_groups, "words": words}
+        return out
 
     def _cache_dir(self) -> Path:
         c = self.config
