@@ -28,6 +28,7 @@ def run(
     groups: int = 100,
     score_images: int = 20000,
     backbone=None,
+    train_classes: int = 100,
 ) -> dict:
     """Images/s of the image tower with and without the local-feature hook, of the GL-MCM and NegLabel
     scores on cached features, and the label bank's encoding rate, cache size and mining time."""
@@ -90,6 +91,25 @@ def run(
         kept = neg_mining(cand.cpu(), pos.cpu(), k)
         group_order(len(kept), min(groups, k))
         out["neg_mining_s"] = time.perf_counter() - start
+    out.update(epoch_seconds(vit, gen, min(classes, train_classes), shots=16))
+    return out
+
+
+def epoch_seconds(vit, gen: torch.Generator, classes: int, shots: int) -> dict:
+    """Seconds of one training epoch (batch 32, C classes × ``shots`` cached images) of CoOp and LoCoOp."""
+    from negprompt.train import TrainConfig, train_prompts
+
+    device = vit.device
+    n, patches, dim = classes * shots, (vit.image_size // vit.model.visual.patch_size[0]) ** 2, vit.embed_dim
+    feats = _unit(gen, device, n, dim)
+    local = _unit(gen, torch.device("cpu"), n, patches, dim).numpy().astype("float16")
+    labels = [i % classes for i in range(n)]
+    names = [f"class {i}" for i in range(classes)]
+    out = {"train_classes": classes, "train_images": n}
+    for name, weight in (("coop", 0.0), ("locoop", 0.25)):
+        config = TrainConfig(stage=1, epochs=1, batch_size=32, select="last", locoop_weight=weight)
+        result = train_prompts(vit, names, feats, labels, config, local_features=local, progress=False)
+        out[f"{name}_epoch_s"] = result.history[-1]["seconds"]
     return out
 
 
@@ -101,9 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--words", type=int, default=79403)
     parser.add_argument("--score-images", type=int, default=20000)
+    parser.add_argument("--train-classes", type=int, default=100)
     args = parser.parse_args(argv)
     device = setup(args.device, args.threads if args.device == "cpu" else None)
-    result = run(device, args.images, args.classes, args.words, score_images=args.score_images)
+    result = run(device, args.images, args.classes, args.words, score_images=args.score_images,
+                 train_classes=args.train_classes)  # fmt: skip
     print(json.dumps({"environment": environment(device), "methods": result}, indent=1))
 
 

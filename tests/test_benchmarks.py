@@ -66,8 +66,9 @@ def test_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
 
     out = bench_methods.run(
         torch.device("cpu"), images=2, classes=5, words=30, n_neg=10, groups=2, score_images=50,
-        backbone=tiny_backbone,
+        backbone=tiny_backbone, train_classes=3,
     )  # fmt: skip
     assert (out["patches"], out["neglabel_m"], out["bank_words"]) == (16, 10, 30)
     assert out["bank_cache_mb"] == 30 * tiny_backbone.embed_dim * 2 / 2**20
     assert out["encode_global_local_images_per_s"] > 0 and out["neglabel_score_images_per_s"] > 0
+    assert out["train_images"] == 48 and out["coop_epoch_s"] > 0 and out["locoop_epoch_s"] > 0
