@@ -196,7 +196,7 @@ def fpr_conventions_table(scores, rows: list[tuple[str, str]]) -> str:
 
     Args:
         scores: a per-image scores table (`negprompt.evaluate.Evaluation.scores`).
-        rows: ``(method, score)`` pairs whose ``<method>/<score>`` columns to use.
+        rows: ``(method, score)`` pairs whose ``<method>/<score>`` columns to use (absent ones skipped).
 
     Returns:
         Text lines "method (score): FPR95 x% (ID positive) | FPR@95 y% (OOD positive, OpenOOD)".
@@ -205,6 +205,8 @@ def fpr_conventions_table(scores, rows: list[tuple[str, str]]) -> str:
     sets = list(dict.fromkeys(scores.loc[~is_id, "dataset"]))
     lines = ["FPR conventions, mean over the OOD sets (%):"]
     for method, score in rows:
+        if f"{method}/{score}" not in scores.columns:
+            continue
         col = scores[f"{method}/{score}"].to_numpy()
         ours, openood = [], []
         for name in sets:

@@ -118,7 +118,8 @@ def test_fpr_conventions_table():
             "m/s": np.r_[id_s, a, b],
         }
     )
-    text = C.fpr_conventions_table(scores, [("m", "s")])
+    text = C.fpr_conventions_table(scores, [("m", "s"), ("absent", "s")])
+    assert "absent" not in text
     ours = np.mean([M.fpr_at_tpr(id_s, a), M.fpr_at_tpr(id_s, b)])
     theirs = np.mean([C.fpr95_ood_positive_dropped(id_s, a), C.fpr95_ood_positive_dropped(id_s, b)])
     assert f"FPR95 {100 * ours:.2f} (ID positive) | FPR@95 {100 * theirs:.2f}" in text
