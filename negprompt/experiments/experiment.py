@@ -12,7 +12,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import tempfile
@@ -24,16 +23,14 @@ import torch
 
 from negprompt.backbone import Backbone, load_backbone
 from negprompt.evaluate import Evaluation, Method, evaluate, format_table, write_evaluation
-from negprompt.features import default_cache_dir
-from negprompt.local import supports_local
-from negprompt.locoop import LOCOOP_LAMBDA, default_top_k, extract_local_features
 from negprompt.prompts import PromptConfig
 from negprompt.train import TrainResult, train_prompts
 from negprompt.wordnet import check_wordnet
 
+from .baselines import add_zero_shot_baselines, evidence_record, train_locoop, train_summary
 from .config import ExperimentConfig
 from .data import ExperimentData, Features, extract_all, load_data
-from .methods import add_local_scores, capture_log, learned_method, neglabel_method, zeroshot_method
+from .methods import capture_log, learned_method, zeroshot_method
 
 log = logging.getLogger("negprompt.experiments")
 METHODS = ("zeroshot", "coop", "negprompt")
@@ -165,7 +162,7 @@ class Experiment:
                     log.info("stage 1 stopped after epoch %d", len(self.stage1.history))
                     return self
                 self._add_learned("coop", self.stage1)
-                self._train_locoop(names, views, labels, common)
+                train_locoop(self, names, views, labels, common)
             if 2 in stages:
                 if self.stage1 is None or not self.stage1.completed:
                     raise RuntimeError("stage 2 needs a finished stage 1: call train(stages=(1,)) first")
@@ -190,7 +187,7 @@ class Experiment:
                 self.methods["zeroshot"] = zeroshot_method(
                     self.backbone, self.data.class_names, PromptConfig(n_neg=self.config.n_neg)
                 )
-            self._add_zero_shot_baselines()
+            add_zero_shot_baselines(self)
             methods = [self.methods[m] for m in METHODS + ("locoop", "neglabel") if m in self.methods]
             self.evaluation = evaluate(
                 methods,
@@ -260,8 +257,8 @@ class Experiment:
                 "selected_epochs": {f"stage{s['stage']}": s["selected_epoch"] for s in stages},
             },
             "seeds": {"sampling": self.config.seed, "training": self.config.seed},
-            **({"locoop": _summary(self.locoop)} if self.locoop is not None else {}),
-            **self._evidence_record(),
+            **({"locoop": train_summary(self.locoop)} if self.locoop is not None else {}),
+            **evidence_record(self),
             "table_rows": {
                 m: s
                 for m, s in (
@@ -318,72 +315,5 @@ class Experiment:
         )  # fmt: skip
         log.info("%s: kept epoch %d (%s)", name, result.selected_epoch, result.selected)
 
-    def _train_locoop(self, names: list[str], views: list, labels, common: dict) -> None:
-        """LoCoOp: stage 1 again with the OOD regularisation on the training images' local features."""
-        assert self.features is not None and self.data is not None and self.backbone is not None
-        if not self.config.locoop or not supports_local(self.backbone):
-            return
-        if self.config.n_views != 1:
-            log.info("LoCoOp skipped: it trains on one feature view (n_views = %d)", self.config.n_views)
-            return
-        cache = self._cache_dir()
-        train = self.features.train[0]
-        files = [self.data.train.root / p for p in train.paths]
-        local = extract_local_features(self.backbone, files, cache_dir=cache, progress=self.progress)
-        config = dataclasses.replace(self.config.train_config(1), locoop_weight=LOCOOP_LAMBDA)
-        log.info("LoCoOp: λ = %g, K = %s, local features %s", LOCOOP_LAMBDA,
-                 config.locoop_top_k or default_top_k(len(names)), tuple(local.shape))  # fmt: skip
-        folder = None if self.work_dir is None else self.work_dir / "checkpoints" / "locoop"
-        self.locoop = train_prompts(
-            self.backbone, names, views[:1], labels, config, prompt_config=PromptConfig(n_neg=self.config.n_neg),
-            checkpoint_dir=folder, local_features=local, **common,
-        )  # fmt: skip
-        if self.locoop.completed:
-            self._add_learned("locoop", self.locoop)
-
-    def _evidence_record(self) -> dict:
-        """The patch grid and the negative labels, for explaining per-image decisions."""
-        out: dict = {}
-        if any(m.local_scores for m in self.methods.values()) and self.backbone is not None:
-            out["local_grid"] = int(self.backbone.model.visual.grid_size[0])
-        neglabel = self.methods.get("neglabel")
-        if neglabel is not None:
-            words = list(neglabel.neg_label_words)
-            out["neglabel"] = {"n_neg": len(words), "groups": neglabel.neg_groups, "words": words}
-        return out
-
-    def _cache_dir(self) -> Path:
-        c = self.config
-        return Path(os.path.expanduser(c.cache_dir)) if c.cache_dir else default_cache_dir()
-
-    def _add_zero_shot_baselines(self) -> None:
-        """GL-MCM scores of the zero-shot and CoOp prompts, and the NegLabel method, as configured."""
-        assert self.features is not None and self.data is not None and self.backbone is not None
-        c, feats = self.config, self.features
-        local = [
-            self.methods[m]
-            for m in ("zeroshot", "coop", "locoop")
-            if m in self.methods and self.methods[m].local_scores is None
-        ]
-        if c.local_scores and local and supports_local(self.backbone):
-            log.info("GL-MCM: local features of %d test sets", 1 + len(feats.ood))
-            add_local_scores(local, self.backbone, [feats.id_test, *feats.ood],
-                             temperature=c.temperature, progress=self.progress)  # fmt: skip
-        elif c.local_scores and local:
-            log.info("GL-MCM skipped: %s has no ViT image tower with a CLS token", c.model)
-        if c.neglabel and "neglabel" not in self.methods:
-            cache = self._cache_dir()
-            self.methods["neglabel"] = neglabel_method(
-                self.backbone, self.data.class_names, self.methods["zeroshot"], n_neg=c.neglabel_n_neg,
-                groups=c.neglabel_groups, seed=c.seed, cache_dir=cache, wordnet_dir=c.wordnet_dir,
-                progress=self.progress,
-            )  # fmt: skip
-
     def _capture(self):
         return capture_log(self._log, self.work_dir / "log.txt" if self.work_dir else None)
-
-
-def _summary(result: TrainResult) -> dict:
-    summary = result.summary()
-    summary.pop("checkpoint", None)
-    return summary
