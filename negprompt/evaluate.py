@@ -22,9 +22,27 @@ from negprompt import rundir
 from negprompt import scores as S
 from negprompt.features import CachedFeatures
 
-HEADLINE = {"zeroshot": "mcm", "coop": "mcm", "negprompt": "negprompt"}
+HEADLINE = {
+    "zeroshot": "mcm",
+    "coop": "mcm",
+    "negprompt": "negprompt",
+    "neglabel": "neglabel",
+    "locoop": "mcm",
+}
 """The score each method is reported with in the paper-shaped table."""
-LABELS = {"zeroshot": "MCM (zero-shot)", "coop": "CoOp + MCM", "negprompt": "NegPrompt"}
+LABELS = {
+    "zeroshot": "MCM (zero-shot)",
+    "coop": "CoOp + MCM",
+    "negprompt": "NegPrompt",
+    "neglabel": "NegLabel (zero-shot)",
+    "locoop": "LoCoOp + MCM",
+}
+EXTRA_ROWS = {
+    ("zeroshot", "gl_mcm"): "GL-MCM (zero-shot)",
+    ("coop", "gl_mcm"): "CoOp + GL-MCM",
+    ("locoop", "gl_mcm"): "LoCoOp + GL-MCM",
+}
+"""Further (method, score) rows of the paper-shaped table, shown when the metrics have them."""
 
 
 @dataclass
@@ -37,6 +55,11 @@ class Method:
         neg: ``[C, M, D]`` negative prompt features, or None.
         context_tokens: nearest vocabulary tokens of the contexts (for the run directory).
         prompt_file: ``(file.safetensors, file.json)`` of the learned prompts, if any.
+        neg_labels: ``[M, D]`` negative label features in group order (NegLabel), or None; a
+            method with them is scored with ``neglabel`` only (`negprompt.neglabel`).
+        neg_label_words: the M negative labels; neg_groups: G, the number of groups.
+        local_scores: ``{set name: {score: [N]}}`` computed at extraction time
+            (`negprompt.local.local_scores`), added as ``<method>/<score>`` columns.
     """
 
     name: str
@@ -44,6 +67,10 @@ class Method:
     neg: torch.Tensor | None = None
     context_tokens: dict | None = None
     prompt_file: tuple[Path, Path] | None = None
+    neg_labels: torch.Tensor | None = None
+    neg_label_words: Sequence[str] = ()
+    neg_groups: int = 1
+    local_scores: dict | None = None
 
 
 @dataclass
@@ -115,12 +142,46 @@ def evaluate(
     for method in methods:
         pos = method.pos.detach().float().cpu()
         neg = None if method.neg is None else method.neg.detach().float().cpu()
-        pred, scores = S.predict_and_score(None, feats32, pos, neg, temperature)
+        if method.neg_labels is not None:
+            pred, scores, top = _neglabel_columns(method, feats32, pos, temperature)
+            columns[f"{method.name}.top_negative"] = top
+        else:
+            pred, scores = S.predict_and_score(None, feats32, pos, neg, temperature)
         columns[f"pred.{method.name}"] = pred.numpy()
         for name, values in scores.items():
             columns[f"{method.name}/{name}"] = values.numpy().astype(np.float64)
+        columns.update(_local_columns(method, sets))
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
     return Evaluation(table, metrics_table(table, methods), feats, list(methods))
+
+
+def _neglabel_columns(method: Method, feats: torch.Tensor, pos: torch.Tensor, temperature: float):
+    """Predictions, ``{"neglabel": [N]}`` (τ = 0.01 · T) and each image's closest negative label."""
+    from negprompt.neglabel import TAU, neglabel_score
+
+    bank = method.neg_labels.detach().float().cpu()
+    preds, scores, tops = [], [], []
+    for start in range(0, len(feats), S.DEFAULT_BATCH_SIZE):
+        f = feats[start : start + S.DEFAULT_BATCH_SIZE]
+        s_pos, s_neg = f @ pos.T, f @ bank.T
+        preds.append(s_pos.argmax(dim=1))
+        scores.append(neglabel_score(s_pos, s_neg, method.neg_groups, TAU * temperature))
+        tops.append(s_neg.argmax(dim=1))
+    return torch.cat(preds), {"neglabel": torch.cat(scores)}, torch.cat(tops).numpy()
+
+
+def _local_columns(method: Method, sets: list[tuple[EvalSet, str]]) -> dict[str, np.ndarray]:
+    """The method's extraction-time local scores, concatenated in table order (all sets or none)."""
+    if not method.local_scores:
+        return {}
+    missing = [s.name for s, _ in sets if s.name not in method.local_scores]
+    if missing:
+        raise ValueError(f"method {method.name!r} has local scores but none for set(s) {missing}")
+    out = {}
+    for name in method.local_scores[sets[0][0].name]:
+        column = f"{method.name}.{name}" if name == "best_region" else f"{method.name}/{name}"
+        out[column] = np.concatenate([np.asarray(method.local_scores[s.name][name]) for s, _ in sets])
+    return out
 
 
 def _ood_class_names(s: EvalSet, labels: np.ndarray) -> list[str]:
@@ -191,6 +252,7 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
                     else ("negprompt" if "negprompt" in available else available[0]),
                 )
             )
+            rows += [pair for pair in EXTRA_ROWS if pair[0] == method and pair[1] in available]
     ood_names = [d for d in dict.fromkeys(metrics["dataset"]) if d != "mean"] + ["mean"]
     width = [max(17, len(d) + 2) for d in ood_names]  # long set names widen their column
     header = ["method".ljust(28)] + [f"{d:>{w}}" for d, w in zip(ood_names, width)] + ["   ID acc"]
@@ -201,6 +263,7 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
         if sel.empty:
             raise ValueError(f"no metrics for method {method!r} with score {score!r}")
         label = LABELS.get(method, method) if HEADLINE.get(method) == score else f"{method} ({score} score)"
+        label = EXTRA_ROWS.get((method, score), label)
         cells = [f"{100 * sel.at[d, 'fpr95']:6.2f} / {100 * sel.at[d, 'auroc']:6.2f}" for d in ood_names]
         acc = sel["id_acc"].iloc[0]
         row = "".join(f"{c:>{w}}" for c, w in zip(cells, width))

@@ -28,6 +28,7 @@ __all__ = [
     "aupr_in",
     "aupr_out",
     "auroc",
+    "compute",
     "fpr95_ood_positive",
     "fpr_at_tpr",
     "ood_metrics",
@@ -271,3 +272,15 @@ def ood_metrics(
     if include_ood_positive:
         result["fpr95_ood_positive"] = _fpr_at_tpr(-neg, -pos, 0.95)
     return result
+
+
+def compute(id_scores: ArrayLike, ood_scores: ArrayLike, *, convention: str = "ours") -> dict[str, float]:
+    """``{"fpr95", "auroc", "aupr_in", "aupr_out"}`` under a named metric convention.
+
+    ``"ours"`` (default) is `ood_metrics`; ``"negprompt-official"`` (the NegPrompt / MCM code) and
+    ``"openood"`` (OpenOOD v1.5) reproduce those projects' definitions, which differ on ties and in
+    the AUPR rule; see `negprompt.metric_conventions` for the formulas and examples.
+    """
+    from negprompt.metric_conventions import convention_metrics
+
+    return convention_metrics(id_scores, ood_scores, convention)

@@ -4,7 +4,9 @@ Every score is a pure function of the raw cosine similarities (not multiplied by
 of about 100) between L2-normalised image features and L2-normalised text features:
 
 - ``s_pos`` [N, C]: s_c = cos(f, t_c), one column per class's positive prompt;
-- ``s_neg`` [N, C, M]: s̃_{c,m} = cos(f, t̃_{c,m}), the M negative prompts of each class.
+- ``s_neg`` [N, C, M]: s̃_{c,m} = cos(f, t̃_{c,m}), the M negative prompts of each class;
+- ``s_local`` [N, P, C]: cos(g_p, t_c) of the P local (patch) features g_p (`negprompt.local`),
+  for the scores that `needs_local` (GL-MCM).
 
 The scores live in one small registry, `SCORES`; `score` computes one of them from features and
 `score_all` computes several from one pass over the similarities, in batches. Everything is
@@ -26,8 +28,11 @@ __all__ = [
     "ScoreSpec",
     "available_scores",
     "energy_score",
+    "gl_mcm_score",
+    "l_mcm_score",
     "maxlogit_score",
     "mcm_score",
+    "needs_local",
     "needs_negatives",
     "negprompt_score",
     "posi_nega_score",
@@ -147,14 +152,55 @@ def posi_nega_score(s_pos: Tensor, s_neg: Tensor, temperature: float = 1.0) -> T
     return torch.exp(z_best - log_norm) - torch.exp(z_neg_best - log_norm)
 
 
+def l_mcm_score(s_pos: Tensor, s_neg: Tensor | None, temperature: float, s_local: Tensor) -> Tensor:
+    """Local MCM: the largest class probability over all local regions.
+
+    S_L(x) = max_p max_c e^{s_{p,c}/T} / Σ_j e^{s_{p,j}/T},  s_{p,c} = cos(g_p, t_c),
+
+    with g_p the P local features of the image (Miyai, Yu, Irie, Aizawa, "Zero-Shot In-Distribution
+    Detection in Multi-Object Settings Using Vision-Language Foundation Models" (GL-MCM), 2023).
+    ``s_pos`` and ``s_neg`` are ignored.
+
+    Args:
+        s_local: [N, P, C] cosine similarities of the local features to the positive prompts.
+        temperature: T > 0.
+
+    Returns:
+        [N] scores in [1/C, 1].
+    """
+    z = s_local / temperature
+    return torch.exp(z.amax(dim=2) - torch.logsumexp(z, dim=2)).amax(dim=1)
+
+
+def gl_mcm_score(
+    s_pos: Tensor, s_neg: Tensor | None, temperature: float, s_local: Tensor, weight: float = 1.0
+) -> Tensor:
+    """GL-MCM: global MCM plus λ times local MCM, S(x) = S_MCM(x) + λ · S_L(x), λ = 1 (the paper's).
+
+    Miyai et al., GL-MCM, 2023 (see `l_mcm_score`); LoCoOp (NeurIPS 2023) reports its prompts with
+    this score. ``s_neg`` is ignored.
+
+    Args:
+        s_pos: [N, C] global cosine similarities; s_local: [N, P, C] local ones; temperature: T > 0.
+
+    Returns:
+        [N] scores in [(1 + λ)/C, 1 + λ].
+    """
+    return mcm_score(s_pos, None, temperature) + weight * l_mcm_score(s_pos, None, temperature, s_local)
+
+
 @dataclass(frozen=True)
 class ScoreSpec:
-    """One registered score: ``fn(s_pos [N, C], s_neg [N, C, M] | None, temperature) -> [N]``."""
+    """One registered score: ``fn(s_pos [N, C], s_neg [N, C, M] | None, temperature) -> [N]``.
+
+    Scores that ``needs_local`` also take ``s_local`` [N, P, C] as a fourth argument.
+    """
 
     name: str
     fn: Callable[..., Tensor]
     needs_negatives: bool
     summary: str
+    needs_local: bool = False
 
 
 SCORES: dict[str, ScoreSpec] = {
@@ -167,6 +213,8 @@ SCORES: dict[str, ScoreSpec] = {
         ScoreSpec("maxlogit", maxlogit_score, False, "largest cosine similarity to a positive prompt"),
         ScoreSpec("energy", energy_score, False, "T · logsumexp of the positive cosines / T"),
         ScoreSpec("posi_nega", posi_nega_score, True, "p(predicted class) − its best negative's p"),
+        ScoreSpec("gl_mcm", gl_mcm_score, False, "global + local MCM (GL-MCM)", needs_local=True),
+        ScoreSpec("l_mcm", l_mcm_score, False, "local MCM: best region's MCM (GL-MCM)", needs_local=True),
     )
 }
 """The score registry: name -> `ScoreSpec`. Every score is higher = more in-distribution."""
@@ -186,6 +234,11 @@ def _spec(name: str) -> ScoreSpec:
 def needs_negatives(name: str) -> bool:
     """Whether score ``name`` needs negative prompt features (``neg_text``)."""
     return _spec(name).needs_negatives
+
+
+def needs_local(name: str) -> bool:
+    """Whether score ``name`` needs local (patch) image features (``local_features``)."""
+    return _spec(name).needs_local
 
 
 # --------------------------------------------------------------------------- validation and similarities
@@ -274,6 +327,20 @@ def _sims(f: Tensor, p: Tensor, n: Tensor | None) -> tuple[Tensor, Tensor | None
     return s_pos, (f @ n.reshape(c * m, d).T).reshape(f.shape[0], c, m)
 
 
+def _local_sims(local: Tensor | np.ndarray, p: Tensor, n_images: int) -> Tensor:
+    """``s_local = g · tᵀ`` [B, P, C] of a batch of local features [B, P, D], checked like the others."""
+    g = _as_tensor(local, "local_features")
+    if g.ndim != 3 or g.shape[0] != n_images or g.shape[2] != p.shape[1]:
+        raise ValueError(
+            f"local_features must be [N, P, D] with N = {n_images} images and D = {p.shape[1]}, "
+            f"got shape {tuple(g.shape)}"
+        )
+    g = g.to(device=p.device, dtype=p.dtype)
+    _check_finite(g, "local_features")
+    _check_unit(g, "local_features")
+    return g @ p.T
+
+
 def similarities(
     image_features: Tensor, pos_text: Tensor, neg_text: Tensor | None = None
 ) -> tuple[Tensor, Tensor | None]:
@@ -348,6 +415,7 @@ def score_all(
     neg_text: Tensor | np.ndarray | None = None,
     temperature: float = 1.0,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    local_features: Tensor | np.ndarray | None = None,
 ) -> dict[str, Tensor]:
     """Several scores from one pass over the similarities, in batches of images.
 
@@ -360,11 +428,14 @@ def score_all(
         neg_text: [C, M, D] negative prompt features or None.
         temperature: T > 0.
         batch_size: images per batch; the result does not depend on it.
+        local_features: [N, P, D] local features for the scores that `needs_local` (GL-MCM).
 
     Returns:
         ``{name: [N] scores}`` in the order of ``names``.
     """
-    return predict_and_score(names, image_features, pos_text, neg_text, temperature, batch_size)[1]
+    return predict_and_score(
+        names, image_features, pos_text, neg_text, temperature, batch_size, local_features
+    )[1]
 
 
 def predict_and_score(
@@ -374,14 +445,24 @@ def predict_and_score(
     neg_text: Tensor | np.ndarray | None = None,
     temperature: float = 1.0,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    local_features: Tensor | np.ndarray | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The predicted classes and the scores of :func:`score_all` from one pass over the similarities.
+
+    Args:
+        local_features: [N, P, D] L2-normalised local features (`negprompt.local`) for the scores
+            that `needs_local`; with None (the default, ``names=None``) those scores are left out.
 
     Returns:
         ``([N] class indices (long), {name: [N] scores})``.
     """
     if names is None:
-        names = [n for n, s in SCORES.items() if neg_text is not None or not s.needs_negatives]
+        names = [
+            n
+            for n, s in SCORES.items()
+            if (neg_text is not None or not s.needs_negatives)
+            and (local_features is not None or not s.needs_local)
+        ]
     elif isinstance(names, str):
         names = [names]
     specs = [_spec(n) for n in names]
@@ -389,6 +470,12 @@ def predict_and_score(
     if missing:
         raise ValueError(
             f"score(s) {', '.join(missing)} need negative prompt features; pass neg_text [C, M, D]"
+        )
+    no_local = [s.name for s in specs if s.needs_local and local_features is None]
+    if no_local:
+        raise ValueError(
+            f"score(s) {', '.join(no_local)} need local image features; pass local_features [N, P, D] "
+            "(negprompt.local.encode_global_local)"
         )
     t = _check_temperature(temperature)
     if batch_size < 1:
@@ -404,6 +491,10 @@ def predict_and_score(
         )
         s_pos, s_neg = _sims(f, p, n)
         preds.append(s_pos.argmax(dim=1))
+        s_local = None
+        if any(spec.needs_local for spec in specs):
+            s_local = _local_sims(local_features[start : start + batch_size], p, f.shape[0])
         for spec in specs:
-            parts[spec.name].append(spec.fn(s_pos, s_neg, t))
+            args = (s_pos, s_neg, t, s_local) if spec.needs_local else (s_pos, s_neg, t)
+            parts[spec.name].append(spec.fn(*args))
     return torch.cat(preds), {name: torch.cat(chunks) for name, chunks in parts.items()}

@@ -59,3 +59,16 @@ def test_step_benchmark_runs_our_pattern_at_a_tiny_size(tmp_path):
     # stage 2 encodes the 3 x 2 negative prompts, grouped by token length
     assert sum(n for n, _ in result["text_groups"]) == 6
     assert result["median_s"] > 0 and len(result["times_s"]) == 1
+
+
+def test_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
+    from benchmarks import bench_methods
+
+    out = bench_methods.run(
+        torch.device("cpu"), images=2, classes=5, words=30, n_neg=10, groups=2, score_images=50,
+        backbone=tiny_backbone, train_classes=3,
+    )  # fmt: skip
+    assert (out["patches"], out["neglabel_m"], out["bank_words"]) == (16, 10, 30)
+    assert out["bank_cache_mb"] == 30 * tiny_backbone.embed_dim * 2 / 2**20
+    assert out["encode_global_local_images_per_s"] > 0 and out["neglabel_score_images_per_s"] > 0
+    assert out["train_images"] == 48 and out["coop_epoch_s"] > 0 and out["locoop_epoch_s"] > 0

@@ -49,7 +49,8 @@ def test_demo_fast_end_to_end(tmp_path, shared, capsys):
     assert run.config["experiment"]["data"]["n_train"] == 6 * (64 - 8)
     assert [s["config"]["epochs"] for s in run.config["experiment"]["stages"]] == [10, 10]
     m = run.metrics
-    assert set(m.method) == {"zeroshot", "coop", "negprompt"}
+    assert set(m.method) == {"zeroshot", "coop", "negprompt", "locoop"}  # NegLabel: opt in for the demo
+    assert "GL-MCM (zero-shot)" in printed and "LoCoOp + GL-MCM" in printed
     assert set(m.dataset) == {"demo/near-ood", "demo/far-ood", "mean"}
     # a model that sees: zero-shot accuracy far above chance (1/6), digits told apart from clothing
     zeroshot = m[(m.method == "zeroshot") & (m.dataset == "demo/far-ood")].iloc[0]

@@ -226,7 +226,7 @@ def test_interrupted_cli_run_resumes(bench, tmp_path, capsys, monkeypatch):
     argv = [
         "run", "conventional", "--data-root", str(bench), "--classes", "3", "--model", "negprompt-tiny",
         "--pretrained", "none", "--device", "cpu", "--shots", "2", "--val-per-class", "1", "--epochs", "2",
-        "--cache-dir", str(tmp_path / "c"), "--out", str(out), "--no-progress",
+        "--cache-dir", str(tmp_path / "c"), "--out", str(out), "--no-progress", "--no-neglabel",
     ]  # fmt: skip
     monkeypatch.setattr(module, "train_prompts", interrupt_in_stage_2)
     assert main(argv) == 130

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from negprompt import scores as S
 
 ALL = ["negprompt", "mcm", "maxlogit", "energy", "posi_nega"]
+LOCAL = ["gl_mcm", "l_mcm"]  # need local features (tests/test_local_scores.py)
 
 
 # --------------------------------------------------------------------------- tiny hand-computed cases
@@ -150,8 +151,9 @@ def test_score_relations():
 
 
 def test_registry():
-    assert S.available_scores() == ALL
-    assert set(S.SCORES) == set(ALL)
+    assert S.available_scores() == ALL + LOCAL
+    assert set(S.SCORES) == set(ALL + LOCAL)
+    assert [n for n in S.SCORES if S.needs_local(n)] == LOCAL
     assert [n for n in ALL if S.needs_negatives(n)] == ["negprompt", "posi_nega"]
     for name, spec in S.SCORES.items():
         assert spec.name == name and spec.fn.__doc__ and "(x)" in spec.fn.__doc__

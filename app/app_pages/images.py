@@ -5,6 +5,7 @@ import _shared as sh
 import streamlit as st
 
 from negprompt import viz
+from negprompt.rundir import resolve_image_path
 
 COLUMNS = 6
 EXPLAIN = "explain_pending"
@@ -59,6 +60,19 @@ def explain(run, column: str, row: int, threshold: float, names: list[str]) -> N
             f"**{'accepted as ID' if score >= threshold else 'rejected as OOD'}**"
         )
         st.caption(str(item["path"]))
+        evidence = viz.decision_evidence(item, method, run.config.get("experiment") or {})
+        for line in evidence:
+            st.markdown(line)
+        region, grid = (
+            item.get(f"{method}.best_region"),
+            (run.config.get("experiment") or {}).get("local_grid"),
+        )
+        if evidence and region is not None and grid:
+            try:
+                path = resolve_image_path(run, str(item["path"]))
+                st.image(viz.region_png(path, int(region), int(grid)), caption="the deciding local region")
+            except (OSError, ValueError) as err:  # RunDirError is a ValueError
+                st.caption(f"The local region cannot be outlined: {err}")
     with chart:
         if run.image_features is None or f"{method}.pos" not in run.text_features:
             st.info("This run has no image or text features of this method, so no prompt similarities.")

@@ -61,9 +61,9 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
 
         g.add_argument(
             "--benchmark",
-            choices=("imagenet", "mini", "demo", "demo-full", "cifar10", "cifar100"),
+            choices=("imagenet", "openood", "mini", "demo", "demo-full", "cifar10", "cifar100"),
             default=None,
-            help="open-vocab: the ID data (default imagenet)",
+            help="the ID data (default imagenet); conventional: imagenet or openood (OpenOOD v1.5 lists)",
         )
         g.add_argument(
             "--protocol",
@@ -112,6 +112,25 @@ def add_experiment_args(p: argparse.ArgumentParser, *, demo: bool = False) -> No
         t.add_argument("--img-loss", choices=("msp", "oe"), default=None, help="stage-2 L_img variant")
         t.add_argument("--select", choices=("val", "last"), default=None, help="epoch selection (val)")
         t.add_argument("--temperature", type=float, default=None, help="score temperature T (1)")
+        t.add_argument(
+            "--neglabel",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="NegLabel with WordNet labels (default: on, off for the demo)",
+        )
+        t.add_argument(
+            "--local-scores",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="GL-MCM scores of the zero-shot and CoOp prompts (default: on)",
+        )
+        t.add_argument("--wordnet-dir", default=None, help="WordNet 3.0 folder (/usr/share/wordnet)")
+        t.add_argument(
+            "--locoop",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="also train LoCoOp (stage 1 with its OOD regularisation; default: on)",
+        )
         for k in (1, 2):
             t.add_argument(
                 f"--stage{k}",
@@ -184,6 +203,10 @@ def config_from_args(preset: str, args: argparse.Namespace, **forced):
         "temperature": get("temperature"),
         "batch_size": get("batch_size"),
         "cache_dir": get("cache_dir"),
+        "neglabel": get("neglabel"),
+        "local_scores": get("local_scores"),
+        "wordnet_dir": get("wordnet_dir"),
+        "locoop": get("locoop"),
     }
     values = {k: v for k, v in values.items() if v is not None}
     if "open_vocab_seed" in values and "open_vocab_mode" not in values:

@@ -30,6 +30,7 @@ MINI_SEEDS: tuple[int, ...] = (0, 1, 2)
 
 BENCHMARKS: dict[str, str] = {
     "imagenet": "ImageNet-1k under data_root, OOD sets data_root/<name>/images",
+    "openood": "OpenOOD v1.5's ImageNet-1k image lists under data_root/openood (near- and far-OOD)",
     "protocol": "ImageNet-1k classes split by a hard-OOD protocol",
     "demo": "the embedded demo (data_root/demo, written on first use)",
     "demo-full": "the whole Fashion-MNIST + all digits (downloaded once by torchvision)",
@@ -41,7 +42,7 @@ BENCHMARKS: dict[str, str] = {
 """Where the images of an experiment come from."""
 
 _ALLOWED_BENCHMARKS = {
-    "conventional": ("imagenet",),
+    "conventional": ("imagenet", "openood"),
     "hard-ood": ("protocol",),
     "open-vocab": ("imagenet", "mini", "demo", "demo-full", "cifar10", "cifar100"),
     "demo": ("demo", "demo-full", "cifar10", "cifar100"),
@@ -54,8 +55,11 @@ DEMO_EPOCHS = 50
 """Epochs per stage of the demo preset (fits the ~10-minute CPU budget; features are cached)."""
 
 DEFAULT_DEMO_DATA_ROOT = "~/.cache/negprompt/data"
-RESUME_FREE = frozenset({"device", "cache_dir", "batch_size", "num_workers"})
-"""Settings that may change when a run resumes (they do not change its results)."""
+RESUME_FREE = frozenset(
+    {"device", "cache_dir", "batch_size", "num_workers", "local_scores", "neglabel", "neglabel_n_neg",
+     "neglabel_groups", "wordnet_dir", "locoop"}
+)  # fmt: skip
+"""Settings that may change when a run resumes (they do not change its training)."""
 PRESET_DEFAULTS: dict[str, dict] = {
     "conventional": {},
     "hard-ood": {},
@@ -67,6 +71,7 @@ PRESET_DEFAULTS: dict[str, dict] = {
         "shots": None,
         "val_per_class": 8,
         "train": {"epochs": DEMO_EPOCHS},
+        "neglabel": False,  # encoding WordNet's ~79k labels takes minutes on a CPU; opt in
     },
 }
 for _name, _benchmark in (
@@ -81,6 +86,7 @@ for _name, _benchmark in (
         "shots": 16,
         "val_per_class": 8,
         "train": {"epochs": DEMO_EPOCHS},
+        "neglabel": False,  # opt in with --neglabel (needs WordNet; the mini model knows few of its words)
     }
 PRESET_DEFAULTS["mini-open-vocab"]["open_vocab_fraction"] = 0.5
 """What each preset changes from the :class:`ExperimentConfig` defaults (the paper's settings)."""
@@ -122,6 +128,14 @@ class ExperimentConfig:
         temperature: score temperature T.
         batch_size, num_workers: feature extraction.
         cache_dir: feature cache (default ``$NEGPROMPT_CACHE`` or ``~/.cache/negprompt/features``).
+        local_scores: also score zero-shot and CoOp prompts with GL-MCM / local MCM (one more
+            pass over the test images; ViT backbones only).
+        neglabel: add NegLabel (zero-shot negative labels from WordNet; needs ``wordnet-base``).
+        neglabel_n_neg, neglabel_groups: NegLabel's M negative labels and G groups (the paper's
+            ImageNet settings: 10,000 and 100).
+        wordnet_dir: the WordNet folder (default ``$NEGPROMPT_WORDNET`` or ``/usr/share/wordnet``).
+        locoop: also train LoCoOp (stage 1 again, with its OOD regularisation on the training
+            images' local features; ViT backbones only).
     """
 
     preset: str = "conventional"
@@ -153,6 +167,12 @@ class ExperimentConfig:
     batch_size: int = 64
     num_workers: int = 0
     cache_dir: str | None = None
+    local_scores: bool = True
+    neglabel: bool = True
+    neglabel_n_neg: int = 10_000
+    neglabel_groups: int = 100
+    wordnet_dir: str | None = None
+    locoop: bool = True
 
     def __post_init__(self) -> None:
         self.data_root = os.fspath(self.data_root)
@@ -221,7 +241,7 @@ class ExperimentConfig:
             raise ValueError("the open-vocab preset needs open_vocab_fraction (e.g. 0.1)")
         if self.open_vocab_mode not in ("first", "random"):
             raise ValueError(f"open_vocab_mode must be 'first' or 'random', got {self.open_vocab_mode!r}")
-        if self.ood_sets is not None and self.benchmark not in ("imagenet", "protocol"):
+        if self.ood_sets is not None and self.benchmark not in ("imagenet", "protocol", "openood"):
             raise ValueError(f"ood_sets apply to ImageNet benchmarks; {self.benchmark!r} has its own")
         if self.ood_sets is not None and not self.ood_sets:
             raise ValueError("ood_sets is empty: name at least one OOD set, or leave it unset")
@@ -243,6 +263,11 @@ class ExperimentConfig:
             raise ValueError(f"n_neg must be >= 1, got {self.n_neg}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.neglabel_n_neg < 1 or not 1 <= self.neglabel_groups <= self.neglabel_n_neg:
+            raise ValueError(
+                f"NegLabel needs neglabel_n_neg >= 1 and 1 <= neglabel_groups <= neglabel_n_neg, got "
+                f"{self.neglabel_n_neg} and {self.neglabel_groups}"
+            )
         if self.train_preset not in TRAIN_PRESETS:
             raise ValueError(
                 f"unknown train_preset {self.train_preset!r}; choose one of {sorted(TRAIN_PRESETS)}"

@@ -171,6 +171,14 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         ood = _conventional_ood(config)
         benchmark = "ImageNet-1k"
         facts["imagenet_classes"] = classes
+    elif config.benchmark == "openood":
+        from negprompt.data.openood import openood_imagenet
+
+        classes = _imagenet_classes(config)
+        names = [c.name for c in imagenet_classes()]
+        train_all, id_test, ood = openood_imagenet(root, names, classes, config.ood_sets)
+        benchmark = "OpenOOD v1.5 ImageNet-1k"
+        facts["imagenet_classes"] = classes
     elif config.benchmark == "protocol":
         p = _limited_protocol(config)
         sets = hard_ood_sets(root, p)

@@ -24,7 +24,9 @@ import torch
 from negprompt.backbone import Backbone, load_backbone
 from negprompt.evaluate import Evaluation, Method, evaluate, format_table, write_evaluation
 from negprompt.train import TrainResult, train_prompts
+from negprompt.wordnet import check_wordnet
 
+from .baselines import add_zero_shot_baselines, evidence_record, train_locoop, train_summary
 from .config import ExperimentConfig
 from .data import ExperimentData, Features, extract_all, load_data
 from .methods import capture_log, learned_method, zeroshot_method
@@ -71,6 +73,7 @@ class Experiment:
         self.features: Features | None = None
         self.stage1: TrainResult | None = None
         self.stage2: TrainResult | None = None
+        self.locoop: TrainResult | None = None
         self.methods: dict[str, Method] = {}
         self.evaluation: Evaluation | None = None
         self._log: list[str] = []
@@ -114,6 +117,8 @@ class Experiment:
 
     def prepare(self) -> Experiment:
         """Data, backbone and image features (computed once, then read from the cache). Returns self."""
+        if self.config.neglabel:  # fail before the long steps, not after training
+            check_wordnet(self.config.wordnet_dir)
         data, backbone = self.load_data(), self.load_backbone()
         if self.features is not None:
             return self
@@ -156,6 +161,7 @@ class Experiment:
                     log.info("stage 1 stopped after epoch %d", len(self.stage1.history))
                     return self
                 self._add_learned("coop", self.stage1)
+                train_locoop(self, names, views, labels, common)
             if 2 in stages:
                 if self.stage1 is None or not self.stage1.completed:
                     raise RuntimeError("stage 2 needs a finished stage 1: call train(stages=(1,)) first")
@@ -180,7 +186,8 @@ class Experiment:
                 self.methods["zeroshot"] = zeroshot_method(
                     self.backbone, self.data.class_names, self.config.prompt_config()
                 )
-            methods = [self.methods[m] for m in METHODS]
+            add_zero_shot_baselines(self)
+            methods = [self.methods[m] for m in METHODS + ("locoop", "neglabel") if m in self.methods]
             self.evaluation = evaluate(
                 methods,
                 self.features.id_test,
@@ -205,6 +212,11 @@ class Experiment:
         if self.evaluation is None:
             raise RuntimeError("evaluate() first")
         text = format_table(self.evaluation.metrics)
+        if self.config.benchmark == "openood":  # OpenOOD's tables use the other FPR convention
+            from negprompt.metric_conventions import fpr_conventions_table
+
+            rows = list(self.record()["table_rows"].items())
+            text += "\n" + fpr_conventions_table(self.evaluation.scores, rows)
         if self.backbone is not None and self.backbone.warning:
             text = f"!!! {self.backbone.warning}\n{text}"
         return text
@@ -244,8 +256,17 @@ class Experiment:
                 "selected_epochs": {f"stage{s['stage']}": s["selected_epoch"] for s in stages},
             },
             "seeds": {"sampling": self.config.seed, "training": self.config.seed},
+            **({"locoop": train_summary(self.locoop)} if self.locoop is not None else {}),
+            **evidence_record(self),
             "table_rows": {
-                m: s for m, s in (("zeroshot", "mcm"), ("coop", "mcm"), ("negprompt", "negprompt"))
+                m: s
+                for m, s in (
+                    ("zeroshot", "mcm"),
+                    ("coop", "mcm"),
+                    ("negprompt", "negprompt"),
+                    ("neglabel", "neglabel"),
+                )
+                if m in self.methods
             },
         }
 

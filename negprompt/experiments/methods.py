@@ -2,7 +2,11 @@
 
 * ``zeroshot``: hand-made prompts "a photo of a <class>" (MCM, Ming et al., NeurIPS 2022);
 * ``coop``: the stage-1 learned positive context (CoOp, Zhou et al., IJCV 2022), MCM score;
-* ``negprompt``: the stage-1 positives plus the stage-2 negative contexts (Li et al., CVPR 2024).
+* ``negprompt``: the stage-1 positives plus the stage-2 negative contexts (Li et al., CVPR 2024);
+* ``neglabel``: the zero-shot prompts plus negative labels mined from WordNet (Jiang et al., ICLR
+  2024, `negprompt.neglabel`).
+
+``zeroshot`` and ``coop`` also get GL-MCM scores (`add_local_scores`) when the backbone is a ViT.
 
 Learned contexts are shared by all classes, so they are paired with every ID class name, including
 classes never seen in training (open vocabulary).
@@ -16,13 +20,16 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from negprompt.backbone import Backbone
-from negprompt.evaluate import Method
+from negprompt.evaluate import EvalSet, Method
 from negprompt.promptfile import save_prompts
 from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
 from negprompt.train import TrainResult
+
+log = logging.getLogger("negprompt.experiments")
 
 
 def zeroshot_method(
@@ -47,14 +54,15 @@ def learned_method(
     """A trained stage as a method, its contexts paired with all ``class_names``.
 
     Args:
-        name: ``coop`` (stage 1: positives only) or ``negprompt`` (stage 2: positives + negatives).
+        name: ``coop`` or ``locoop`` (stage 1: positives only) or ``negprompt`` (stage 2: positives
+            + negatives).
         result: the finished stage.
         class_names: the C classes to evaluate on (text features ``[C, D]`` and ``[C, M, D]``).
         train_class_names: the classes the contexts were learned on (recorded in the prompts file).
         prompt_dir: where ``<name>.safetensors`` / ``<name>.json`` are written.
     """
-    if name not in ("coop", "negprompt"):
-        raise ValueError(f"a learned method is 'coop' or 'negprompt', not {name!r}")
+    if name not in ("coop", "locoop", "negprompt"):
+        raise ValueError(f"a learned method is 'coop', 'locoop' or 'negprompt', not {name!r}")
     learner = result.learner
     extra = {k: v for k, v in result.summary().items() if k not in ("history", "checkpoint")}
     files = save_prompts(Path(prompt_dir) / name, learner, backbone, list(train_class_names), extra=extra)
@@ -63,7 +71,7 @@ def learned_method(
         pos = learner.positive_features(classes).float().cpu()
         neg = learner.negative_features(classes).float().cpu() if name == "negprompt" else None
     tokens = learner.context_tokens()
-    if name == "coop":
+    if name != "negprompt":
         tokens["negative"] = []
     return Method(name, pos, neg, context_tokens=tokens, prompt_file=files)
 
@@ -99,3 +107,66 @@ class _ListHandler(logging.Handler):
             self.file.parent.mkdir(parents=True, exist_ok=True)
             with open(self.file, "a", encoding="utf-8") as fh:
                 fh.write(text + "\n")
+
+
+def neglabel_method(
+    backbone: Backbone,
+    class_names: Sequence[str],
+    zeroshot: Method,
+    *,
+    n_neg: int = 10_000,
+    groups: int = 100,
+    seed: int = 0,
+    cache_dir: str | os.PathLike,
+    wordnet_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Method:
+    """NegLabel: the zero-shot positives plus M = ``n_neg`` mined WordNet labels in G = ``groups``.
+
+    The whole WordNet bank is encoded once per model (cached); words equal to an ID class name are
+    left out, NegMining keeps the M farthest, and a seeded shuffle forms the groups (both capped by
+    the number of candidates). See `negprompt.neglabel`.
+    """
+    from negprompt.neglabel import encode_label_bank, group_order, neg_mining
+    from negprompt.wordnet import wordnet_words
+
+    words = wordnet_words(wordnet_dir)
+    bank = encode_label_bank(backbone, words, cache_dir=cache_dir, progress=progress)
+    own = {c.lower() for c in class_names}
+    cand = torch.tensor([i for i, w in enumerate(words) if w.lower() not in own], dtype=torch.long)
+    feats = torch.nn.functional.normalize(torch.from_numpy(np.asarray(bank, dtype=np.float32)), dim=-1)
+    m = min(n_neg, len(cand))
+    kept = cand[neg_mining(feats[cand], zeroshot.pos, m)]
+    g = min(groups, m)
+    order = kept[group_order(m, g, seed)]
+    log.info("NegLabel: %d negative labels in %d groups, from %d WordNet candidates", m, g, len(cand))
+    return Method(
+        "neglabel", zeroshot.pos, None, context_tokens=zeroshot.context_tokens,
+        neg_labels=feats[order], neg_label_words=[words[i] for i in order.tolist()], neg_groups=g,
+    )  # fmt: skip
+
+
+def add_local_scores(
+    methods: Sequence[Method],
+    backbone: Backbone,
+    sets: Sequence[EvalSet],
+    *,
+    temperature: float,
+    progress: bool,
+) -> None:
+    """Set each method's GL-MCM and local-MCM scores of every set (one pass over each set's images)."""
+    from negprompt.local import local_scores
+
+    texts = {m.name: m.pos for m in methods}
+    per_set = {
+        s.name: local_scores(
+            backbone,
+            [s.root / p for p in s.features.paths],
+            texts,
+            temperature=temperature,
+            progress=progress,
+        )
+        for s in sets
+    }
+    for m in methods:
+        m.local_scores = {name: scores[m.name] for name, scores in per_set.items()}

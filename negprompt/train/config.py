@@ -44,6 +44,9 @@ class TrainConfig:
         mode: ``cached`` (features given as arrays) or ``online-augment`` (images encoded every step
             with ``backbone.train_transform``).
         encode_mode: text encoding mode (see :data:`negprompt.prompts.ENCODE_MODES`).
+        locoop_weight: λ of LoCoOp's OOD regularisation in stage 1 (0: plain CoOp; the paper's
+            0.25); needs the training images' local features (`negprompt.locoop`).
+        locoop_top_k: LoCoOp's K (None: 20% of the classes, the paper's 200 of 1000).
     """
 
     stage: int = 1
@@ -70,6 +73,8 @@ class TrainConfig:
     select: str = "val"
     mode: str = "cached"
     encode_mode: str = "length"
+    locoop_weight: float = 0.0
+    locoop_top_k: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -99,6 +104,10 @@ class TrainConfig:
             raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         if self.class_subset_size is not None and self.class_subset_size < 1:
             raise ValueError(f"class_subset_size must be None or >= 1, got {self.class_subset_size}")
+        if self.locoop_weight < 0 or (self.locoop_weight and self.stage != 1):
+            raise ValueError(f"locoop_weight must be >= 0 and is a stage-1 setting, got {self.locoop_weight}")
+        if self.locoop_top_k is not None and self.locoop_top_k < 1:
+            raise ValueError(f"locoop_top_k must be None or >= 1, got {self.locoop_top_k}")
 
     def to_dict(self) -> dict:
         """JSON-ready copy."""

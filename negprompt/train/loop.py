@@ -47,6 +47,7 @@ def train_prompts(
     on_epoch: Callable[[dict], bool | None] | None = None,
     text_fn: TextFeatureFn | None = None,
     progress: bool = True,
+    local_features: Any = None,
 ) -> TrainResult:
     """Train one stage on image features (all CLIP weights frozen).
 
@@ -77,6 +78,8 @@ def train_prompts(
         on_epoch: called with every epoch record; returning True stops training.
         text_fn: computes the learned text features of a step's classes.
         progress: show a progress bar per epoch.
+        local_features: ``[N, P, D]`` local features of the training images (view 0), for LoCoOp
+            (``config.locoop_weight`` > 0, cached mode, one view).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
@@ -95,9 +98,13 @@ def train_prompts(
     elif prompt_config is not None and asdict(prompt_config) != asdict(learner.config):
         raise ValueError("pass either a learner or a prompt_config, not both with different settings")
     if config.mode == "online-augment":
+        if config.locoop_weight:
+            raise ValueError("LoCoOp trains on cached features; use mode='cached'")
         source = OnlineSource(features, backbone, len(names))
     else:
-        source = FeatureSource(features, labels, len(names), backbone.device)
+        if config.locoop_weight and (local_features is None or config.n_views != 1):
+            raise ValueError("LoCoOp (locoop_weight > 0) needs local_features [N, P, D] and n_views = 1")
+        source = FeatureSource(features, labels, len(names), backbone.device, local_features)
         if source.n_views != config.n_views:
             raise ValueError(
                 f"config.n_views={config.n_views} but {source.n_views} feature view(s) were given"
@@ -233,6 +240,7 @@ class _Trainer:
                     pos_text=self.pos_text,
                     text_fn=self.text_fn,
                     where=f"at epoch {epoch + 1}, step {s + 1}/{self.steps}",
+                    local_features=self.source.local_batch(idx) if cfg.locoop_weight else None,
                 )
             except NonFiniteLossError as exc:
                 kept = (

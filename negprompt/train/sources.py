@@ -59,10 +59,23 @@ def as_labels(labels: Any, n: int, n_classes: int, what: str = "labels") -> Tens
 class FeatureSource:
     """Cached features ``[V, N, D]``; each sample of a batch takes a random one of the V views."""
 
-    def __init__(self, features: Any, labels: Any, n_classes: int, device: torch.device):
+    def __init__(self, features: Any, labels: Any, n_classes: int, device: torch.device, local: Any = None):
         self.views = as_views(features, device)
         self.labels = as_labels(labels, self.views.shape[1], n_classes)
         self.n_views = self.views.shape[0]
+        self.local = local  # [N, P, D] local features (LoCoOp), e.g. memory-mapped; or None
+        if local is not None and (np.ndim(local) != 3 or len(local) != self.views.shape[1]):
+            raise ValueError(
+                f"local features must be [N, P, D] with N = {self.views.shape[1]}, got {np.shape(local)}"
+            )
+
+    def local_batch(self, idx: Tensor) -> Tensor | None:
+        """``[B, P, D]`` float32 local features of samples ``idx`` (None without local features)."""
+        if self.local is None:
+            return None
+        rows = np.asarray(self.local[np.sort(idx.numpy())], dtype=np.float32)
+        order = np.argsort(np.argsort(idx.numpy()))  # back from sorted to idx order
+        return torch.from_numpy(rows[order]).to(self.views.device)
 
     def __len__(self) -> int:
         return self.views.shape[1]

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
+from negprompt.locoop import default_top_k, locoop_ood_loss
 from negprompt.losses import stage1_loss, stage2_loss
 from negprompt.prompts import ClassNames, PromptLearner
 
@@ -87,6 +88,7 @@ def compute_loss(
     class_idx: Tensor | None = None,
     pos_text: Tensor | None = None,
     text_fn: TextFeatureFn = local_text_features,
+    local_features: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The stage's loss on one batch.
 
@@ -99,9 +101,12 @@ def compute_loss(
         class_idx: ``[C']`` sorted classes to use (default all); must contain every label.
         pos_text: stage 2: ``[C, D]`` frozen positive features of *all* classes (encoded once).
         text_fn: computes the learned text features.
+        local_features: ``[B, P, D]`` local features of the batch, for LoCoOp (stage 1 with
+            ``config.locoop_weight`` > 0): L = CE + λ·L_ood (`negprompt.locoop.locoop_ood_loss`).
 
     Returns:
-        ``{"total", ...}``: stage 1 ``{"total"}`` (the CE); stage 2 ``{"total", "img", "pd", "nn"}``.
+        ``{"total", ...}``: stage 1 ``{"total"}`` (the CE; LoCoOp adds ``"ce"`` and ``"ood"``);
+        stage 2 ``{"total", "img", "pd", "nn"}``.
     """
     n_classes = len(classes)
     if class_idx is None:
@@ -120,7 +125,14 @@ def compute_loss(
     if config.stage == 1:
         with autocast:
             pos = text_fn(learner, classes, class_idx, "pos")
-        return {"total": stage1_loss(features, pos.float(), local, logit_scale)}
+        ce = stage1_loss(features, pos.float(), local, logit_scale)
+        if not config.locoop_weight:
+            return {"total": ce}
+        if local_features is None:
+            raise ValueError("LoCoOp (locoop_weight > 0) needs the batch's local features [B, P, D]")
+        top_k = config.locoop_top_k or default_top_k(n_classes)
+        ood = locoop_ood_loss(local_features, pos.float(), local, logit_scale, min(top_k, len(class_idx)))
+        return {"total": ce + config.locoop_weight * ood, "ce": ce, "ood": ood}
     if pos_text is None:
         raise ValueError("stage 2 needs the frozen positive text features pos_text [C, D]")
     with autocast:
@@ -151,6 +163,7 @@ def train_step(
     pos_text: Tensor | None = None,
     text_fn: TextFeatureFn = local_text_features,
     where: str = "",
+    local_features: Tensor | None = None,
 ) -> dict[str, float]:
     """Loss, backward pass and (with an ``optimizer``) one update on one batch.
 
@@ -175,6 +188,7 @@ def train_step(
         class_idx=class_idx,
         pos_text=pos_text,
         text_fn=text_fn,
+        local_features=local_features,
     )
     # one device-to-host copy for all terms (one sync per step on a GPU, not one per term)
     values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))

@@ -26,6 +26,7 @@ from negprompt.viz.embedding import (
     umap_project,
     warm_umap,
 )
+from negprompt.viz.evidence import decision_evidence, region_box, region_png
 from negprompt.viz.explain import explanation_figure, prompt_similarities, top_similarities
 from negprompt.viz.figures import (
     PALETTE,
@@ -47,6 +48,7 @@ __all__ = [
     "config_summary",
     "context_token_table",
     "decision_counts",
+    "decision_evidence",
     "decision_table",
     "embedding_figure",
     "exact_knn",
@@ -60,6 +62,8 @@ __all__ = [
     "placeholder_png",
     "prompt_points",
     "prompt_similarities",
+    "region_box",
+    "region_png",
     "rates_at",
     "roc_figure",
     "roc_points",
