@@ -35,7 +35,8 @@ def test_every_page_renders_a_real_run(demo_runs, monkeypatch, page):
         at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     shown = " ".join(str(e.value) for e in at.error)
-    assert "random weights" in shown.lower()  # the tiny model: the red banner is there
+    assert "random weights" not in shown.lower()  # the bundled mini-CLIP: no red banner
+    assert not at.error, shown  # and no damaged-run messages either
     if page in ("scores", "embeddings", "compare"):
         assert at.get("plotly_chart"), f"no chart on the {page} page"
     if page is None:

@@ -62,7 +62,7 @@ def test_mini_hard_ood_over_two_seeds_end_to_end(tmp_path, capsys):
     runs = [load_run(out / f"seed-{k}") for k in (0, 1)]
     assert [r.config["experiment"]["settings"]["seed"] for r in runs] == [0, 1]
     summary = pd.read_csv(out / "summary.csv")
-    assert set(summary.method) == {"zeroshot", "coop", "negprompt"} and (summary.seeds == 2).all()
+    assert set(summary.method) == {"zeroshot", "coop", "locoop", "negprompt"} and (summary.seeds == 2).all()
 
     def pick(df):
         return df[
