@@ -69,7 +69,7 @@ class TrainConfig:
     amp: str = "auto"
     select: str = "val"
     mode: str = "cached"
-    encode_mode: str = "length"
+    encode_mode: str = "prefix"
 
     def __post_init__(self) -> None:
         self.validate()

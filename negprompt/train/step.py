@@ -37,7 +37,7 @@ def local_text_features(
     classes: ClassNames,
     class_idx: Tensor,
     kind: Literal["pos", "neg"],
-    mode: str = "length",
+    mode: str = "prefix",
 ) -> Tensor:
     """Text features of the classes ``class_idx`` on this process (the default :data:`TextFeatureFn`).
 
