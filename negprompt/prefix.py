@@ -151,9 +151,16 @@ _MASKS: dict[tuple, Tensor] = {}
 
 
 def suffix_mask(s: int, t0: int, device: torch.device):
-    """Attention mask of S suffix queries over ``T0 + S`` keys: key j visible to query i iff j ≤ T0 + i."""
-    if causal_lower_right is not None:
-        return causal_lower_right(s, t0 + s)
+    """Attention mask of S suffix queries over ``T0 + S`` keys: key j visible to query i iff j ≤ T0 + i.
+
+    On CUDA the lower-right causal bias object (no mask tensor, fused kernels); elsewhere a cached
+    boolean ``[S, T0 + S]`` mask.
+    """
+    if causal_lower_right is not None and device.type == "cuda":  # lets SDPA pick a fused kernel
+        try:
+            return causal_lower_right(s, t0 + s)
+        except RuntimeError:  # e.g. under a dispatch mode (FLOP counter): the explicit mask below
+            pass
     key = (s, t0, str(device))
     if key not in _MASKS:
         i = torch.arange(s, device=device).unsqueeze(1)

@@ -91,10 +91,11 @@ def test_subset_of_classes_and_padding_buckets(tiny_backbone):
 
 def test_suffix_mask_is_the_bottom_rows_of_the_causal_mask():
     s, t0 = 3, 5
-    mask = prefix.suffix_mask(s, t0, torch.device("cpu"))
-    dense = mask._materialize(torch.device("cpu")) if hasattr(mask, "_materialize") else mask
     causal = torch.ones(t0 + s, t0 + s).tril().bool()
-    assert torch.equal(dense, causal[t0:])
+    assert torch.equal(prefix.suffix_mask(s, t0, torch.device("cpu")), causal[t0:])
+    if prefix.causal_lower_right is not None:  # the object used on CUDA means the same mask
+        bias = prefix.causal_lower_right(s, t0 + s)
+        assert torch.equal(bias._materialize(torch.device("cpu")), causal[t0:])
 
 
 def test_plan_groups_cover_every_prompt_once():

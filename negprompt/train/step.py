@@ -104,7 +104,8 @@ def compute_loss(
         ``{"total", ...}``: stage 1 ``{"total"}`` (the CE); stage 2 ``{"total", "img", "pd", "nn"}``.
     """
     n_classes = len(classes)
-    if class_idx is None:
+    all_classes = class_idx is None
+    if all_classes:
         class_idx = torch.arange(n_classes)
         local = labels
     else:
@@ -127,7 +128,7 @@ def compute_loss(
         neg = text_fn(learner, classes, class_idx, "neg")
     return stage2_loss(
         features,
-        pos_text[class_idx.to(pos_text.device)].float(),
+        (pos_text if all_classes else pos_text[class_idx.to(pos_text.device)]).float(),  # no copy per step
         neg.float(),
         local,
         logit_scale,
