@@ -52,6 +52,12 @@ def markdown(results: dict) -> str:
         f"Scoring (all {s['scores']} scores): {s['images']} images × {s['prompts']} prompts in "
         f"{s['median_s']:.3f} s: {s['images_per_s']:.0f} images/s, {s['pairs_per_s'] / 1e6:.1f} M pairs/s."
     ]
+    vp = results.get("scores_vs_plain")
+    if vp:
+        lines.append(
+            f"score('negprompt') vs plain torch, {vp['images']} images × {vp['prompts']} prompts: "
+            f"{vp['score_s']:.3f} s vs {vp['plain_s']:.3f} s, overhead {vp['overhead']:.2f}x."
+        )
     st = results["step"]
     lines += [
         "",
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     release(device)
     print("[run_all] scoring", file=sys.stderr)
     results["scores"] = bench_scores.run(device, cfg["score_images"])
+    results["scores_vs_plain"] = bench_scores.vs_plain(device, 50000)
     release(device)  # the step's processes need the GPU memory this process has cached
     step_args = ["--device", args.device, "--threads", str(args.threads), "--classes", str(cfg["classes"])]
     step_args += ["--baselines", "faithful,all_prompts"]

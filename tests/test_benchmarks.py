@@ -47,6 +47,14 @@ def test_scoring_benchmark_runs_at_a_tiny_size():
     assert out["median_s"] > 0 and out["pairs_per_s"] == 40 * 21 / out["median_s"]
 
 
+def test_scoring_vs_plain_torch_runs_and_agrees():
+    from benchmarks import bench_scores
+
+    out = bench_scores.vs_plain(torch.device("cpu"), images=50, classes=5, repeats=2)
+    assert out["max_abs_diff"] < 1e-6 and out["prompts"] == 15
+    assert out["overhead"] == out["score_s"] / out["plain_s"] and len(out["times_plain_s"]) == 2
+
+
 def test_step_benchmark_runs_our_pattern_at_a_tiny_size(tmp_path):
     out = tmp_path / "step.json"
     cmd = [sys.executable, "-m", "benchmarks.bench_step", "--pattern", "ours", "--classes", "3"]
