@@ -50,13 +50,16 @@ BATCH = 64
 PATTERNS = ("ours", *baselines.PATTERNS)
 
 
-def common_setup(device: torch.device, classes: int, n_neg: int, batch: int = BATCH, backbone=None) -> dict:
+def common_setup(
+    device: torch.device, classes: int, n_neg: int, batch: int = BATCH, backbone=None, compile_mode=None
+) -> dict:
     """The pieces every pattern shares: ViT-B-16 (random weights), contexts, class names, SGD, labels."""
     from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
     from negprompt.train.config import TrainConfig
 
     backbone = backbone or load_vit(device)
     encoder = TextEncoder(backbone)
+    encoder.compile = compile_mode
     learner = PromptLearner(encoder, PromptConfig(n_neg=n_neg))
     learner.pos_ctx.requires_grad_(False)
     gen = torch.Generator().manual_seed(0)
@@ -89,11 +92,14 @@ def prefix_groups(classes, n_neg: int, n_ctx: int, bucket: int) -> list[tuple[in
     return groups
 
 
-def build(pattern: str, device: torch.device, classes: int, n_neg: int, backbone=None):
-    """Everything one step needs; returns ``(step, extra)`` where ``step()`` runs one training step."""
+def build(pattern: str, device: torch.device, classes: int, n_neg: int, backbone=None, compile_mode=None):
+    """Everything one step needs; returns ``(step, extra)`` where ``step()`` runs one training step.
+
+    ``compile_mode``: ours only, ``torch.compile`` mode of the suffix pass (see negprompt.prefix).
+    """
     from negprompt.train.step import train_step
 
-    s = common_setup(device, classes, n_neg, backbone=backbone)
+    s = common_setup(device, classes, n_neg, backbone=backbone, compile_mode=compile_mode)
     shape = text_shape(s["backbone"])
     if pattern != "ours":
         step, extra = baselines.build(pattern, s, lambda: sync(device))

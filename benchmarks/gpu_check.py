@@ -113,7 +113,9 @@ def profile_step(step, device: torch.device) -> dict:
     }
 
 
-def time_pattern(pattern: str, device, classes: int, n_neg: int, backbone, warmup: int, repeats: int) -> dict:
+def time_pattern(
+    pattern: str, device, classes: int, n_neg: int, backbone, warmup: int, repeats: int, compile_mode=None
+) -> dict:
     """Median step time and peak memory of one pattern in this process (C halved on out-of-memory)."""
     c = classes
     while True:
@@ -121,7 +123,9 @@ def time_pattern(pattern: str, device, classes: int, n_neg: int, backbone, warmu
         if device.type == "cuda":
             torch.cuda.empty_cache()
         try:
-            step, extra = bench_step.build(pattern, device, c, n_neg, backbone=backbone)
+            step, extra = bench_step.build(
+                pattern, device, c, n_neg, backbone=backbone, compile_mode=compile_mode
+            )
             image_times = extra.pop("image_times", None)
             memory = reset_peak(device)
             res = timeit(step, device, warmup, repeats)
@@ -265,6 +269,15 @@ def run(args) -> dict:
         log(f"speed-up vs faithful: {results['speedup_vs_faithful']:.1f}x")
     section("agreement", lambda: agreement(backbone, c, device))
     section("smoke_train", lambda: smoke_train(backbone, c, args.per_class))
+    if args.compile:  # last: compiling may take minutes
+
+        def ours_compiled():
+            res = time_pattern("ours", device, c, m, backbone, args.warmup + 3, args.repeats, args.compile)
+            res.pop("step")
+            res["compile_mode"] = args.compile
+            return res
+
+        section("ours_compiled", ours_compiled)
     results["total_s"] = time.perf_counter() - START
     write_json(args.out, results)
     log(f"done in {results['total_s']:.0f} s; results in {args.out}")
@@ -298,6 +311,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=None, help="ours (default 5; dry run 0)")
     parser.add_argument("--repeats", type=int, default=None, help="ours (default 30; dry run 1)")
     parser.add_argument("--baseline-repeats", type=int, default=None, help="faithful (default 5; dry run 1)")
+    parser.add_argument(
+        "--compile",
+        default=None,
+        help="also time ours with the suffix pass under torch.compile(mode=…), last",
+    )
     parser.add_argument("--per-class", type=int, default=None, help="smoke run images per class (4; dry 4)")
     args = parser.parse_args(argv)
     dry = args.dry_run

@@ -196,6 +196,22 @@ def run_suffixes(
     return x
 
 
+_COMPILED: dict = {}
+
+
+def compiled(fn, mode: str):
+    """``torch.compile(fn, mode=mode, dynamic=False)``, made once per (function, mode).
+
+    Static shapes: one graph per suffix-length bucket and group size, which stay fixed from step to
+    step when a step encodes all classes. ``mode="reduce-overhead"`` replays each graph with CUDA
+    graphs (one launch instead of thousands). Not exercised on a GPU by the test suite.
+    """
+    key = (fn, mode)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(fn, mode=None if mode == "default" else mode, dynamic=False)
+    return _COMPILED[key]
+
+
 @dataclass(frozen=True)
 class Plan:
     """Device index tensors of one (contexts, classes) layout: prompts grouped by suffix length.
@@ -267,6 +283,7 @@ def encode_shared(encoder, ctx_sets: Tensor, ctx_id: Tensor, classes, class_idx:
         lengths = classes.lengths[class_idx]
         plans[pkey] = make_plan(class_idx, lengths, ctx_id, classes.suffix.shape[1], bucket, device)
     plan = plans[pkey]
+    suffix_fn = compiled(run_suffixes, encoder.compile) if encoder.compile else run_suffixes
     with torch.autocast(device.type, enabled=False):
         t0 = 1 + ctx_sets.shape[1]
         pos = tower.positional_embedding.float()
@@ -276,7 +293,7 @@ def encode_shared(encoder, ctx_sets: Tensor, ctx_id: Tensor, classes, class_idx:
         outs = []
         for s, cls, ids, eot in plan.groups:
             xs = classes.suffix[cls, :s].to(device) + pos[t0 : t0 + s]
-            hs = run_suffixes(xs, kv, ids, layers, dtype)
+            hs = suffix_fn(xs, kv, ids, layers, dtype)
             outs.append(hs[torch.arange(len(cls), device=device), eot])
         x = tower.ln_final(torch.cat(outs)[plan.inverse])
         proj = tower.text_projection

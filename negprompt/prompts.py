@@ -99,6 +99,7 @@ class TextEncoder:
         self._sos = None
         self.shared_prefix = _prefix.supports(tower)
         self.bucket: int | None = None  # suffix lengths rounded up to a multiple (None: 1 CPU, 4 CUDA)
+        self.compile: str | None = None  # torch.compile mode of the suffix pass ("reduce-overhead", …)
         self._weights: dict = {}
         self._plans: dict = {}
 
