@@ -217,11 +217,18 @@ def _check_finite(x: Tensor, what: str) -> None:
 
 
 def _check_unit(x: Tensor, what: str) -> None:
+    """Finite and L2-normalised rows, from one pass (the row norms) and one device-to-host copy.
+
+    A NaN or infinite element makes its row norm NaN or infinite; only then is the slower
+    element-wise check run, to name the problem.
+    """
     if x.numel() == 0:
         return
     norms = torch.linalg.vector_norm(x, dim=-1)
     worst = (norms - 1).abs().max().item()
-    if worst > _NORM_TOLERANCE:
+    if not np.isfinite(worst):
+        _check_finite(x, what)  # raises for NaN / inf elements; else the norm overflowed
+    if not worst <= _NORM_TOLERANCE:
         raise ValueError(
             f"{what} are not L2-normalised (a row norm differs from 1 by {worst:.3g}); "
             "normalise them first, e.g. torch.nn.functional.normalize(x, dim=-1)"
@@ -261,7 +268,6 @@ def _prepare_text(
         raise ValueError(f"features must be real floating-point numbers, got {dtype}")
     for x, what in ((p, "pos_text"), (n, "neg_text")):
         if x is not None:
-            _check_finite(x, what)
             _check_unit(x, what)
     return p, n, dtype
 
@@ -288,7 +294,6 @@ def _prepare(
 
 def _cast_images(f: Tensor, dtype: torch.dtype) -> Tensor:
     f = f.to(dtype=dtype)
-    _check_finite(f, "image_features")
     _check_unit(f, "image_features")
     return f
 
