@@ -110,6 +110,8 @@ def profile_step(step, device: torch.device) -> dict:
         "sync_calls": sync_names,
         "gpu_busy_s": busy_us / 1e6,
         "gpu_busy_share": busy_us / 1e6 / wall if wall > 0 else None,
+        "note": "host_syncs counts cuda*Synchronize and blocking cudaMemcpy calls, including the one "
+        "cudaDeviceSynchronize that ends the timed step; gpu_busy_share = kernel time / wall time",
     }
 
 
