@@ -126,3 +126,20 @@ def test_weights_are_cast_again_after_they_change(tiny_backbone):
         finally:
             w.div_(2.0)
     assert not torch.allclose(before, after)
+
+
+def test_bf16_autocast_uses_weights_cast_once_and_agrees_with_fp32(tiny_backbone):
+    """Under bf16 autocast the frozen weights are cast once (cached), and features stay close to fp32."""
+    encoder = TextEncoder(tiny_backbone)
+    learner = PromptLearner(encoder, PromptConfig(n_neg=2, neg_noise=0.5))
+    classes = learner.class_names(NAMES)
+    with torch.no_grad():
+        fp32 = learner.negative_features(classes)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = learner.negative_features(classes)
+            cached = encoder._weights[(torch.bfloat16, "cpu")][1]
+            learner.negative_features(classes)
+            assert encoder._weights[(torch.bfloat16, "cpu")][1] is cached  # not cast again
+    assert cached[0].qkv[0].dtype == torch.bfloat16 and cached[0].ln1[0].dtype == torch.float32
+    assert bf16.dtype == torch.float32
+    assert float((bf16 * fp32).sum(-1).min()) > 0.999
