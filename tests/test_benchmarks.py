@@ -39,6 +39,24 @@ def test_recorded_headlines_match_the_raw_results():
     assert not missing, f"RESULTS.md does not quote results-cpu.json: {missing}"
 
 
+def test_recorded_faithful_comparison_and_scoring_match_their_raw_results():
+    raw = json.loads((BENCH / "results-cpu-faithful-1thread.json").read_text())
+    scoring = json.loads((BENCH / "results-cpu-scoring.json").read_text())["vs_plain"]
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    ours, faithful, ratio = raw["ours"], raw["faithful"], raw["speedups"]["faithful"]
+    assert raw["headline_baseline"] == "faithful" and ratio["speedup"] == raw["speedup"]
+    assert ratio["speedup"] == faithful["median_s"] / ours["median_s"]
+    quoted = [
+        f"**Speed-up over the faithful baseline: {ratio['speedup']:.1f}×**",
+        f"{ratio['speedup_cpu_time']:.1f}× in process CPU time",
+        f"| ours | **{ours['median_s']:.2f}** | {ours['min_s']:.2f} | {ours['cpu_s']:.2f} |",
+        f"| faithful | **{faithful['median_s']:.1f}** |",
+        f"**{scoring['overhead']:.2f}×** (medians), {scoring['overhead_cpu_time']:.2f}× in process",
+    ]
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote the raw results: {missing}"
+
+
 def test_scoring_benchmark_runs_at_a_tiny_size():
     from benchmarks import bench_scores
 
