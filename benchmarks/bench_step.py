@@ -1,13 +1,12 @@
-"""A stage-2 training step of negprompt vs the original implementation's compute pattern, side by side.
+"""A stage-2 training step of negprompt vs the authors' compute patterns, side by side.
 
 - ``ours``: cached image features (batch 64), positive prompts encoded once before training (not in
-  the step), the negatives of all C classes × M encoded EOT-truncated and grouped by length, bf16
-  autocast on CUDA (fp32 on CPU), L_img + L_pd + L_nn, backward to the negative contexts, SGD step:
+  the step), the C × M negatives encoded exactly with shared prefixes (each negative context's
+  ``[SOS] + context`` once, then the name and EOT tokens grouped by length), bf16 autocast on CUDA
+  (fp32 on CPU), L_img + L_pd + L_nn, backward to the negative contexts, SGD step:
   :func:`negprompt.train.step.train_step` as training runs it.
-- ``original``: the image encoder runs every step on an augmented batch of 64 images (224 px, random
-  crop with padding 4 and flip), and all C × (1+M) prompts, the positives included, are encoded at
-  the full 77 tokens in fp32; same losses, backward, SGD step. Re-created from the same building
-  blocks (``mode="full"``, ``backbone.encode_images`` in fp32).
+- ``faithful`` (the headline baseline), ``faithful_loops`` and ``all_prompts``: the authors'
+  patterns, see :mod:`benchmarks.baselines` and README.md (with references to the official code).
 
 Each pattern runs in its own process so that peak memory (GPU allocator peak, or peak RSS on CPU)
 does not mix. The floor is the text tower's FLOPs of our step (see
@@ -26,11 +25,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from benchmarks import baselines
 from benchmarks.common import (
     REPO,
     environment,
@@ -44,99 +43,88 @@ from benchmarks.common import (
     text_shape,
     text_tower_flops,
     timeit,
+    write_json,
 )
 
 BATCH = 64
+PATTERNS = ("ours", *baselines.PATTERNS)
 
 
-def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """The original augmentation on a pixel batch: zero padding 4, random 224 crop, random flip."""
-    n, _, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
-    offsets = torch.randint(0, 9, (n, 2), generator=gen).tolist()
-    flips = torch.rand(n, generator=gen).lt(0.5).tolist()
-    out = []
-    for x, (dy, dx), flip in zip(padded, offsets, flips):
-        crop = x[:, dy : dy + h, dx : dx + w]
-        out.append(crop.flip(-1) if flip else crop)
-    return torch.stack(out)
-
-
-def build(pattern: str, device: torch.device, classes: int, n_neg: int):
-    """Everything one step needs; returns ``(step, extra)`` where ``step()`` runs one training step."""
-    from negprompt.losses import stage2_loss
+def common_setup(
+    device: torch.device, classes: int, n_neg: int, batch: int = BATCH, backbone=None, compile_mode=None
+) -> dict:
+    """The pieces every pattern shares: ViT-B-16 (random weights), contexts, class names, SGD, labels."""
     from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
     from negprompt.train.config import TrainConfig
-    from negprompt.train.step import train_step
 
-    backbone = load_vit(device)
+    backbone = backbone or load_vit(device)
     encoder = TextEncoder(backbone)
+    encoder.compile = compile_mode
     learner = PromptLearner(encoder, PromptConfig(n_neg=n_neg))
     learner.pos_ctx.requires_grad_(False)
-    cls = learner.class_names(imagenet_names(classes))
-    optimizer = torch.optim.SGD([learner.neg_ctx], lr=0.1)
-    config = TrainConfig(stage=2, batch_size=BATCH, amp="auto")
-    logit_scale = float(backbone.model.logit_scale)
     gen = torch.Generator().manual_seed(0)
-    labels = torch.randint(classes, (BATCH,), generator=gen).to(device)
-    shape = text_shape(backbone)
-    n_ctx = learner.config.n_ctx
+    return {
+        "backbone": backbone,
+        "encoder": encoder,
+        "learner": learner,
+        "classes": learner.class_names(imagenet_names(classes)),
+        "n_classes": classes,
+        "n_neg": n_neg,
+        "batch": batch,
+        "device": device,
+        "optimizer": torch.optim.SGD([learner.neg_ctx], lr=0.1),
+        "config": TrainConfig(stage=2, batch_size=batch, amp="auto"),
+        "logit_scale": float(backbone.model.logit_scale),
+        "gen": gen,
+        "labels": torch.randint(classes, (batch,), generator=gen).to(device),
+    }
 
-    if pattern == "ours":
-        pool = torch.nn.functional.normalize(
-            torch.randn(16 * BATCH, backbone.embed_dim, generator=gen), dim=-1
-        )
-        pool = pool.to(device)
-        dtype = config.amp_dtype(device)
-        autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with torch.no_grad(), autocast:
-            pos_text = learner.positive_features(cls).float()  # once, before training
 
-        def step():
-            rows = torch.randint(len(pool), (BATCH,), generator=gen).to(device)
-            return train_step(
-                learner, cls, pool[rows], labels, config, logit_scale, optimizer, pos_text=pos_text
-            )
+def prefix_groups(classes, n_neg: int, n_ctx: int, bucket: int) -> list[tuple[int, ...]]:
+    """FLOP groups of the shared-prefix encoding of the C × M negatives: the M prefixes of
+    ``1 + L`` tokens (no read-out), then the suffixes (name + EOT, rounded up to ``bucket``)
+    grouped by length, each attending to ``1 + L + S`` keys."""
+    t0 = 1 + n_ctx
+    span = ((classes.lengths + 1 + bucket - 1) // bucket) * bucket
+    span = span.clamp(max=classes.suffix.shape[1])
+    groups: list[tuple[int, ...]] = [(n_neg, t0, t0, 0)]
+    groups += [(n_neg * int((span == s).sum()), int(s), t0 + int(s)) for s in span.unique()]
+    return groups
 
-        tokens = 1 + n_ctx + cls.lengths + 1
-        groups = [(n_neg * int((tokens == t).sum()), int(t)) for t in tokens.unique()]
-        return step, {"text_groups": groups, "text_flops": text_tower_flops(groups, backward=True, **shape)}
 
-    size = backbone.image_size
-    images = torch.randn(BATCH, 3, size, size, generator=gen).to(device)
-    idx = torch.arange(classes).repeat_interleave(1 + n_neg)
+def build(pattern: str, device: torch.device, classes: int, n_neg: int, backbone=None, compile_mode=None):
+    """Everything one step needs; returns ``(step, extra)`` where ``step()`` runs one training step.
 
-    image_times: list[float] = []
+    ``compile_mode``: ours only, ``torch.compile`` mode of the suffix pass (see negprompt.prefix).
+    """
+    from negprompt.train.step import train_step
+
+    s = common_setup(device, classes, n_neg, backbone=backbone, compile_mode=compile_mode)
+    shape = text_shape(s["backbone"])
+    if pattern != "ours":
+        step, extra = baselines.build(pattern, s, lambda: sync(device))
+        return step, {**extra, "text_flops": text_tower_flops(extra["text_groups"], backward=True, **shape)}
+    learner, cls, config, gen = s["learner"], s["classes"], s["config"], s["gen"]
+    dim = s["backbone"].embed_dim
+    pool = torch.nn.functional.normalize(torch.randn(16 * BATCH, dim, generator=gen), dim=-1).to(device)
+    dtype = config.amp_dtype(device)
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
+        pos_text = learner.positive_features(cls).float()  # once, before training
+    rows_all = torch.randint(len(pool), (64, BATCH), generator=gen).to(device)
+    calls = [0]
 
     def step():
-        optimizer.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        feats = backbone.encode_images(_augment(images, gen))  # fp32, no gradient
-        sync(device)
-        image_times.append(time.perf_counter() - start)
-        ctx = torch.cat([learner.pos_ctx.detach().unsqueeze(0), learner.neg_ctx])  # [1+M, L, W]
-        ctx = ctx.unsqueeze(0).expand(classes, -1, -1, -1).reshape(len(idx), *ctx.shape[1:])
-        text = encoder.encode(ctx, cls, idx, "full").view(classes, 1 + n_neg, -1)
-        losses = stage2_loss(
-            feats,
-            text[:, 0],
-            text[:, 1:],
-            labels,
-            logit_scale,
-            w_img=config.w_img,
-            w_pd=config.w_pd,
-            w_nn=config.w_nn,
+        rows = rows_all[calls[0] % len(rows_all)]
+        calls[0] += 1
+        return train_step(
+            learner, cls, pool[rows], s["labels"], config, logit_scale, s["optimizer"], pos_text=pos_text
         )
-        losses["total"].backward()
-        optimizer.step()
-        return {k: float(v.detach()) for k, v in losses.items()}
 
-    groups = [(len(idx), encoder.context_length)]
-    return step, {
-        "text_groups": groups,
-        "text_flops": text_tower_flops(groups, backward=True, **shape),
-        "image_times": image_times,
-    }
+    logit_scale = s["logit_scale"]
+    bucket = learner.encoder.bucket or (4 if device.type == "cuda" else 1)
+    groups = prefix_groups(cls, n_neg, learner.config.n_ctx, bucket)
+    return step, {"text_groups": groups, "text_flops": text_tower_flops(groups, backward=True, **shape)}
 
 
 def run_pattern(
@@ -176,43 +164,62 @@ def _subprocess(args, pattern: str, classes: int, warmup: int, repeats: int) -> 
         return json.loads(out.read_text())
 
 
-def side_by_side(args) -> dict:
-    """Both patterns on the same device (one process each), the ratio and the floor."""
-    ours = _subprocess(args, "ours", args.classes, args.warmup, args.repeats)
-    original, classes = None, args.classes
-    while True:  # the original pattern may not fit in GPU memory at C = 1000: halve C and extrapolate
-        original = _subprocess(args, "original", classes, args.orig_warmup, args.orig_repeats)
-        if "oom" not in original or classes == 1:
+def measure_baseline(args, pattern: str) -> dict:
+    """One baseline in its own process; if it runs out of GPU memory, at C/2, C/4, … and extrapolated
+    linearly in C for its text part (the image part does not depend on C)."""
+    classes = args.classes
+    while True:
+        result = _subprocess(args, pattern, classes, args.orig_warmup, args.orig_repeats)
+        if "oom" not in result or classes == 1:
             break
-        print(f"[bench_step] original pattern out of memory at C={classes}", file=sys.stderr)
+        print(f"[bench_step] {pattern} out of memory at C={classes}", file=sys.stderr)
         classes //= 2
-    if classes != args.classes and "median_s" in original:
-        img = original["image_part_s"]
-        original["extrapolated_median_s"] = img + (args.classes / classes) * (original["median_s"] - img)
+    if classes != args.classes and "median_s" in result:
+        img = result["image_part_s"]
+        result["extrapolated_median_s"] = img + (args.classes / classes) * (result["median_s"] - img)
+        result["text_flops"] *= args.classes / classes
+    return result
+
+
+def speedups(base: dict, ours: dict, same_c: bool) -> dict:
+    """Ratios of a baseline's step time to ours: medians, fastest steps, process CPU time."""
+    base_time = base.get("extrapolated_median_s", base.get("median_s"))
+    return {
+        "speedup": base_time / ours["median_s"] if base_time else None,
+        "speedup_min": base["min_s"] / ours["min_s"] if "min_s" in base and same_c else None,
+        "speedup_cpu_time": base["cpu_s"] / ours["cpu_s"] if "cpu_s" in base and same_c else None,
+    }
+
+
+def side_by_side(args) -> dict:
+    """Ours and each baseline on the same device (one process each), the ratios and the floor.
+
+    The headline ``speedup`` is against ``faithful`` (the authors' stage-3 step) when it is among
+    ``args.baselines``, else against the first baseline.
+    """
+    ours = _subprocess(args, "ours", args.classes, args.warmup, args.repeats)
+    results = {name: measure_baseline(args, name) for name in args.baselines}
     device = setup(args.device, args.threads if args.device == "cpu" else None)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     rate = matmul_rate(device, dtype)
     fp32_rate = rate if dtype == torch.float32 else matmul_rate(device, torch.float32)
-    orig_time = original.get("extrapolated_median_s", original.get("median_s"))
     floor = ours["text_flops"] / rate
+    ratios = {name: speedups(r, ours, "extrapolated_median_s" not in r) for name, r in results.items()}
+    head = "faithful" if "faithful" in results else args.baselines[0]
     return {
         "environment": environment(device),
         "ours": ours,
-        "original": original,
-        "speedup": orig_time / ours["median_s"] if orig_time else None,
-        "speedup_min": original["min_s"] / ours["min_s"]
-        if "min_s" in original and classes == args.classes
-        else None,
-        "speedup_cpu_time": original["cpu_s"] / ours["cpu_s"]
-        if "cpu_s" in original and classes == args.classes
-        else None,
+        **results,
+        "headline_baseline": head,
+        **ratios[head],
+        "speedups": ratios,
         "matmul": {"dtype": str(dtype), "tflop_per_s": rate / 1e12, "fp32_tflop_per_s": fp32_rate / 1e12},
         "floor": {
             "text_gflop": ours["text_flops"] / 1e9,
             "floor_s": floor,
             "achieved_fraction": floor / ours["median_s"],
             "achieved_fraction_min": floor / ours["min_s"],
-            "original_text_floor_s_fp32": original["text_flops"] * args.classes / classes / fp32_rate,
+            "baseline_text_floor_s_fp32": {n: r["text_flops"] / fp32_rate for n, r in results.items()},
         },
     }
 
@@ -226,11 +233,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-neg", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=None, help="ours (default: 1 CPU, 3 CUDA)")
     parser.add_argument("--repeats", type=int, default=None, help="ours (default: 10 CPU, 20 CUDA)")
-    parser.add_argument("--orig-warmup", type=int, default=1)
-    parser.add_argument("--orig-repeats", type=int, default=None, help="original (default: 2 CPU, 5 CUDA)")
-    parser.add_argument("--pattern", choices=["both", "ours", "original"], default="both")
+    parser.add_argument("--orig-warmup", type=int, default=1, help="each baseline")
+    parser.add_argument("--orig-repeats", type=int, default=None, help="baselines (default: 2 CPU, 5 CUDA)")
+    parser.add_argument(
+        "--baselines",
+        default="faithful",
+        help=f"comma-separated baselines to compare with, from {list(baselines.PATTERNS)}",
+    )
+    parser.add_argument("--pattern", choices=["both", *PATTERNS], default="both")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
+    args.baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    unknown = [b for b in args.baselines if b not in baselines.PATTERNS]
+    if unknown or not args.baselines:
+        parser.error(f"--baselines {unknown or '(empty)'}: choose from {list(baselines.PATTERNS)}")
     cuda = args.device.startswith("cuda")
     args.classes = args.classes or (1000 if cuda else 100)
     args.warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
@@ -247,11 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         device = setup(args.device, args.threads if not cuda else None)
         result = run_pattern(args.pattern, device, args.classes, args.n_neg, args.warmup, args.repeats)
-    text = json.dumps(result, indent=1)
     if args.json_out:
-        args.json_out.write_text(text)
+        write_json(args.json_out, result)
     else:
-        print(text)
+        print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,18 @@ def load_vit(device: torch.device):
     return load_backbone(MODEL, "none", device=device)
 
 
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented JSON atomically (a temporary file in the same folder, then rename)."""
+    import json
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(json.dumps(data, indent=1, default=str))
+    os.replace(tmp.name, path)
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -84,9 +96,13 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int | None = None, 
 
 
 def text_tower_flops(
-    groups: list[tuple[int, int]], width: int, layers: int, embed: int, backward: bool
+    groups: list[tuple[int, ...]], width: int, layers: int, embed: int, backward: bool
 ) -> float:
     """Matmul FLOPs of the text transformer on prompt groups ``[(P, T), …]`` (P prompts of T tokens).
+
+    A group ``(P, T, K)`` has T query tokens attending to K keys (attention 4·P·T·K·W): the suffixes
+    of the shared-prefix encoding (K = prefix + T). A group ``(P, T, K, 0)`` has no EOT read-out (the
+    prefixes: no text projection).
 
     Forward, per layer: 24·P·T·W² for the four projections (q, k, v, out: 4·W², MLP: 8·W² multiply-adds
     per token, 2 FLOPs each) plus 4·P·T²·W for attention (Q·Kᵀ and A·V); then 2·P·W·D for the text
@@ -96,8 +112,10 @@ def text_tower_flops(
     not the usual 3× forward (which includes weight gradients).
     """
     total = 0.0
-    for p, t in groups:
-        lin, att, proj = 24 * p * t * width**2, 4 * p * t * t * width, 2 * p * width * embed
+    for p, t, *rest in groups:
+        keys = rest[0] if rest else t
+        read = rest[1] if len(rest) > 1 else 1
+        lin, att, proj = 24 * p * t * width**2, 4 * p * t * keys * width, 2 * p * width * embed * read
         total += layers * (lin + att) + proj
         if backward:
             total += layers * (lin + 2 * att) + proj

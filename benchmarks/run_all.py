@@ -10,12 +10,11 @@ with 8 loader workers, more repeats.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from benchmarks import bench_features, bench_scores, bench_step, bench_text
-from benchmarks.common import environment, setup
+from benchmarks.common import environment, setup, write_json
 
 CPU = {"classes": 100, "images": 64, "workers": 0, "score_images": 20000, "text_repeats": 5}
 CUDA = {"classes": 1000, "images": 2048, "workers": 8, "score_images": 200000, "text_repeats": 10}
@@ -53,13 +52,19 @@ def markdown(results: dict) -> str:
         f"Scoring (all {s['scores']} scores): {s['images']} images × {s['prompts']} prompts in "
         f"{s['median_s']:.3f} s: {s['images_per_s']:.0f} images/s, {s['pairs_per_s'] / 1e6:.1f} M pairs/s."
     ]
+    vp = results.get("scores_vs_plain")
+    if vp:
+        lines.append(
+            f"score('negprompt') vs plain torch, {vp['images']} images × {vp['prompts']} prompts: "
+            f"{vp['score_s']:.3f} s vs {vp['plain_s']:.3f} s, overhead {vp['overhead']:.2f}x."
+        )
     st = results["step"]
     lines += [
         "",
         "| pattern | C | median step s | min s | CPU s | timed steps | image part s | peak memory GB | text GFLOP |",
     ]
     lines += ["|---|---|---|---|---|---|---|---|---|"]
-    for name in ("ours", "original"):
+    for name in ("ours", *st.get("speedups", {})):
         r = st[name]
         time_s = r.get("extrapolated_median_s", r.get("median_s"))
         mem = r.get("memory", {}).get("peak_gb", float("nan"))
@@ -69,10 +74,14 @@ def markdown(results: dict) -> str:
             f"{_s(r.get('image_part_s'))} | {mem:.2f} | {r['text_flops'] / 1e9:.1f} |"
         )
     fl = st["floor"]
+    lines.append("")
+    for name, ratio in st.get("speedups", {}).items():
+        lines.append(
+            f"Speed-up over {name}: {ratio['speedup']:.1f}x (medians), {_x(ratio.get('speedup_min'))} "
+            f"(fastest steps), {_x(ratio.get('speedup_cpu_time'))} (CPU time)."
+        )
     lines += [
-        "",
-        f"Speed-up: {st['speedup']:.1f}x (medians), {_x(st.get('speedup_min'))} (fastest steps), "
-        f"{_x(st.get('speedup_cpu_time'))} (CPU time). Matmul rate ({st['matmul']['dtype']}): "
+        f"Matmul rate ({st['matmul']['dtype']}): "
         f"{st['matmul']['tflop_per_s'] * 1e3:.0f} GFLOP/s. Floor of our step: {fl['floor_s']:.3f} s; "
         f"achieved {100 * fl['achieved_fraction']:.0f}% of the matmul rate "
         f"({100 * fl.get('achieved_fraction_min', float('nan')):.0f}% in the fastest step).",
@@ -123,13 +132,15 @@ def main(argv: list[str] | None = None) -> None:
     release(device)
     print("[run_all] scoring", file=sys.stderr)
     results["scores"] = bench_scores.run(device, cfg["score_images"])
+    results["scores_vs_plain"] = bench_scores.vs_plain(device, 50000)
     release(device)  # the step's processes need the GPU memory this process has cached
     step_args = ["--device", args.device, "--threads", str(args.threads), "--classes", str(cfg["classes"])]
+    step_args += ["--baselines", "faithful,all_prompts"]
     step_args = bench_step.parse(step_args)
     results["step"] = bench_step.side_by_side(step_args)
     results["environment"]["loadavg_end"] = environment(device)["loadavg"]
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
+        write_json(args.out, results)
     print(markdown(results))
 
 

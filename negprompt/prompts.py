@@ -8,6 +8,8 @@ list of class names, including names never seen in training (open vocabulary).
 The text transformer is causal and the feature is read at the EOT token, so cutting every sequence
 right after its EOT token gives the same feature as the full 77-token sequence (up to float rounding)
 at a fraction of the cost. Prompts are grouped by length and each group runs at its own length.
+The default mode, ``prefix``, also computes each context's ``[SOS] + context`` states once and runs
+only the class-name and EOT tokens per prompt (:mod:`negprompt.prefix`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from negprompt import prefix as _prefix
 from negprompt.backbone import Backbone
 
-ENCODE_MODES = ("length", "pad", "full")
-"""``length``: group prompts by length, each group cut after its EOT (fastest, exact);
+ENCODE_MODES = ("prefix", "length", "pad", "full")
+"""``prefix``: shared ``[SOS] + context`` states computed once per context, then the name and EOT
+tokens grouped by length (fastest, exact; falls back to ``length`` for unsupported towers);
+``length``: group prompts by length, each group cut after its EOT (exact);
 ``pad``: one batch cut after the longest prompt's EOT; ``full``: the model's full context length."""
 
 
@@ -92,6 +97,11 @@ class TextEncoder:
         self.sos_id = int(self.tokenizer.sot_token_id)
         self.eot_id = int(self.tokenizer.eot_token_id)
         self._sos = None
+        self.shared_prefix = _prefix.supports(tower)
+        self.bucket: int | None = None  # suffix lengths rounded up to a multiple (None: 1 CPU, 4 CUDA)
+        self.compile: str | None = None  # torch.compile mode of the suffix pass ("reduce-overhead", …)
+        self._weights: dict = {}
+        self._plans: dict = {}
 
     def embed(self, text: str) -> torch.Tensor:
         """Token embeddings ``[n, W]`` of a text, without SOS/EOT (e.g. the context init "a photo of a")."""
@@ -128,6 +138,8 @@ class TextEncoder:
                 f"context shape {tuple(ctx.shape)} does not fit [P, {classes.n_ctx}, {self.width}]"
             )
         class_idx = class_idx.to(torch.long).cpu()
+        if mode == "prefix":  # every prompt its own context: exact, nothing shared
+            return self.encode_shared(ctx, torch.arange(ctx.shape[0]), classes, class_idx)
         lengths = classes.lengths[class_idx]
         if mode != "length":
             return self._encode_group(ctx, classes, class_idx, lengths, full=mode == "full")
@@ -140,6 +152,34 @@ class TextEncoder:
             )
         return out
 
+    def sos_embedding(self) -> torch.Tensor:
+        """``[1, W]`` the start-of-text token's embedding (computed once)."""
+        if self._sos is None:
+            with torch.no_grad():
+                self._sos = self.token_embedding(torch.tensor([self.sos_id], device=self.device)).float()
+        return self._sos
+
+    def encode_shared(
+        self, ctx_sets: torch.Tensor, ctx_id: torch.Tensor, classes: ClassNames, class_idx: torch.Tensor
+    ) -> torch.Tensor:
+        """Encode prompts ``[SOS] ctx_sets[ctx_id[p]] name[class_idx[p]] [EOT]``, each context's prefix once.
+
+        Args:
+            ctx_sets: ``[K, L, W]`` distinct contexts. ctx_id: ``[P]`` context of each prompt.
+            class_idx: ``[P]`` class of each prompt.
+
+        Returns:
+            ``[P, D]`` L2-normalised float32 features (see :mod:`negprompt.prefix`); towers the
+            shared-prefix path does not support fall back to mode ``length``.
+        """
+        if ctx_sets.dim() != 3 or ctx_sets.shape[1] != classes.n_ctx or ctx_sets.shape[2] != self.width:
+            raise ValueError(
+                f"context shape {tuple(ctx_sets.shape)} does not fit [K, {classes.n_ctx}, {self.width}]"
+            )
+        if not self.shared_prefix:
+            return self.encode(ctx_sets[ctx_id.to(ctx_sets.device)], classes, class_idx, "length")
+        return _prefix.encode_shared(self, ctx_sets, ctx_id, classes, class_idx)
+
     def _encode_group(self, ctx, classes, class_idx, lengths, full: bool) -> torch.Tensor:
         n_ctx = classes.n_ctx
         span = classes.suffix.shape[1] if full else int(lengths.max()) + 1
@@ -148,9 +188,7 @@ class TextEncoder:
         cast = (
             tower.transformer.get_cast_dtype() if hasattr(tower.transformer, "get_cast_dtype") else ctx.dtype
         )
-        if self._sos is None:
-            with torch.no_grad():
-                self._sos = self.token_embedding(torch.tensor([self.sos_id], device=self.device)).float()
+        self.sos_embedding()
         p = ctx.shape[0]
         suffix = classes.suffix[class_idx.to(classes.suffix.device), :span].to(ctx.device)
         x = torch.cat([self._sos.to(ctx.device).expand(p, 1, -1), ctx.float(), suffix], dim=1).to(cast)
@@ -235,18 +273,28 @@ class PromptLearner(nn.Module):
             )
         return self.encoder.class_names(names, self.config.n_ctx)
 
-    def positive_features(self, classes: ClassNames, idx: torch.Tensor | None = None, mode: str = "length"):
+    def positive_features(self, classes: ClassNames, idx: torch.Tensor | None = None, mode: str = "prefix"):
         """``[C', D]`` positive text features of classes ``idx`` (default all)."""
         idx = torch.arange(len(classes)) if idx is None else idx.cpu()
+        if mode == "prefix":
+            if self.config.class_specific:  # one prefix per class
+                ctx = self.pos_ctx[idx.to(self.pos_ctx.device)]
+                return self.encoder.encode_shared(ctx, torch.arange(len(idx)), classes, idx)
+            ctx, ids = self.pos_ctx.unsqueeze(0), torch.zeros(len(idx), dtype=torch.long)
+            return self.encoder.encode_shared(ctx, ids, classes, idx)
         ctx = self.pos_ctx[idx.to(self.pos_ctx.device)] if self.config.class_specific else None
         if ctx is None:
             ctx = self.pos_ctx.unsqueeze(0).expand(len(idx), -1, -1)
         return self.encoder.encode(ctx, classes, idx, mode)
 
-    def negative_features(self, classes: ClassNames, idx: torch.Tensor | None = None, mode: str = "length"):
+    def negative_features(self, classes: ClassNames, idx: torch.Tensor | None = None, mode: str = "prefix"):
         """``[C', M, D]`` negative text features of classes ``idx`` (default all)."""
         idx = torch.arange(len(classes)) if idx is None else idx.cpu()
         m = self.neg_ctx.shape[0]
+        if mode == "prefix":  # the M contexts' prefixes once, shared by all classes
+            ids = torch.arange(m).repeat(len(idx))
+            feats = self.encoder.encode_shared(self.neg_ctx, ids, classes, idx.repeat_interleave(m))
+            return feats.view(len(idx), m, -1)
         ctx = (
             self.neg_ctx.unsqueeze(0)
             .expand(len(idx), -1, -1, -1)
@@ -263,7 +311,7 @@ class PromptLearner(nn.Module):
             "negative": [nearest_tokens(self.encoder, ctx, k) for ctx in self.neg_ctx],
         }
 
-    def forward(self, classes: ClassNames, mode: str = "length"):
+    def forward(self, classes: ClassNames, mode: str = "prefix"):
         """``(pos [C, D], neg [C, M, D])`` for every class of ``classes``."""
         return self.positive_features(classes, mode=mode), self.negative_features(classes, mode=mode)
 

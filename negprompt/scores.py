@@ -51,8 +51,16 @@ _NORM_TOLERANCE = 1e-2  # float16-stored features are unit length to about 1e-3
 
 
 def _extended_logsumexp(z_pos: Tensor, z_neg: Tensor) -> Tensor:
-    """log(Σ_j e^{z_j} + Σ_j Σ_m e^{z̃_{j,m}}) over the C(1+M) columns. [N, C], [N, C, M] -> [N]."""
-    return torch.logsumexp(torch.cat([z_pos, z_neg.flatten(1)], dim=1), dim=1)
+    """log(Σ_j e^{z_j} + Σ_j Σ_m e^{z̃_{j,m}}) over the C(1+M) columns. [N, C], [N, C, M] -> [N].
+
+    Two row-wise logsumexps joined with ``logaddexp``: no concatenated copy of the similarities.
+    """
+    return torch.logaddexp(torch.logsumexp(z_pos, dim=1), torch.logsumexp(z_neg.flatten(1), dim=1))
+
+
+def _div(s: Tensor, temperature: float) -> Tensor:
+    """``s / T`` (no copy for T = 1)."""
+    return s if temperature == 1.0 else s / temperature
 
 
 def negprompt_score(s_pos: Tensor, s_neg: Tensor, temperature: float = 1.0) -> Tensor:
@@ -72,7 +80,7 @@ def negprompt_score(s_pos: Tensor, s_neg: Tensor, temperature: float = 1.0) -> T
     Returns:
         [N] scores in (0, 1].
     """
-    z_pos, z_neg = s_pos / temperature, s_neg / temperature
+    z_pos, z_neg = _div(s_pos, temperature), _div(s_neg, temperature)
     return torch.exp(z_pos.amax(dim=1) - _extended_logsumexp(z_pos, z_neg))
 
 
@@ -92,7 +100,7 @@ def mcm_score(s_pos: Tensor, s_neg: Tensor | None = None, temperature: float = 1
     Returns:
         [N] scores in [1/C, 1].
     """
-    z = s_pos / temperature
+    z = _div(s_pos, temperature)
     return torch.exp(z.amax(dim=1) - torch.logsumexp(z, dim=1))
 
 
@@ -125,7 +133,7 @@ def energy_score(s_pos: Tensor, s_neg: Tensor | None = None, temperature: float 
     Returns:
         [N] scores.
     """
-    return temperature * torch.logsumexp(s_pos / temperature, dim=1)
+    return temperature * torch.logsumexp(_div(s_pos, temperature), dim=1)
 
 
 def posi_nega_score(s_pos: Tensor, s_neg: Tensor, temperature: float = 1.0) -> Tensor:
@@ -145,7 +153,7 @@ def posi_nega_score(s_pos: Tensor, s_neg: Tensor, temperature: float = 1.0) -> T
     Returns:
         [N] scores in (-1, 1).
     """
-    z_pos, z_neg = s_pos / temperature, s_neg / temperature
+    z_pos, z_neg = _div(s_pos, temperature), _div(s_neg, temperature)
     log_norm = _extended_logsumexp(z_pos, z_neg)
     z_best, c_hat = z_pos.max(dim=1)
     z_neg_best = z_neg.gather(1, c_hat[:, None, None].expand(-1, 1, z_neg.shape[2])).squeeze(1).amax(dim=1)
@@ -262,15 +270,66 @@ def _check_finite(x: Tensor, what: str) -> None:
 
 
 def _check_unit(x: Tensor, what: str) -> None:
+    """Finite and L2-normalised rows, from one pass (the row norms) and one device-to-host copy.
+
+    A NaN or infinite element makes its row norm NaN or infinite; only then is the slower
+    element-wise check run, to name the problem.
+    """
     if x.numel() == 0:
         return
     norms = torch.linalg.vector_norm(x, dim=-1)
     worst = (norms - 1).abs().max().item()
-    if worst > _NORM_TOLERANCE:
+    if not np.isfinite(worst):
+        _check_finite(x, what)  # raises for NaN / inf elements; else the norm overflowed
+    if not worst <= _NORM_TOLERANCE:
         raise ValueError(
             f"{what} are not L2-normalised (a row norm differs from 1 by {worst:.3g}); "
             "normalise them first, e.g. torch.nn.functional.normalize(x, dim=-1)"
         )
+
+
+def _prepare_text(
+    pos_text: Tensor | np.ndarray, neg_text: Tensor | np.ndarray | None, width: int, dtype: torch.dtype
+) -> tuple[Tensor, Tensor | None, torch.dtype]:
+    """Check the text features' shapes, finiteness and unit length; the common dtype (>= float32)."""
+    p = _as_tensor(pos_text, "pos_text")
+    n = None if neg_text is None else _as_tensor(neg_text, "neg_text")
+    if p.ndim != 2:
+        raise ValueError(f"pos_text must be [C, D], got shape {tuple(p.shape)}")
+    if p.shape[0] == 0:
+        raise ValueError("pos_text has no classes (C = 0); give at least one positive prompt feature")
+    if p.shape[1] != width:
+        raise ValueError(
+            f"feature width mismatch: image_features have width {width} but pos_text has width "
+            f"{p.shape[1]}; use text and image features of the same model"
+        )
+    dtype = torch.promote_types(torch.promote_types(dtype, p.dtype), torch.float32)
+    if n is not None:
+        if n.ndim != 3:
+            raise ValueError(f"neg_text must be [C, M, D], got shape {tuple(n.shape)}")
+        if n.shape[0] != p.shape[0]:
+            raise ValueError(f"neg_text has {n.shape[0]} classes but pos_text has {p.shape[0]}")
+        if n.shape[1] == 0:
+            raise ValueError("neg_text has no negative prompts (M = 0); pass neg_text=None instead")
+        if n.shape[2] != width:
+            raise ValueError(
+                f"feature width mismatch: image_features have width {width} but neg_text has "
+                f"width {n.shape[2]}; use text and image features of the same model"
+            )
+        dtype = torch.promote_types(dtype, n.dtype)
+    if not dtype.is_floating_point:
+        raise ValueError(f"features must be real floating-point numbers, got {dtype}")
+    for x, what in ((p, "pos_text"), (n, "neg_text")):
+        if x is not None:
+            _check_unit(x, what)
+    return p, n, dtype
+
+
+def _check_images(f: Tensor | np.ndarray) -> Tensor:
+    f = _as_tensor(f, "image_features")
+    if f.ndim != 2:
+        raise ValueError(f"image_features must be [N, D], got shape {tuple(f.shape)}")
+    return f
 
 
 def _prepare(
@@ -279,44 +338,17 @@ def _prepare(
     neg_text: Tensor | np.ndarray | None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Check shapes, finiteness and unit length; cast to a common float dtype (>= float32) and device."""
-    f = _as_tensor(image_features, "image_features")
-    p = _as_tensor(pos_text, "pos_text")
-    n = None if neg_text is None else _as_tensor(neg_text, "neg_text")
-    if f.ndim != 2:
-        raise ValueError(f"image_features must be [N, D], got shape {tuple(f.shape)}")
-    if p.ndim != 2:
-        raise ValueError(f"pos_text must be [C, D], got shape {tuple(p.shape)}")
-    if p.shape[0] == 0:
-        raise ValueError("pos_text has no classes (C = 0); give at least one positive prompt feature")
-    if p.shape[1] != f.shape[1]:
-        raise ValueError(
-            f"feature width mismatch: image_features have width {f.shape[1]} but pos_text has width "
-            f"{p.shape[1]}; use text and image features of the same model"
-        )
-    dtype = torch.promote_types(torch.promote_types(f.dtype, p.dtype), torch.float32)
-    if n is not None:
-        if n.ndim != 3:
-            raise ValueError(f"neg_text must be [C, M, D], got shape {tuple(n.shape)}")
-        if n.shape[0] != p.shape[0]:
-            raise ValueError(f"neg_text has {n.shape[0]} classes but pos_text has {p.shape[0]}")
-        if n.shape[1] == 0:
-            raise ValueError("neg_text has no negative prompts (M = 0); pass neg_text=None instead")
-        if n.shape[2] != f.shape[1]:
-            raise ValueError(
-                f"feature width mismatch: image_features have width {f.shape[1]} but neg_text has "
-                f"width {n.shape[2]}; use text and image features of the same model"
-            )
-        dtype = torch.promote_types(dtype, n.dtype)
-    if not dtype.is_floating_point:
-        raise ValueError(f"features must be real floating-point numbers, got {dtype}")
-    f = f.to(dtype=dtype)
+    f = _check_images(image_features)
+    p, n, dtype = _prepare_text(pos_text, neg_text, f.shape[1], f.dtype)
+    f = _cast_images(f, dtype)
     p = p.to(device=f.device, dtype=dtype)
-    n = None if n is None else n.to(device=f.device, dtype=dtype)
-    for x, what in ((f, "image_features"), (p, "pos_text"), (n, "neg_text")):
-        if x is not None:
-            _check_finite(x, what)
-            _check_unit(x, what)
-    return f, p, n
+    return f, p, None if n is None else n.to(device=f.device, dtype=dtype)
+
+
+def _cast_images(f: Tensor, dtype: torch.dtype) -> Tensor:
+    f = f.to(dtype=dtype)
+    _check_unit(f, "image_features")
+    return f
 
 
 def _sims(f: Tensor, p: Tensor, n: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -339,6 +371,14 @@ def _local_sims(local: Tensor | np.ndarray, p: Tensor, n_images: int) -> Tensor:
     _check_finite(g, "local_features")
     _check_unit(g, "local_features")
     return g @ p.T
+
+
+def _sims_joint(f: Tensor, text: Tensor, c: int, m: int) -> tuple[Tensor, Tensor | None]:
+    """One matmul against ``text = [p; n.reshape(C·M, D)]`` ``[C(1+M), D]``; views of its columns."""
+    s = f @ text.T
+    if m == 0:
+        return s, None
+    return s[:, :c], s[:, c:].view(f.shape[0], c, m)
 
 
 def similarities(
@@ -434,7 +474,7 @@ def score_all(
         ``{name: [N] scores}`` in the order of ``names``.
     """
     return predict_and_score(
-        names, image_features, pos_text, neg_text, temperature, batch_size, local_features
+        names, image_features, pos_text, neg_text, temperature, batch_size, local_features, with_pred=False
     )[1]
 
 
@@ -446,7 +486,9 @@ def predict_and_score(
     temperature: float = 1.0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     local_features: Tensor | np.ndarray | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
+    *,
+    with_pred: bool = True,
+) -> tuple[Tensor | None, dict[str, Tensor]]:
     """The predicted classes and the scores of :func:`score_all` from one pass over the similarities.
 
     Args:
@@ -454,7 +496,8 @@ def predict_and_score(
             that `needs_local`; with None (the default, ``names=None``) those scores are left out.
 
     Returns:
-        ``([N] class indices (long), {name: [N] scores})``.
+        ``([N] class indices (long), {name: [N] scores})``; ``with_pred=False`` skips the argmax
+        and returns None for the classes.
     """
     if names is None:
         names = [
@@ -485,16 +528,23 @@ def predict_and_score(
     starts = range(0, n_images, batch_size) if n_images else [0]
     parts: dict[str, list[Tensor]] = {s.name: [] for s in specs}
     preds: list[Tensor] = []
+    # the text features are checked and laid out once, not once per batch of images
+    first = _check_images(image_features[:batch_size])
+    p, n, dtype = _prepare_text(pos_text, neg_text if need_neg else None, first.shape[1], first.dtype)
+    c, m = p.shape[0], 0 if n is None else n.shape[1]
+    text = p.to(device=first.device, dtype=dtype)
+    if n is not None:
+        text = torch.cat([text, n.reshape(c * m, -1).to(device=first.device, dtype=dtype)])
     for start in starts:
-        f, p, n = _prepare(
-            image_features[start : start + batch_size], pos_text, neg_text if need_neg else None
-        )
-        s_pos, s_neg = _sims(f, p, n)
-        preds.append(s_pos.argmax(dim=1))
+        f = first if start == 0 else _check_images(image_features[start : start + batch_size])
+        s_pos, s_neg = _sims_joint(_cast_images(f, dtype), text, c, m)
+        if with_pred:
+            preds.append(s_pos.argmax(dim=1))
         s_local = None
         if any(spec.needs_local for spec in specs):
-            s_local = _local_sims(local_features[start : start + batch_size], p, f.shape[0])
+            s_local = _local_sims(local_features[start : start + batch_size], text[:c], f.shape[0])
         for spec in specs:
             args = (s_pos, s_neg, t, s_local) if spec.needs_local else (s_pos, s_neg, t)
             parts[spec.name].append(spec.fn(*args))
-    return torch.cat(preds), {name: torch.cat(chunks) for name, chunks in parts.items()}
+    scores = {name: torch.cat(chunks) for name, chunks in parts.items()}
+    return (torch.cat(preds) if with_pred else None), scores

@@ -39,12 +39,38 @@ def test_recorded_headlines_match_the_raw_results():
     assert not missing, f"RESULTS.md does not quote results-cpu.json: {missing}"
 
 
+def test_recorded_faithful_comparison_and_scoring_match_their_raw_results():
+    raw = json.loads((BENCH / "results-cpu-faithful-1thread.json").read_text())
+    scoring = json.loads((BENCH / "results-cpu-scoring.json").read_text())["vs_plain"]
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    ours, faithful, ratio = raw["ours"], raw["faithful"], raw["speedups"]["faithful"]
+    assert raw["headline_baseline"] == "faithful" and ratio["speedup"] == raw["speedup"]
+    assert ratio["speedup"] == faithful["median_s"] / ours["median_s"]
+    quoted = [
+        f"**Speed-up over the faithful baseline: {ratio['speedup']:.1f}×**",
+        f"{ratio['speedup_cpu_time']:.1f}× in process CPU time",
+        f"| ours | **{ours['median_s']:.2f}** | {ours['min_s']:.2f} | {ours['cpu_s']:.2f} |",
+        f"| faithful | **{faithful['median_s']:.1f}** |",
+        f"**{scoring['overhead']:.2f}×** (medians), {scoring['overhead_cpu_time']:.2f}× in process",
+    ]
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote the raw results: {missing}"
+
+
 def test_scoring_benchmark_runs_at_a_tiny_size():
     from benchmarks import bench_scores
 
     out = bench_scores.run(torch.device("cpu"), images=40, classes=7)
     assert (out["images"], out["prompts"], out["scores"]) == (40, 21, 5)
     assert out["median_s"] > 0 and out["pairs_per_s"] == 40 * 21 / out["median_s"]
+
+
+def test_scoring_vs_plain_torch_runs_and_agrees():
+    from benchmarks import bench_scores
+
+    out = bench_scores.vs_plain(torch.device("cpu"), images=50, classes=5, repeats=2)
+    assert out["max_abs_diff"] < 1e-6 and out["prompts"] == 15
+    assert out["overhead"] == out["score_s"] / out["plain_s"] and len(out["times_plain_s"]) == 2
 
 
 def test_step_benchmark_runs_our_pattern_at_a_tiny_size(tmp_path):
@@ -56,9 +82,43 @@ def test_step_benchmark_runs_our_pattern_at_a_tiny_size(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert (result["pattern"], result["classes"], result["n_neg"]) == ("ours", 3, 2)
-    # stage 2 encodes the 3 x 2 negative prompts, grouped by token length
-    assert sum(n for n, _ in result["text_groups"]) == 6
+    # stage 2 encodes the 2 negative prefixes once, then the 3 x 2 name + EOT suffixes by length
+    prefixes, *suffixes = result["text_groups"]
+    assert prefixes == [2, 5, 5, 0]  # 2 contexts of SOS + 4 tokens, no read-out
+    assert sum(g[0] for g in suffixes) == 6 and all(g[2] == 5 + g[1] for g in suffixes)
     assert result["median_s"] > 0 and len(result["times_s"]) == 1
+    assert abs(result["counted_flops"] / result["text_flops"] - 1) < 0.1  # the analytic count holds
+
+
+def test_faithful_baseline_loops_compute_the_batched_losses():
+    from benchmarks.baselines import loop_pd_nn
+    from negprompt.losses import nn_loss, pd_loss
+
+    gen = torch.Generator().manual_seed(3)
+    pos, neg = torch.randn(7, 16, generator=gen), torch.randn(7, 3, 16, generator=gen)
+    pd, nn_ = loop_pd_nn(pos, neg)
+    torch.testing.assert_close(pd, pd_loss(pos, neg))
+    torch.testing.assert_close(nn_, nn_loss(neg))
+
+
+def test_gpu_check_dry_run_fills_every_section(tmp_path):
+    """The GPU check's CPU dry run (tiny model, C = 5) runs every section without an error."""
+    out = tmp_path / "gpu.json"
+    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--dry-run", "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    sections = ("environment", "matmul", "ours", "profile_ours", "faithful", "agreement", "smoke_train")
+    failed = {k: result[k]["error"] for k in sections if "error" in result[k]}
+    assert not failed, failed
+    assert result["dry_run"] is True and result["model"]["name"] == "negprompt-tiny"
+    assert result["ours"]["classes"] == result["faithful"]["classes"] == 5
+    assert result["speedup_vs_faithful"] == result["faithful"]["median_s"] / result["ours"]["median_s"]
+    assert result["agreement"]["prefix_fp32_vs_full_fp32_max_abs"] < 1e-5
+    assert result["agreement"]["bf16_vs_fp32_min_cosine"] > 0.99
+    assert result["smoke_train"]["finite"] and result["smoke_train"]["steps"] == 1
+    assert "speed-up vs faithful" in done.stdout
 
 
 def test_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):

@@ -263,3 +263,18 @@ def test_unnormalised_features_and_bad_temperature_are_rejected():
             S.score("mcm", f, pos, temperature=t)
     with pytest.raises(ValueError, match="batch_size"):
         S.score_all(["mcm"], f, pos, batch_size=0)
+
+
+def test_text_checked_once_but_every_image_batch_checked_and_dtypes_promoted():
+    gen = torch.Generator().manual_seed(5)
+    f = F.normalize(torch.randn(10, 8, generator=gen), dim=-1)
+    pos = F.normalize(torch.randn(3, 8, generator=gen, dtype=torch.float64), dim=-1)
+    neg = F.normalize(torch.randn(3, 2, 8, generator=gen), dim=-1)
+    out = S.score_all(["negprompt", "posi_nega"], f, pos, neg, batch_size=4)
+    ref = S.score_all(["negprompt", "posi_nega"], f.double(), pos, neg.double(), batch_size=100)
+    for name in out:
+        assert out[name].dtype == torch.float64
+        torch.testing.assert_close(out[name], ref[name], atol=1e-12, rtol=0)
+    f[9, 0] = float("nan")  # in the last batch only
+    with pytest.raises(ValueError, match="image_features contains NaN"):
+        S.score_all(["negprompt"], f, pos, neg, batch_size=4)

@@ -73,7 +73,7 @@ class ShardedTextFeatures:
     In a single process it encodes everything locally.
     """
 
-    def __init__(self, mode: str = "length"):
+    def __init__(self, mode: str = "prefix"):
         self.mode = mode
 
     def __call__(self, learner, classes, class_idx: Tensor, kind: Literal["pos", "neg"]) -> Tensor:
@@ -112,4 +112,12 @@ class ShardedTextFeatures:
             prompt_ctx = ctx.unsqueeze(0).expand(n, -1, -1, -1).reshape(n * m, *ctx.shape[1:])
         if n == 0:  # keep the context in the graph so that every rank joins the gradient sum
             return ctx.new_zeros(shape, dtype=torch.float32) + 0 * ctx.sum()
+        if self.mode == "prefix":  # each distinct context's prefix once (negprompt.prefix)
+            if kind == "neg":
+                sets, ids = ctx, torch.arange(ctx.shape[0]).repeat(n)
+            elif learner.config.class_specific:
+                sets, ids = prompt_ctx, torch.arange(n)
+            else:
+                sets, ids = ctx.unsqueeze(0), torch.zeros(n, dtype=torch.long)
+            return learner.encoder.encode_shared(sets, ids, classes, prompt_cls).view(shape)
         return learner.encoder.encode(prompt_ctx, classes, prompt_cls, self.mode).view(shape)

@@ -72,7 +72,7 @@ class TrainConfig:
     amp: str = "auto"
     select: str = "val"
     mode: str = "cached"
-    encode_mode: str = "length"
+    encode_mode: str = "prefix"
     locoop_weight: float = 0.0
     locoop_top_k: int | None = None
 

@@ -38,7 +38,7 @@ def local_text_features(
     classes: ClassNames,
     class_idx: Tensor,
     kind: Literal["pos", "neg"],
-    mode: str = "length",
+    mode: str = "prefix",
 ) -> Tensor:
     """Text features of the classes ``class_idx`` on this process (the default :data:`TextFeatureFn`).
 
@@ -109,7 +109,8 @@ def compute_loss(
         stage 2 ``{"total", "img", "pd", "nn"}``.
     """
     n_classes = len(classes)
-    if class_idx is None:
+    all_classes = class_idx is None
+    if all_classes:
         class_idx = torch.arange(n_classes)
         local = labels
     else:
@@ -139,7 +140,7 @@ def compute_loss(
         neg = text_fn(learner, classes, class_idx, "neg")
     return stage2_loss(
         features,
-        pos_text[class_idx.to(pos_text.device)].float(),
+        (pos_text if all_classes else pos_text[class_idx.to(pos_text.device)]).float(),  # no copy per step
         neg.float(),
         local,
         logit_scale,
