@@ -4,20 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/env.sh requirements-dev.txt
-if [ ! -x /usr/bin/chromium ]; then
+# Debian packages the tests read: the browser for the browser tests, WordNet 3.0 for NegLabel,
+# Fashion-MNIST for the mini-world (pretraining and the shipped weights' held-out accuracy).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -f /usr/share/wordnet/data.noun ] || missing+=(wordnet-base)
+[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing Debian's chromium for the browser test"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "installing Debian's ${missing[*]} for the tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "the browser test needs Chromium at /usr/bin/chromium: sudo apt-get install chromium" >&2
-  fi
-fi
-if [ ! -f /usr/share/wordnet/data.noun ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing Debian's wordnet-base (WordNet 3.0) for the NegLabel tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null
-  else
-    echo "the NegLabel tests need WordNet 3.0: sudo apt-get install wordnet-base" >&2
+    echo "the tests need: sudo apt-get install ${missing[*]}" >&2
   fi
 fi
 export HF_HUB_OFFLINE=1
