@@ -58,6 +58,9 @@ def test_digits_subset_is_seeded():
     assert a.shape == (300, 8, 8) and a.dtype == np.uint8 and a.max() == 255
     assert np.array_equal(a, b) and np.array_equal(ia, ib) and list(ia) == sorted(ia)
     assert not np.array_equal(load_digits_images(300, 1)[1], ia)
+    from negprompt.miniworld.sources import digits
+
+    assert not set(ia) & set(digits("pretrain")[2])  # never seen by negprompt-mini in pretraining
 
 
 def test_materialized_counts_labels_and_layout(demo_root):

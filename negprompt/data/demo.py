@@ -4,7 +4,8 @@ Works offline from package data only:
 
 * ``resources/fashion_mnist_subset.npz``: 64 train + 64 test images per class of Fashion-MNIST (MIT,
   Copyright (c) 2017 Zalando SE), built by ``scripts/make_demo_data.py``;
-* scikit-learn's bundled ``load_digits`` (8x8, 16 gray levels) as the far-OOD set.
+* scikit-learn's bundled ``load_digits`` (8x8, 16 gray levels) as the far-OOD set: 300 of the digits
+  that ``negprompt-mini`` never saw in pretraining.
 
 ID classes are six clothing classes; the four held-out classes each have a close ID sibling, so they
 form a genuinely *near* OOD set: coat ~ pullover, shirt ~ t-shirt, sneaker ~ sandal, ankle boot ~
@@ -38,7 +39,7 @@ NEAR_OOD_CLASSES: tuple[str, ...] = ("coat", "shirt", "sneaker", "ankle boot")
 """The four held-out clothing classes (near-OOD)."""
 FAR_OOD_COUNT = 300
 DIGITS_SEED = 0
-_LAYOUT_VERSION = "demo-layout/1"
+_LAYOUT_VERSION = "demo-layout/2"  # 2: far-OOD digits from the pretraining hold-out
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,18 @@ def load_digits_images(
     """scikit-learn's bundled digits as uint8 images.
 
     Returns ``(images [n, 8, 8] uint8 in 0..255, source indices [n])``: a seeded subset of ``n``
-    images (sorted by index), or all 1,797 when ``n`` is None. Gray levels 0..16 map to 0..255.
+    images (sorted by index) of the digits held out of ``negprompt-mini``'s pretraining
+    (`negprompt.miniworld.sources.digits`), or all 1,797 when ``n`` is None. Gray levels 0..16 map
+    to 0..255.
     """
     raw = _digits_raw()
-    idx = (
-        np.arange(len(raw))
-        if n is None
-        else np.sort(np.random.default_rng(seed).choice(len(raw), n, replace=False))
-    )
+    if n is None:
+        idx = np.arange(len(raw))
+    else:
+        from negprompt.miniworld.sources import digits
+
+        held_out = digits("held-out")[2]
+        idx = np.sort(np.random.default_rng(seed).choice(held_out, n, replace=False))
     images = np.clip(np.rint(raw[idx] * (255.0 / 16.0)), 0, 255).astype(np.uint8)
     return images, idx
 
