@@ -33,7 +33,10 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         ["negprompt/prompts.py"],
         ["tests/test_prompts.py", "tests/test_promptfile.py", "tests/test_prompts_reference.py"],
     ),
-    "features": (["negprompt/features.py"], ["tests/test_features.py", "tests/test_cache_identity.py"]),
+    "features": (
+        ["negprompt/features.py"],
+        ["tests/test_features.py", "tests/test_features_cache.py", "tests/test_cache_identity.py"],
+    ),
     "train": (
         ["negprompt/train/*"],
         ["tests/test_train.py", "tests/test_train_checkpoint.py", "tests/test_train_inputs.py"],
