@@ -135,3 +135,13 @@ def test_oe_loss_defaults_to_logit_scale_zero_and_a_custom_image_loss_keeps_the_
     out = losses.stage2_loss(f, pos, neg, labels, 2.0, img_loss=custom, w_pd=0.5, w_nn=0.0)
     torch.testing.assert_close(out["pd"], losses.pd_loss(pos, neg))  # sign +1 for a callable
     torch.testing.assert_close(out["total"], 0.25 + 0.5 * losses.pd_loss(pos, neg))
+
+
+@pytest.mark.parametrize("variant", ["msp", "oe"])
+def test_losses_raise_no_warnings(variant):
+    """An implicit softmax dimension (deprecated, and wrong for other shapes) would warn."""
+    f, pos, neg = _unit(6, 8, seed=11), _unit(3, 8, seed=12), _unit(3, 2, 8, seed=13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = losses.stage2_loss(f, pos, neg, torch.tensor([0, 1, 2, 2, 1, 0]), 2.0, img_loss=variant)
+    assert torch.isfinite(out["total"])
