@@ -42,7 +42,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         ["tests/test_train.py", "tests/test_train_checkpoint.py", "tests/test_train_inputs.py"],
     ),
     "backbone": (["negprompt/backbone.py"], ["tests/test_backbone.py", "tests/test_cache_identity.py"]),
-    "rundir": (["negprompt/rundir/*"], ["tests/test_rundir.py"]),
+    "rundir": (["negprompt/rundir/*"], ["tests/test_rundir.py", "tests/test_rundir_contract.py"]),
 }
 
 
@@ -82,7 +82,8 @@ def summarise(scratch: Path, python: str, env: dict) -> dict:
     survivors = [
         line.split(":")[0].strip() for line in results.splitlines() if line.rstrip().endswith("survived")
     ]
-    tested = stats["total"] - stats["skipped"]
+    tested = sum(stats[k] for k in ("killed", "survived", "no_tests", "timeout", "suspicious"))
+    stats["tested"] = tested
     stats["score"] = round(stats["killed"] / tested, 4) if tested else None
     (scratch / "survivors.txt").write_text("".join(f"{name}\n" for name in survivors))
     (scratch / "summary.json").write_text(json.dumps(stats, indent=2))
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("module", choices=[*TARGETS, "all"])
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1)")
+    parser.add_argument(
+        "names", nargs="*", help="only mutants whose name matches, e.g. 'negprompt.train.config*'"
+    )
     args = parser.parse_args(argv)
     python = os.environ.get("PYTHON", sys.executable)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), HF_HUB_OFFLINE="1")
@@ -105,14 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         scratch = prepare(module)
         print(f"== mutation testing {module} in {scratch.relative_to(ROOT)}", flush=True)
         run = subprocess.run(
-            [python, "-m", "mutmut", "run", "--max-children", str(args.max_children)], cwd=scratch, env=env
+            [python, "-m", "mutmut", "run", "--max-children", str(args.max_children), *args.names],
+            cwd=scratch,
+            env=env,
         )
         if run.returncode:
             failed.append(module)
             continue
         stats = summarise(scratch, python, env)
         print(
-            f"== {module}: {stats['killed']} of {stats['total']} killed, score {stats['score']}", flush=True
+            f"== {module}: {stats['killed']} of {stats['tested']} killed, score {stats['score']}", flush=True
         )
     if failed:
         print(f"mutmut failed for: {', '.join(failed)}", file=sys.stderr)

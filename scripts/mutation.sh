@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Mutation testing of the core (mutmut): scripts/mutation.sh [MODULE|all] [--max-children N]
+# Mutation testing of the core (mutmut): scripts/mutation.sh [MODULE|all] [--max-children N] [NAMES...]
 # MODULE: metrics, scores, losses, prompts, features, train, backbone, rundir (default: all).
+# NAMES (optional): only mutants whose name matches a glob, e.g. 'negprompt.train.checkpoint*'.
 # Slow (minutes to an hour per module) and so outside CI and outside the pytest suite; results go
 # to .mutation/<module>/ (summary.json, survivors.txt; `mutmut show NAME` there prints a mutant).
 set -euo pipefail
