@@ -90,3 +90,40 @@ def test_class_specific_contexts_each_encode_their_own_class(tiny_backbone):
         pos, open_clip_features(tiny_backbone, learner.pos_ctx.detach(), NAMES), atol=1e-5, rtol=0
     )
     torch.testing.assert_close(some, pos[[3, 1]], atol=1e-6, rtol=0)
+
+
+def test_a_subset_of_classes_gets_its_own_features(learner):
+    classes = learner.class_names(NAMES)
+    idx = torch.tensor([3, 1])
+    with torch.no_grad():
+        pos, neg = learner(classes)
+        torch.testing.assert_close(learner.positive_features(classes, idx), pos[idx], atol=1e-6, rtol=0)
+        torch.testing.assert_close(learner.negative_features(classes, idx), neg[idx], atol=1e-6, rtol=0)
+
+
+def test_the_encode_mode_reaches_the_encoder(learner, monkeypatch):
+    seen = []
+    real = learner.encoder.encode
+    monkeypatch.setattr(learner.encoder, "encode", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    with torch.no_grad():
+        learner(learner.class_names(NAMES), mode="full")
+    assert seen == ["full", "full"]
+
+
+def test_context_tokens_read_a_context_made_of_token_embeddings(tiny_backbone):
+    encoder = TextEncoder(tiny_backbone)
+    learner = PromptLearner(encoder, PromptConfig(init="a photo of a", n_neg=2))
+    with torch.no_grad():
+        learner.neg_ctx[1] = encoder.embed("an image of the")
+    tokens = learner.context_tokens(k=3)
+    assert [[t["token"] for t in vec[:1]] for vec in tokens["positive"]] == [["a"], ["photo"], ["of"], ["a"]]
+    assert all(vec[0]["similarity"] == 1.0 and len(vec) == 3 for vec in tokens["positive"])
+    assert [vec[0]["token"] for vec in tokens["negative"][1]] == ["an", "image", "of", "the"]
+    assert all(
+        vec[0]["similarity"] >= vec[1]["similarity"] >= vec[2]["similarity"] for vec in tokens["positive"]
+    )
+    specific = PromptLearner(encoder, PromptConfig(init="", class_specific=True), n_classes=2)
+    with torch.no_grad():
+        specific.pos_ctx[0] = encoder.embed("a photo of a") * 2
+        specific.pos_ctx[1] = 0
+    assert [vec[0]["token"] for vec in specific.context_tokens(k=1)["positive"]] == ["a", "photo", "of", "a"]
