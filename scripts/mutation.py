@@ -39,7 +39,12 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "train": (
         ["negprompt/train/*"],
-        ["tests/test_train.py", "tests/test_train_checkpoint.py", "tests/test_train_inputs.py"],
+        [
+            "tests/test_train.py",
+            "tests/test_train_checkpoint.py",
+            "tests/test_train_inputs.py",
+            "tests/test_train_sources.py",
+        ],
     ),
     "backbone": (["negprompt/backbone.py"], ["tests/test_backbone.py", "tests/test_cache_identity.py"]),
     "rundir": (["negprompt/rundir/*"], ["tests/test_rundir.py", "tests/test_rundir_contract.py"]),
