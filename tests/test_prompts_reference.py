@@ -127,3 +127,16 @@ def test_context_tokens_read_a_context_made_of_token_embeddings(tiny_backbone):
         specific.pos_ctx[0] = encoder.embed("a photo of a") * 2
         specific.pos_ctx[1] = 0
     assert [vec[0]["token"] for vec in specific.context_tokens(k=1)["positive"]] == ["a", "photo", "of", "a"]
+
+
+def test_a_class_name_longer_than_the_context_is_cut_to_fit(tiny_backbone, learner):
+    long_name = " ".join(["tree frog"] * 60)  # 120 tokens: far more than the 77-token context holds
+    room = 77 - 2 - learner.config.n_ctx
+    cut = tiny_backbone.tokenizer.decode(tiny_backbone.tokenizer.encode(long_name)[:room]).strip()
+    with torch.no_grad():
+        feats = {
+            m: learner.positive_features(learner.class_names([long_name]), mode=m) for m in ("length", "full")
+        }
+        same = learner.positive_features(learner.class_names([cut]))
+    torch.testing.assert_close(feats["length"], feats["full"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(feats["length"], same, atol=1e-5, rtol=0)
