@@ -44,6 +44,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_train_checkpoint.py",
             "tests/test_train_inputs.py",
             "tests/test_train_sources.py",
+            "tests/test_train_resume_checks.py",
         ],
     ),
     "backbone": (["negprompt/backbone.py"], ["tests/test_backbone.py", "tests/test_cache_identity.py"]),
