@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -110,3 +111,24 @@ def test_the_bad_image_limit_is_a_fraction_of_the_set(tiny_backbone, image_tree,
         extract_features(
             tiny_backbone, images, cache_dir=tmp_path / "b", max_bad_fraction=0.1, progress=False
         )
+
+
+def test_a_complete_entry_is_read_back_without_encoding(tiny_backbone, image_tree, tmp_path, monkeypatch):
+    images = image_folder(image_tree / "id")
+    first = extract_features(tiny_backbone, images, cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(
+        type(tiny_backbone), "encode_images", lambda self, x: pytest.fail("cache hit expected")
+    )
+    again = extract_features(tiny_backbone, images, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(again.features, first.features)
+
+
+def test_an_empty_set_is_refused_and_a_single_image_is_fine(tiny_backbone, image_tree, tmp_path):
+    write_images(image_tree / "one" / "cat", 1, seed=5)
+    single = extract_features(
+        tiny_backbone, image_folder(image_tree / "one"), cache_dir=tmp_path, progress=False
+    )
+    assert single.features.shape == (1, 64)
+    empty = dataclasses.replace(image_folder(image_tree / "one"), paths=(), labels=())
+    with pytest.raises(ValueError, match="has no images"):
+        extract_features(tiny_backbone, empty, cache_dir=tmp_path, progress=False)
