@@ -9,6 +9,8 @@ random weights with a loud warning that every output of the run records.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -98,9 +100,15 @@ class Backbone:
         return size[0] if isinstance(size, tuple | list) else int(size)
 
     def identity(self) -> dict:
-        """What identifies the image features this backbone produces (feature-cache key part)."""
+        """What identifies the image features this backbone produces (feature-cache key part).
+
+        The architecture's config (a digest of open_clip's model config), the weights (tag, file
+        fingerprint, or ``random/seed=S``) and the precision.
+        """
+        config = json.dumps(open_clip.get_model_config(self.name), sort_keys=True, default=str)
         return {
             "model": self.name,
+            "model_config": hashlib.sha256(config.encode()).hexdigest()[:16],
             "weights": self.weights,
             "weights_fingerprint": self.weights_fingerprint,
             "precision": self.precision,
@@ -221,7 +229,8 @@ def load_backbone(
     tags = available_tags(name)
     tag_cfg: dict = {}
     checkpoint: Path | None = None
-    weights, warning, fingerprint = "random", None, "random"
+    # random weights are what the seed makes them, so the seed is part of their identity
+    weights, warning, fingerprint = "random", None, f"random/seed={int(seed)}"
 
     if pretrained.lower() == "none":
         warning = RANDOM_WEIGHTS_WARNING.format(name=name, why="pretrained='none' asks for random weights")

@@ -142,10 +142,11 @@ def test_stage2_loss_combines_terms(data, variant):
 
 
 def test_stage2_default_weights(data):
-    _, (tf, tpos, tneg, ty) = data
+    (f, pos, neg, y), (tf, tpos, tneg, ty) = data
     out = losses.stage2_loss(tf, tpos, tneg, ty, LOGIT_SCALE)
-    expect = out["img"] + 0.1 * out["pd"] + 0.05 * out["nn"]
-    assert float(out["total"]) == pytest.approx(float(expect), rel=1e-6)
+    # the defaults: the MSP image loss, w_img = 1, w_pd = 0.1, w_nn = 0.05; terms from the references
+    expect = ref_msp(f, pos, neg, y, 20.0) + 0.1 * ref_pd(pos, neg) + 0.05 * ref_nn(neg)
+    assert float(out["total"]) == pytest.approx(expect, rel=1e-5)
 
 
 def test_stage2_unknown_variant_names_choices(data):

@@ -54,3 +54,19 @@ def test_ci_runs_the_readme_test_command():
     assert test_cmd, "README must show the test command"
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd[0].splitlines()[-1].split("&&")[-1].strip() in ci
+
+
+def test_mutation_targets_cover_the_core_with_existing_files():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutation", ROOT / "scripts" / "mutation.py")
+    mutation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutation)
+    core = {"metrics", "scores", "losses", "prompts", "features", "train", "backbone", "rundir"}
+    assert set(mutation.TARGETS) == core
+    for module, (sources, tests) in mutation.TARGETS.items():
+        assert all(list(ROOT.glob(s)) for s in sources), f"{module}: a source pattern matches nothing"
+        assert all((ROOT / t).is_file() for t in tests), f"{module}: a test file is missing"
+        section = tomllib.loads(mutation.mutmut_section(module))["tool"]["mutmut"]
+        assert section["only_mutate"] == sources and section["pytest_add_cli_args_test_selection"] == tests
+    assert "mutmut" in _pins("requirements-dev.txt")

@@ -1,0 +1,135 @@
+"""Mutation testing of the core modules with mutmut, one module at a time (run by scripts/mutation.sh).
+
+For each module a scratch copy of the package and the tests is made under ``.mutation/<module>/``
+with a ``[tool.mutmut]`` section that mutates only that module's files and runs only its test
+files; mutmut then plants one bug at a time (a changed operator, constant, argument, ...) and runs
+the tests that reach the mutated function. A mutant is *killed* when a test fails.
+
+    mutation score = killed / (killed + survived + no_tests + timeout + suspicious)
+
+The summary goes to ``.mutation/<module>/summary.json`` and the surviving mutants to
+``.mutation/<module>/survivors.txt`` (``mutmut show NAME`` in that folder prints a diff).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# module -> (files to mutate, test files that cover them)
+TARGETS: dict[str, tuple[list[str], list[str]]] = {
+    "metrics": (["negprompt/metrics.py"], ["tests/test_metrics.py", "tests/test_mutation_kills.py"]),
+    "scores": (["negprompt/scores.py"], ["tests/test_scores.py", "tests/test_mutation_kills.py"]),
+    "losses": (["negprompt/losses.py"], ["tests/test_losses.py", "tests/test_mutation_kills.py"]),
+    "prompts": (
+        ["negprompt/prompts.py"],
+        ["tests/test_prompts.py", "tests/test_promptfile.py", "tests/test_prompts_reference.py"],
+    ),
+    "features": (
+        ["negprompt/features.py"],
+        ["tests/test_features.py", "tests/test_features_cache.py", "tests/test_cache_identity.py"],
+    ),
+    "train": (
+        ["negprompt/train/*"],
+        [
+            "tests/test_train.py",
+            "tests/test_train_checkpoint.py",
+            "tests/test_train_inputs.py",
+            "tests/test_train_sources.py",
+            "tests/test_train_resume_checks.py",
+        ],
+    ),
+    "backbone": (["negprompt/backbone.py"], ["tests/test_backbone.py", "tests/test_cache_identity.py"]),
+    "rundir": (["negprompt/rundir/*"], ["tests/test_rundir.py", "tests/test_rundir_contract.py"]),
+}
+
+
+def mutmut_section(module: str) -> str:
+    """The ``[tool.mutmut]`` TOML section for one module."""
+    files, tests = TARGETS[module]
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["negprompt"]\n'
+        f"only_mutate = {json.dumps(files)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-o", "addopts="]\n'
+    )
+
+
+def prepare(module: str) -> Path:
+    """A fresh scratch folder with the package, the tests and the module's mutmut configuration."""
+    scratch = ROOT / ".mutation" / module
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "_artifacts")
+    shutil.copytree(ROOT / "negprompt", scratch / "negprompt", ignore=ignore)
+    shutil.copytree(ROOT / "tests", scratch / "tests", ignore=ignore)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    pyproject = re.sub(r"\n\[tool\.mutmut\]\n(?:[^\[].*\n|\n)*", "\n", pyproject)
+    (scratch / "pyproject.toml").write_text(pyproject + mutmut_section(module))
+    return scratch
+
+
+def summarise(scratch: Path, python: str, env: dict) -> dict:
+    """Counts from ``mutmut export-cicd-stats`` plus the score and the surviving mutant names."""
+    subprocess.run([python, "-m", "mutmut", "export-cicd-stats"], cwd=scratch, env=env, check=True)
+    stats = json.loads((scratch / "mutants" / "mutmut-cicd-stats.json").read_text())
+    results = subprocess.run(
+        [python, "-m", "mutmut", "results"], cwd=scratch, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    survivors = [
+        line.split(":")[0].strip() for line in results.splitlines() if line.rstrip().endswith("survived")
+    ]
+    tested = sum(stats[k] for k in ("killed", "survived", "no_tests", "timeout", "suspicious"))
+    stats["tested"] = tested
+    stats["score"] = round(stats["killed"] / tested, 4) if tested else None
+    (scratch / "survivors.txt").write_text("".join(f"{name}\n" for name in survivors))
+    (scratch / "summary.json").write_text(json.dumps(stats, indent=2))
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("module", choices=[*TARGETS, "all"])
+    parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1)")
+    parser.add_argument(
+        "names", nargs="*", help="only mutants whose name matches, e.g. 'negprompt.train.config*'"
+    )
+    args = parser.parse_args(argv)
+    python = os.environ.get("PYTHON", sys.executable)
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), HF_HUB_OFFLINE="1")
+    # the mutated copy must be the only negprompt on the path: drop this checkout from PYTHONPATH
+    keep = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != ROOT]
+    env["PYTHONPATH"] = os.pathsep.join(keep)
+    modules = list(TARGETS) if args.module == "all" else [args.module]
+    failed = []
+    for module in modules:
+        scratch = prepare(module)
+        print(f"== mutation testing {module} in {scratch.relative_to(ROOT)}", flush=True)
+        run = subprocess.run(
+            [python, "-m", "mutmut", "run", "--max-children", str(args.max_children), *args.names],
+            cwd=scratch,
+            env=env,
+        )
+        if run.returncode:
+            failed.append(module)
+            continue
+        stats = summarise(scratch, python, env)
+        print(
+            f"== {module}: {stats['killed']} of {stats['tested']} killed, score {stats['score']}", flush=True
+        )
+    if failed:
+        print(f"mutmut failed for: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
