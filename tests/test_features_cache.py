@@ -63,7 +63,9 @@ def test_complete_entry_records_its_key_and_count(tiny_backbone, image_tree, tmp
     feats = extract_features(tiny_backbone, images, cache_dir=tmp_path, progress=False)
     key = cache_key(tiny_backbone, images, 0, 0, tiny_backbone.preprocess)
     assert feats.path == tmp_path / key_digest(key)
-    assert feats.meta == {"key": key, "count": 15, "dropped": [], "rows": [0, 15]}
+    recorded = {k: feats.meta[k] for k in ("key", "count", "dropped", "rows")}
+    assert recorded == {"key": key, "count": 15, "dropped": [], "rows": [0, 15]}
+    assert set(feats.meta["sizes"]) == {"features.npy", "labels.npy", "paths.json"}  # checked on load
     assert json.loads((feats.path / "meta.json").read_text()) == feats.meta
     assert sorted(p.name for p in feats.path.iterdir()) == [
         "features.npy",

@@ -66,7 +66,9 @@ def test_amp_setting_decides_the_text_encoder_precision(tiny_backbone, data, amp
     seen = set()
     hook = linear.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
     try:
-        cfg = dataclasses.replace(STAGE2, epochs=1, amp=amp)
+        # the module-by-module path, where a forward hook sees each layer's dtype (the shared-prefix
+        # path calls the weights functionally; tests/test_prefix.py checks its bf16 separately)
+        cfg = dataclasses.replace(STAGE2, epochs=1, amp=amp, encode_mode="length")
         result = train_prompts(tiny_backbone, NAMES, *data, cfg, progress=False)
     finally:
         hook.remove()
