@@ -46,7 +46,10 @@ def test_coinciding_prompt_groups_are_named_on_the_figure():
     neg[:, 1] += rng.normal(size=(4, 8))  # apart: no note
     points, meta = viz.prompt_points(pos, neg, list("abcd"))
     coords = viz.pca_project(points)
-    assert viz.coinciding_groups(coords, meta) == [] and not viz.embedding_figure(coords, meta).layout.annotations
+    assert (
+        viz.coinciding_groups(coords, meta) == []
+        and not viz.embedding_figure(coords, meta).layout.annotations
+    )
 
 
 def test_flips_nearest_the_threshold_first_and_digits_match_the_scores():
@@ -125,7 +128,9 @@ def test_notebook_logs_and_weights_notice(notebook_mode, monkeypatch):
         log.setLevel(logging.NOTSET)
     assert out.getvalue() == "WARNING: a real warning\n"
     assert not caught
-    trained = SimpleNamespace(name="negprompt-mini", weights="miniworld-v1", pretrained="auto", random_weights=False)
+    trained = SimpleNamespace(
+        name="negprompt-mini", weights="miniworld-v1", pretrained="auto", random_weights=False
+    )
     assert viz.weights_notice(trained) == "weights: negprompt-mini, 'miniworld-v1' (trained)"
     random = SimpleNamespace(name="negprompt-tiny", weights="random", pretrained="none", random_weights=True)
     notice = viz.weights_notice(random)
