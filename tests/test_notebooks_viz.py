@@ -132,9 +132,14 @@ def test_notebook_logs_and_weights_notice(notebook_mode, monkeypatch):
         name="negprompt-mini", weights="miniworld-v1", pretrained="auto", random_weights=False
     )
     assert viz.weights_notice(trained) == "weights: negprompt-mini, 'miniworld-v1' (trained)"
-    random = SimpleNamespace(name="negprompt-tiny", weights="random", pretrained="none", random_weights=True)
-    notice = viz.weights_notice(random)
-    assert notice.startswith("RANDOM WEIGHTS") and "PRETRAINED" in notice and "--pretrained" not in notice
+    asked = SimpleNamespace(name="negprompt-mini", weights="random", pretrained="none", random_weights=True)
+    notice = viz.weights_notice(asked)
+    assert notice.startswith("RANDOM WEIGHTS: PRETRAINED = 'none' asks for random weights")
+    assert 'set PRETRAINED = "auto"' in notice and "--pretrained" not in notice
+    missing = SimpleNamespace(name="ViT-B-32", weights="random", pretrained="auto", random_weights=True)
+    notice = viz.weights_notice(missing)
+    assert "no trained weights were found for MODEL = 'ViT-B-32'" in notice
+    assert 'MODEL = "negprompt-mini"' in notice and "--pretrained" not in notice
 
 
 def test_notebook_output_can_be_switched_off():

@@ -153,9 +153,17 @@ def weights_notice(backbone: Any) -> str:
     """
     if not backbone.random_weights:
         return f"weights: {backbone.name}, {backbone.weights!r} (trained)"
+    if str(backbone.pretrained).lower() == "none":
+        why = f"PRETRAINED = 'none' asks for random weights for MODEL = {backbone.name!r}"
+    else:
+        why = f"no trained weights were found for MODEL = {backbone.name!r} with PRETRAINED = {backbone.pretrained!r}"
+    fix = (
+        'set PRETRAINED = "auto" (its bundled weights)'
+        if backbone.name == "negprompt-mini"
+        else 'use MODEL = "negprompt-mini" with PRETRAINED = "auto" (bundled, offline), or set PRETRAINED '
+        'to a weights tag such as "openai", a checkpoint file or a hub id'
+    )
     return (
-        f"RANDOM WEIGHTS: MODEL = {backbone.name!r} with PRETRAINED = {backbone.pretrained!r} found no "
-        "trained weights, so every score and metric below is meaningless (the steps still run). In the "
-        'parameter cell, use MODEL = "negprompt-mini" (bundled, offline), or set PRETRAINED to a '
-        'weights tag such as "openai", a checkpoint file or a hub id.'
+        f"RANDOM WEIGHTS: {why}, so every score and metric below is meaningless (the steps still run). "
+        f"In the parameter cell, {fix}."
     )
