@@ -84,6 +84,19 @@ def test_exactly_one_parameter_cell_that_switches_to_imagenet(notebook):
     for name in ("MODEL", "PRETRAINED", "DATA_ROOT", "DEVICE"):
         assert len(re.findall(rf"^\s*{name} = ", source, re.M)) == 2, f"{name}: one value per experiment"
     assert '"ViT-B-16"' in source and '"cuda"' in source
+    assert re.search(r'^    MODEL = "negprompt-mini"', source, re.M), (
+        "the demo runs on the bundled negprompt-mini"
+    )
+    assert re.search(r'^    PRETRAINED = "auto"', source, re.M)
+
+
+def test_prose_shows_angle_brackets_as_code(notebook):
+    """Markdown renders a bare ``<class>`` as an (invisible) HTML tag; inside backticks it shows."""
+    for i, cell in enumerate(_read(notebook).cells):
+        if cell.cell_type == "markdown":
+            bare = re.sub(r"`[^`]*`", "", cell.source)
+            tags = re.findall(r"<[A-Za-z][^>]*>", bare)
+            assert not tags, f"{notebook.name}: markdown cell {i} has {tags}; put them in backticks"
 
 
 def test_public_api_only(notebook):
@@ -222,3 +235,27 @@ def test_notebook_runs_top_to_bottom(notebook, notebook_env):
     where = ", ".join(f"cell {i}: {s:.1f} s" for s, i in slowest)
     print(f"{notebook.name}: {time.perf_counter() - start:.0f} s (slowest {where})")
     assert all(c.execution_count for c in executed), f"{notebook.name}: not every cell ran"
+    _check_outputs_fit_a_notebook(notebook.name, executed)
+
+
+MAX_OUTPUTS_PER_CELL = 20
+"""JupyterLab folds a cell's outputs past 50 behind "Show more outputs"; a cell stays well below."""
+
+
+def _check_outputs_fit_a_notebook(name: str, cells: list) -> None:
+    """What a learner sees: no stderr (drawn in the error colour), no INFO log lines, no widget
+    output but the threshold explorer (widget bars break once the notebook is reopened), and few
+    outputs per cell (one progress bar per stage, not one per epoch)."""
+    for i, cell in enumerate(cells):
+        streams = [o for o in cell.outputs if o.output_type == "stream"]
+        stderr = [o.text for o in streams if o.name == "stderr"]
+        assert not stderr, f"{name}: code cell {i} wrote to stderr: {stderr[0][:300]}"
+        assert not any("INFO" in o.text for o in streams), f"{name}: code cell {i} prints INFO log lines"
+        # nbclient keeps each stream message apart (JupyterLab merges them): count the others
+        shown = len([o for o in cell.outputs if o.output_type != "stream"]) + min(len(streams), 1)
+        assert shown <= MAX_OUTPUTS_PER_CELL, f"{name}: code cell {i} shows {shown} outputs"
+        widgets = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        expected = 1 if "widgets.VBox([slider, panel])" in cell.source else 0
+        assert len(widgets) == expected, (
+            f"{name}: code cell {i} shows {len(widgets)} widgets, want {expected}"
+        )

@@ -18,6 +18,7 @@ from negprompt.viz.decisions import (
     threshold_at_tpr,
 )
 from negprompt.viz.embedding import (
+    coinciding_groups,
     context_token_table,
     embedding_figure,
     exact_knn,
@@ -27,7 +28,8 @@ from negprompt.viz.embedding import (
     warm_umap,
 )
 from negprompt.viz.evidence import decision_evidence, region_box, region_png
-from negprompt.viz.explain import explanation_figure, prompt_similarities, top_similarities
+from negprompt.viz.explain import explanation_figure, prompt_similarities, similarity_range, top_similarities
+from negprompt.viz.explorer import flipped_images, score_digits
 from negprompt.viz.figures import (
     PALETTE,
     metrics_comparison_figure,
@@ -36,6 +38,7 @@ from negprompt.viz.figures import (
     score_pair_figure,
 )
 from negprompt.viz.images import Gallery, image_gallery, placeholder_png, thumbnail_png
+from negprompt.viz.notebook import notebook_output, weights_notice
 from negprompt.viz.tables import METRIC_LABELS, compare_metrics, config_summary, metrics_percent
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "METRIC_LABELS",
     "PALETTE",
     "Rates",
+    "coinciding_groups",
     "compare_metrics",
     "config_summary",
     "context_token_table",
@@ -52,9 +56,11 @@ __all__ = [
     "decision_table",
     "embedding_figure",
     "exact_knn",
+    "flipped_images",
     "explanation_figure",
     "metrics_comparison_figure",
     "metrics_percent",
+    "notebook_output",
     "ood_class_breakdown",
     "image_gallery",
     "page_slice",
@@ -67,12 +73,15 @@ __all__ = [
     "rates_at",
     "roc_figure",
     "roc_points",
+    "score_digits",
     "score_histogram_figure",
     "score_pair_figure",
+    "similarity_range",
     "slider_range",
     "thumbnail_png",
     "threshold_at_tpr",
     "top_similarities",
     "umap_project",
+    "weights_notice",
     "warm_umap",
 ]

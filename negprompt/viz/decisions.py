@@ -86,7 +86,7 @@ def decision_counts(scores: pd.DataFrame, score_col: str, threshold: float) -> p
 
     Returns:
         One row per dataset (ID set first, then OOD sets in order of appearance) with columns
-        ``dataset, split, images, accepted, rejected, accepted_pct``.
+        ``dataset, split, images, accepted, rejected, accepted_pct`` (in %, one decimal).
     """
     accepted = scores[score_col].to_numpy() >= threshold
     frame = pd.DataFrame({"dataset": scores["dataset"].to_numpy(), "split": scores["split"].to_numpy()})
@@ -95,7 +95,7 @@ def decision_counts(scores: pd.DataFrame, score_col: str, threshold: float) -> p
     grouped.columns = ["dataset", "split", "images", "accepted"]
     grouped["accepted"] = grouped["accepted"].astype(int)
     grouped["rejected"] = grouped["images"] - grouped["accepted"]
-    grouped["accepted_pct"] = 100.0 * grouped["accepted"] / grouped["images"]
+    grouped["accepted_pct"] = (100.0 * grouped["accepted"] / grouped["images"]).round(1)
     grouped["_order"] = (grouped["split"] != "id").astype(int)
     return grouped.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
@@ -109,7 +109,7 @@ def ood_class_breakdown(scores: pd.DataFrame, score_col: str, threshold: float) 
     Hard-OOD sets keep the class of every OOD image (column ``ood_class``); this table shows which
     held-out classes the detector confuses with the ID classes. ``accepted_pct`` is the class's
     false-positive rate at ``threshold`` (the FPR95 threshold gives per-class FPR95 terms) and
-    ``auroc`` separates the whole ID set from that class alone.
+    ``auroc`` separates the whole ID set from that class alone (``accepted_pct`` in %, one decimal).
 
     Returns:
         One row per (OOD dataset, OOD class), most accepted first (ties: lower AUROC first), with
@@ -155,7 +155,7 @@ def ood_class_breakdown(scores: pd.DataFrame, score_col: str, threshold: float) 
     ]
     frame = pd.DataFrame(rows, columns=list(BREAKDOWN_COLUMNS))
     order = frame.sort_values(["accepted_pct", "auroc"], ascending=[False, True], kind="stable")
-    return order.reset_index(drop=True)
+    return order.assign(accepted_pct=order["accepted_pct"].round(1)).reset_index(drop=True)
 
 
 def roc_points(

@@ -207,8 +207,47 @@ def prompt_points(
 _SYMBOLS = {"positive": "circle", "negative": "x"}
 
 
+def coinciding_groups(
+    coords: np.ndarray, meta: pd.DataFrame, tol: float = 1e-3
+) -> list[tuple[str, str, int]]:
+    """Prompt groups drawn exactly on top of a later group, which would hide them in a scatter.
+
+    Two prompt groups (``positive``, ``negative m``) coincide for a class when their points are
+    closer than ``tol`` × the map's extent (the largest coordinate range). Identical negative
+    contexts (M copies that never separated) look like this.
+
+    Returns:
+        ``(hidden group, group drawn above it, number of classes that coincide)`` for every pair
+        with at least one coinciding class, in drawing order.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.size == 0:
+        return []
+    extent = float(np.ptp(coords, axis=0).max()) or 1.0
+    groups = meta["group"].to_numpy()
+    prompts = [g for g in dict.fromkeys(groups) if not str(g).startswith("image")]
+    rows = {g: np.flatnonzero(groups == g) for g in prompts}
+    found = []
+    for i, low in enumerate(prompts):
+        for high in prompts[i + 1 :]:
+            a, b = rows[low], rows[high]
+            same_classes = (
+                len(a) == len(b)
+                and (meta["class_name"].to_numpy()[a] == meta["class_name"].to_numpy()[b]).all()
+            )
+            if not same_classes:
+                continue
+            n = int((np.linalg.norm(coords[a] - coords[b], axis=1) <= tol * extent).sum())
+            if n:
+                found.append((str(low), str(high), n))
+    return found
+
+
 def embedding_figure(coords: np.ndarray, meta: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Scatter of a 2-D map, one trace per ``meta.group`` (positive, negative m, image sets).
+
+    Prompt groups hidden under a later group (`coinciding_groups`) are named in a note on the
+    figure, so that a series that seems missing is explained.
 
     Args:
         coords: [P, 2] map coordinates (from `pca_project` or `umap_project`).
@@ -234,12 +273,20 @@ def embedding_figure(coords: np.ndarray, meta: pd.DataFrame, *, title: str = "")
                 marker={"symbol": symbol, "size": 4 if is_image else 8, "opacity": 0.35 if is_image else 0.9},
             )
         )
+    hidden = coinciding_groups(coords, meta)
+    for group, above, n in hidden:
+        total = int((groups == group).sum())
+        fig.add_annotation(
+            text=f"'{group}' lies under '{above}': same point for {n} of {total} classes",
+            xref="paper", yref="paper", x=0.0, y=1.0, yshift=2 + 16 * hidden.index((group, above, n)),
+            xanchor="left", yanchor="bottom", showarrow=False, font={"size": 12},
+        )  # fmt: skip
     fig.update_layout(
         title=title or None,
         xaxis={"showticklabels": False, "title": ""},
         yaxis={"showticklabels": False, "title": ""},
         legend={"orientation": "h", "y": -0.1},
-        margin={"t": 40 if title else 10, "b": 10},
+        margin={"t": (40 if title else 10) + 18 * len(hidden), "b": 10},
     )
     return fig
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-__all__ = ["explanation_figure", "prompt_similarities", "top_similarities"]
+__all__ = ["explanation_figure", "prompt_similarities", "similarity_range", "top_similarities"]
 
 
 def prompt_similarities(
@@ -83,7 +83,8 @@ def explanation_figure(top: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Horizontal bars of an image's top positive and negative prompt similarities.
 
     An image is rejected by NegPrompt when its best negative prompts come close to (or beat) its
-    best positive prompts, which this chart shows side by side.
+    best positive prompts, which this chart shows side by side. The x axis always includes 0 and
+    the value labels sit outside the bar ends, unclipped (see `similarity_range`).
 
     Args:
         top: rows from `top_similarities` (columns ``kind``, ``prompt``, ``similarity``).
@@ -106,18 +107,30 @@ def explanation_figure(top: pd.DataFrame, *, title: str = "") -> go.Figure:
                 name=f"{kind} prompts",
                 marker_color=colours[kind],
                 text=[f"{s:.3f}" for s in part["similarity"]],
-                textposition="auto",
+                textposition="outside",
+                cliponaxis=False,
             )
         )
-    low = float(top["similarity"].min()) if len(top) else 0.0
-    high = float(top["similarity"].max()) if len(top) else 1.0
-    pad = max(0.05 * (high - low), 1e-3)
     fig.update_layout(
         title=title or None,
-        xaxis={"title": "cosine similarity", "range": [low - pad, high + pad]},
-        yaxis={"type": "category"},
+        xaxis={"title": "cosine similarity", "range": similarity_range(top["similarity"]), "zeroline": True},
+        yaxis={"type": "category", "automargin": True},
         legend={"orientation": "h", "y": -0.2},
         height=max(260, 28 * len(top) + 120),
-        margin={"t": 40 if title else 10, "b": 10, "l": 10},
+        margin={"t": 40 if title else 10, "b": 10, "l": 10, "r": 30},
     )
     return fig
+
+
+def similarity_range(similarities: pd.Series | np.ndarray) -> list[float]:
+    """x-axis range of the explanation bars: always from 0, plus room for the value labels.
+
+    Bars start at 0, so the axis must hold 0 (else, with all cosines negative, the longest bar
+    would be the least similar prompt), and ``pad = 0.15 × span`` on each side that has bars keeps
+    the ``0.123`` labels drawn outside the bar ends inside the figure.
+    """
+    values = np.asarray(similarities, dtype=np.float64)
+    low = min(float(values.min()), 0.0) if values.size else 0.0
+    high = max(float(values.max()), 0.0) if values.size else 1.0
+    pad = max(0.15 * (high - low), 1e-3)
+    return [low - pad if low < 0 else 0.0, high + pad if high > 0 else pad]

@@ -1,0 +1,156 @@
+"""The figure and output helpers the notebooks (and the dashboard) rely on, without running a notebook."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from negprompt import viz
+
+
+def test_explanation_axis_holds_zero_and_room_for_labels():
+    sims = pd.DataFrame(
+        {
+            "kind": ["positive", "positive", "negative"],
+            "prompt": ["a", "b", "a · neg 1"],
+            "similarity": [-0.20, -0.05, -0.10],
+        }
+    )
+    fig = viz.explanation_figure(sims)
+    low, high = fig.layout.xaxis.range
+    assert low < -0.20 and high >= 0.0  # all cosines negative: the bars still start at 0
+    assert low <= -0.20 - 0.1 * 0.20  # room left of the longest bar for its value label
+    assert all(t.textposition == "outside" and t.cliponaxis is False for t in fig.data)
+    assert viz.similarity_range(np.array([0.1, 0.3]))[0] == 0.0
+    low, high = viz.similarity_range(np.array([-0.1, 0.3]))
+    assert low < -0.1 and high > 0.3
+
+
+def test_coinciding_prompt_groups_are_named_on_the_figure():
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(size=(4, 8)), rng.normal(size=(4, 2, 8))
+    neg[:, 1] = neg[:, 0]  # the two negative contexts never separated
+    points, meta = viz.prompt_points(pos, neg, list("abcd"))
+    coords = viz.pca_project(points)
+    assert viz.coinciding_groups(coords, meta) == [("negative 1", "negative 2", 4)]
+    fig = viz.embedding_figure(coords, meta)
+    notes = [a.text for a in fig.layout.annotations]
+    assert notes == ["'negative 1' lies under 'negative 2': same point for 4 of 4 classes"]
+    neg[:, 1] += rng.normal(size=(4, 8))  # apart: no note
+    points, meta = viz.prompt_points(pos, neg, list("abcd"))
+    coords = viz.pca_project(points)
+    assert (
+        viz.coinciding_groups(coords, meta) == []
+        and not viz.embedding_figure(coords, meta).layout.annotations
+    )
+
+
+def test_flips_nearest_the_threshold_first_and_digits_match_the_scores():
+    scores = pd.DataFrame(
+        {
+            "dataset": ["id"] * 3 + ["ood"] * 3,
+            "split": ["id"] * 3 + ["ood"] * 3,
+            "path": list("abcdef"),
+            "s": [0.10010, 0.10020, 0.10050, 0.10015, 0.10030, 0.10001],
+        }
+    )
+    flips = viz.flipped_images(scores, "s", reference=0.10000, threshold=0.10040)
+    # every score in [0.10000, 0.10040) flips to rejected; nearest the new threshold first
+    assert list(flips["path"]) == ["e", "b", "d", "a", "f"]
+    assert not flips["accepted"].any() and (np.diff(flips["distance"]) >= 0).all()
+    assert list(viz.flipped_images(scores, "s", 0.10000, 0.10040, k=2)["path"]) == ["e", "b"]
+    back = viz.flipped_images(scores, "s", reference=0.10040, threshold=0.10000)
+    assert set(back["path"]) == set(flips["path"]) and back["accepted"].all()
+    digits = viz.score_digits(scores["s"])
+    assert digits == 6  # smallest gap 5e-5 → 6 decimals tell every two scores apart
+    shown = float(f"{scores['s'].iloc[3]:.{digits}f}")  # a threshold typed back as shown
+    assert (scores["s"] >= shown).sum() == (scores["s"] >= scores["s"].iloc[3]).sum()
+    assert viz.score_digits([0.5, 0.5]) == 2
+
+
+def test_accepted_percentages_are_rounded():
+    scores = pd.DataFrame(
+        {
+            "dataset": ["id"] * 3 + ["ood"] * 3,
+            "split": ["id"] * 3 + ["ood"] * 3,
+            "ood_class": ["", "", "", "x", "x", "x"],
+            "s": [1.0, 2.0, 3.0, 1.5, 2.5, 0.5],
+        }
+    )
+    counts = viz.decision_counts(scores, "s", 2.0)
+    assert list(counts["accepted_pct"]) == [66.7, 33.3]
+    assert list(viz.ood_class_breakdown(scores, "s", 1.0)["accepted_pct"]) == [66.7]
+
+
+@pytest.fixture
+def notebook_mode():
+    viz.notebook_output()
+    yield
+    viz.notebook_output(False)
+
+
+def test_training_shows_one_text_bar_per_stage(notebook_mode, monkeypatch):
+    import negprompt.features
+    import negprompt.train.loop as loop
+
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    for epoch in range(1, 4):  # what the training loop does: a bar per epoch
+        bar = loop.tqdm(range(5), desc=f"stage 2 epoch {epoch}/3", leave=False, disable=False, unit="step")
+        for _ in bar:
+            bar.set_postfix(loss="0.1", refresh=False)
+    text = out.getvalue()
+    assert "stage 2" in text and "15/15" in text and "epoch" not in text.split("stage 2")[0]
+    assert text.count("\n") == 1  # one bar, left as one line when the stage ends
+    assert "tqdm.notebook" not in type(negprompt.features.tqdm(total=1, disable=True)).__module__
+
+
+def test_notebook_logs_and_weights_notice(notebook_mode, monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    log = logging.getLogger("negprompt.experiments")
+    log.setLevel(logging.INFO)
+    try:
+        log.info("an INFO line a learner does not need")
+        log.warning("RANDOM WEIGHTS: the command-line wording")
+        log.warning("a real warning")
+        logging.getLogger().warning("No pretrained weights loaded for model 'x'. Model initialized randomly.")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.warn("RANDOM WEIGHTS: again", UserWarning, stacklevel=1)
+    finally:
+        log.setLevel(logging.NOTSET)
+    assert out.getvalue() == "WARNING: a real warning\n"
+    assert not caught
+    trained = SimpleNamespace(
+        name="negprompt-mini", weights="miniworld-v1", pretrained="auto", random_weights=False
+    )
+    assert viz.weights_notice(trained) == "weights: negprompt-mini, 'miniworld-v1' (trained)"
+    asked = SimpleNamespace(name="negprompt-mini", weights="random", pretrained="none", random_weights=True)
+    notice = viz.weights_notice(asked)
+    assert notice.startswith("RANDOM WEIGHTS: PRETRAINED = 'none' asks for random weights")
+    assert 'set PRETRAINED = "auto"' in notice and "--pretrained" not in notice
+    missing = SimpleNamespace(name="ViT-B-32", weights="random", pretrained="auto", random_weights=True)
+    notice = viz.weights_notice(missing)
+    assert "no trained weights were found for MODEL = 'ViT-B-32'" in notice
+    assert 'MODEL = "negprompt-mini"' in notice and "--pretrained" not in notice
+
+
+def test_notebook_output_can_be_switched_off():
+    import negprompt.train.loop as loop
+
+    original = loop.tqdm
+    viz.notebook_output()
+    viz.notebook_output()  # twice: still one handler
+    package = logging.getLogger("negprompt")
+    assert sum(type(h).__name__ == "_NotebookHandler" for h in package.handlers) == 1
+    assert loop.tqdm is not original
+    viz.notebook_output(False)
+    assert loop.tqdm is original and package.propagate
+    assert not [h for h in package.handlers if type(h).__name__ == "_NotebookHandler"]
