@@ -267,22 +267,36 @@ def load_backbone(
             "or a local checkpoint file, a hub id 'hf-hub:org/repo', 'none' or 'auto'."
         )
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # random weights are reproducible: the same seed gives the same model
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name,
-            pretrained=None,
-            precision="fp32",
-            device="cpu",
-            force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
-            image_mean=tag_cfg.get("mean"),
-            image_std=tag_cfg.get("std"),
-            image_interpolation=tag_cfg.get("interpolation"),
-            image_resize_mode=tag_cfg.get("resize_mode"),
-        )
+    quiet = _DropOpenClipRandomInit() if checkpoint is not None else None
+    if quiet:  # the weights come next: open_clip's "initialized randomly" line would be false
+        logging.getLogger().addFilter(quiet)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # random weights are reproducible: the same seed gives the same model
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name,
+                pretrained=None,
+                precision="fp32",
+                device="cpu",
+                force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+                image_mean=tag_cfg.get("mean"),
+                image_std=tag_cfg.get("std"),
+                image_interpolation=tag_cfg.get("interpolation"),
+                image_resize_mode=tag_cfg.get("resize_mode"),
+            )
+    finally:
+        if quiet:
+            logging.getLogger().removeFilter(quiet)
     if checkpoint is not None:
         load_weights(model, checkpoint)
     return _finish(model, preprocess, name, pretrained, weights, warning, fingerprint, device, precision)
+
+
+class _DropOpenClipRandomInit(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded" warning while weights are about to be loaded."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("No pretrained weights loaded")
 
 
 def load_weights(model: nn.Module, checkpoint: str | os.PathLike) -> None:
