@@ -127,32 +127,27 @@ def _fill(template: str, phrase: str) -> str:
     return text.replace(" a a", " an a").replace(" a e", " an e").replace(" a o", " an o")
 
 
+def _class_captions(fact: str, names: tuple[str, ...], templates: tuple[str, ...]) -> list[Caption]:
+    """Every template × every name of one class, all stating ``fact``."""
+    facts = frozenset({fact})
+    return [Caption(_fill(t, s), facts) for s in names for t in templates]
+
+
 def clothing_captions(name: str) -> list[Caption]:
     """Captions of a clothing class (every template × every synonym)."""
-    facts = frozenset({f"class={name}"})
-    return [
-        Caption(_fill(t, s), facts)
-        for s in CLOTHING_SYNONYMS[name]
-        for t in GENERAL_TEMPLATES + CLOTHING_TEMPLATES
-    ]
+    return _class_captions(f"class={name}", CLOTHING_SYNONYMS[name], GENERAL_TEMPLATES + CLOTHING_TEMPLATES)
 
 
 def digit_captions(d: int) -> list[Caption]:
     """Captions of a handwritten digit: the word, the numeral, "number …"."""
     word = DIGIT_WORDS[d]
     names = (f"digit {word}", f"number {word}", f"digit {d}", f"handwritten {word}")
-    facts = frozenset({f"class=digit {word}"})
-    return [Caption(_fill(t, s), facts) for s in names for t in GENERAL_TEMPLATES + DIGIT_TEMPLATES]
+    return _class_captions(f"class=digit {word}", names, GENERAL_TEMPLATES + DIGIT_TEMPLATES)
 
 
 def texture_captions(name: str) -> list[Caption]:
     """Captions of a texture class."""
-    facts = frozenset({f"class={name}"})
-    return [
-        Caption(_fill(t, s), facts)
-        for s in TEXTURE_NOUNS[name]
-        for t in GENERAL_TEMPLATES + TEXTURE_TEMPLATES
-    ]
+    return _class_captions(f"class={name}", TEXTURE_NOUNS[name], GENERAL_TEMPLATES + TEXTURE_TEMPLATES)
 
 
 def shape_captions(colour: str, shape: str, fill: str, size: str, background: str) -> list[Caption]:
