@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
+from negprompt import analysis, viz
 from negprompt import metrics as M
 from negprompt import scores as S
-from negprompt import viz
 from negprompt.evaluate import EvalSet, Method, evaluate
 from negprompt.features import CachedFeatures
 
@@ -107,7 +107,7 @@ def test_ood_class_breakdown_counts_and_aurocs(sets):
     assert (np.diff(pct) <= 0).all()  # most accepted first
     # without the column (older runs), an empty table with the documented columns
     empty = viz.ood_class_breakdown(table.drop(columns="ood_class"), col, threshold)
-    assert empty.empty and tuple(empty.columns) == viz.decisions.BREAKDOWN_COLUMNS
+    assert empty.empty and tuple(empty.columns) == analysis.BREAKDOWN_COLUMNS
 
 
 def test_breakdown_orders_ties_by_auroc():

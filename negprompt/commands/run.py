@@ -292,7 +292,7 @@ def hardest_ood_classes(scores, column: str = "negprompt/negprompt", k: int = 5)
     the run's OOD sets have no classes or lack the column)."""
     if column not in scores.columns or "ood_class" not in scores.columns:
         return ""
-    from negprompt.viz.decisions import ood_class_breakdown, threshold_at_tpr
+    from negprompt.analysis import ood_class_breakdown, threshold_at_tpr
 
     threshold = threshold_at_tpr(scores.loc[scores["split"] == "id", column], 0.95)
     table = ood_class_breakdown(scores, column, threshold)

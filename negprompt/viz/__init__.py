@@ -5,7 +5,7 @@ UMAP map is computed. Every function is pure: it takes data (arrays, DataFrames,
 directory) and returns a figure, an array or a DataFrame; none reads application state.
 """
 
-from negprompt.viz.decisions import (
+from negprompt.analysis import (
     DECISION_FILTERS,
     Rates,
     decision_counts,

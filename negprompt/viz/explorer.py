@@ -1,6 +1,6 @@
 """The threshold explorer's helpers: which images flip, and a readout as fine as the scores.
 
-Same conventions as `negprompt.viz.decisions`: an image is accepted (called ID) when
+Same conventions as `negprompt.analysis`: an image is accepted (called ID) when
 ``score >= threshold``.
 """
 

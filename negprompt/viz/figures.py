@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from negprompt.viz.decisions import rates_at, roc_points
+from negprompt.analysis import rates_at, roc_points
 from negprompt.viz.tables import METRIC_LABELS
 
 __all__ = [
