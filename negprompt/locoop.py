@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
 
@@ -84,7 +85,6 @@ def extract_local_features(
     it costs about 200 KB per image.
     """
     from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
 
     from negprompt.local import _PathImages, encode_global_local, publish_dir
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
 
@@ -118,7 +119,6 @@ def encode_label_bank(
     ``cache_dir/labels/<digest>/``; the folder is written under a temporary name and renamed when
     complete, so a folder with the final name always loads.
     """
-    from tqdm.auto import tqdm
 
     from negprompt.local import publish_dir
     from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder

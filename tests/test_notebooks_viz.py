@@ -6,6 +6,7 @@ import io
 import logging
 import sys
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -154,3 +155,19 @@ def test_notebook_output_can_be_switched_off():
     viz.notebook_output(False)
     assert loop.tqdm is original and package.propagate
     assert not [h for h in package.handlers if type(h).__name__ == "_NotebookHandler"]
+
+
+def test_every_module_with_progress_bars_is_quieted_in_notebooks():
+    """A module that shows tqdm bars but is not in BAR_MODULES would show widget bars in a notebook
+    (they break once the notebook is reopened)."""
+    import negprompt
+    from negprompt.viz.notebook import BAR_MODULES
+
+    root = Path(negprompt.__file__).parent
+    users = {
+        "negprompt." + ".".join(p.relative_to(root).with_suffix("").parts)
+        for p in root.rglob("*.py")
+        if "from tqdm.auto import tqdm" in p.read_text(encoding="utf-8")
+    }
+    users.discard("negprompt.miniworld.pretrain")  # a script's training loop, never run in a notebook
+    assert users <= set(BAR_MODULES), sorted(users - set(BAR_MODULES))

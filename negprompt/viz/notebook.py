@@ -23,7 +23,14 @@ from tqdm.std import tqdm as text_tqdm
 
 __all__ = ["notebook_output", "weights_notice"]
 
-BAR_MODULES = ("negprompt.features", "negprompt.data.pngtree", "negprompt.train.loop")
+BAR_MODULES = (
+    "negprompt.features",
+    "negprompt.data.pngtree",
+    "negprompt.train.loop",
+    "negprompt.local",
+    "negprompt.locoop",
+    "negprompt.neglabel",
+)
 """Modules whose progress bars `notebook_output` replaces (each binds the name ``tqdm``)."""
 _EPOCH_DESC = re.compile(r"^stage (\d+) epoch (\d+)/(\d+)$")
 _RANDOM = "RANDOM WEIGHTS"
