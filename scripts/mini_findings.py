@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from negprompt import metrics, scores
-from negprompt.experiments import ExperimentConfig, run_experiment
+from negprompt.experiments import ExperimentConfig, run_experiment, work_dir_for
 from negprompt.rundir import load_run
 
 NEGATIVES = [(1, 1e-3), (2, 1e-3), (2, 0.1), (2, 1.0), (4, 1e-3), (4, 0.1), (4, 1.0)]
@@ -40,7 +40,7 @@ def run(out: Path, preset: str, seed: int, device: str = "cpu", **overrides) -> 
     if (path / "metrics.csv").exists():
         return path
     config = ExperimentConfig.for_preset(preset, seed=seed, **overrides)
-    return run_experiment(config, path, resume=(out / f".{name}.work").exists(), progress=False)
+    return run_experiment(config, path, resume=work_dir_for(path).exists(), progress=False)
 
 
 def rows(path: Path) -> list[dict]:
