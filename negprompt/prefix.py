@@ -295,7 +295,12 @@ def encode_shared(encoder, ctx_sets: Tensor, ctx_id: Tensor, classes, class_idx:
             xs = classes.suffix[cls, :s].to(device) + pos[t0 : t0 + s]
             hs = suffix_fn(xs, kv, ids, layers, dtype)
             outs.append(hs[torch.arange(len(cls), device=device), eot])
-        x = tower.ln_final(torch.cat(outs)[plan.inverse])
+        # the final norm and projection in fp32 too: the tower's own weights may be bf16 or fp16
+        ln = tower.ln_final
+        x = _ln(torch.cat(outs)[plan.inverse], (ln.weight.float(), ln.bias.float(), ln.eps))
         proj = tower.text_projection
-        x = proj(x) if isinstance(proj, nn.Linear) else x @ proj
+        if isinstance(proj, nn.Linear):
+            x = F.linear(x, proj.weight.float(), None if proj.bias is None else proj.bias.float())
+        else:
+            x = x @ proj.float()
     return F.normalize(x.float(), dim=-1)

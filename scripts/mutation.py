@@ -9,6 +9,11 @@ the tests that reach the mutated function. A mutant is *killed* when a test fail
 
 The summary goes to ``.mutation/<module>/summary.json`` and the surviving mutants to
 ``.mutation/<module>/survivors.txt`` (``mutmut show NAME`` in that folder prints a diff).
+
+``--keep`` adds to the module's last run (another glob of names, for a module too large for one
+sitting); after new tests, ``--survivors`` reruns only the last run's survivors. Both reuse the
+scratch folder (the package and the tests are copied afresh; mutmut keeps the verdicts of the
+other mutants, and of every mutant of a function whose code did not change).
 """
 
 from __future__ import annotations
@@ -31,7 +36,12 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "losses": (["negprompt/losses.py"], ["tests/test_losses.py", "tests/test_mutation_kills.py"]),
     "prompts": (
         ["negprompt/prompts.py"],
-        ["tests/test_prompts.py", "tests/test_promptfile.py", "tests/test_prompts_reference.py"],
+        [
+            "tests/test_prompts.py",
+            "tests/test_promptfile.py",
+            "tests/test_prompts_reference.py",
+            "tests/test_prompts_inputs.py",
+        ],
     ),
     "features": (
         ["negprompt/features.py"],
@@ -45,6 +55,8 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_train_inputs.py",
             "tests/test_train_sources.py",
             "tests/test_train_resume_checks.py",
+            "tests/test_train_settings.py",
+            "tests/test_locoop.py",
         ],
     ),
     "backbone": (["negprompt/backbone.py"], ["tests/test_backbone.py", "tests/test_cache_identity.py"]),
@@ -52,23 +64,37 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
+# module -> extra pytest arguments: the ViT-B/16 variants of the prompt tests run the same code as
+# their tiny-model twins and only make each mutant slower (deselecting can only lower the score)
+PYTEST_EXTRA: dict[str, list[str]] = {"prompts": ["-k", "not vit_b16"]}
+
+
 def mutmut_section(module: str) -> str:
     """The ``[tool.mutmut]`` TOML section for one module."""
     files, tests = TARGETS[module]
+    pytest_args = ["-p", "no:cacheprovider", "-q", "-o", "addopts=", *PYTEST_EXTRA.get(module, [])]
     return (
         "\n[tool.mutmut]\n"
         'source_paths = ["negprompt"]\n'
         f"only_mutate = {json.dumps(files)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-o", "addopts="]\n'
+        f"pytest_add_cli_args = {json.dumps(pytest_args)}\n"
     )
 
 
-def prepare(module: str) -> Path:
-    """A fresh scratch folder with the package, the tests and the module's mutmut configuration."""
+def prepare(module: str, keep: bool = False) -> Path:
+    """The scratch folder with the package, the tests and the module's mutmut configuration.
+
+    A fresh one, or with ``keep`` the existing one with the package and tests copied afresh (mutmut
+    keeps the verdicts of mutants whose function did not change).
+    """
     scratch = ROOT / ".mutation" / module
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    if keep:
+        for folder in ("negprompt", "tests"):
+            shutil.rmtree(scratch / folder, ignore_errors=True)
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "_artifacts")
     shutil.copytree(ROOT / "negprompt", scratch / "negprompt", ignore=ignore)
     shutil.copytree(ROOT / "tests", scratch / "tests", ignore=ignore)
@@ -85,8 +111,10 @@ def summarise(scratch: Path, python: str, env: dict) -> dict:
     results = subprocess.run(
         [python, "-m", "mutmut", "results"], cwd=scratch, env=env, capture_output=True, text=True, check=True
     ).stdout
-    survivors = [
-        line.split(":")[0].strip() for line in results.splitlines() if line.rstrip().endswith("survived")
+    survivors = [  # not killed: survived, or reached by no test
+        line.split(":")[0].strip()
+        for line in results.splitlines()
+        if line.rstrip().endswith(("survived", "no tests"))
     ]
     tested = sum(stats[k] for k in ("killed", "survived", "no_tests", "timeout", "suspicious"))
     stats["tested"] = tested
@@ -103,6 +131,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "names", nargs="*", help="only mutants whose name matches, e.g. 'negprompt.train.config*'"
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="add to the module's last run (e.g. another glob of names) instead of starting afresh",
+    )
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="rerun only the survivors of the module's last run (after adding tests); implies --keep",
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="only write the summary of the module's last run (e.g. one stopped by hand)",
+    )
     args = parser.parse_args(argv)
     python = os.environ.get("PYTHON", sys.executable)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), HF_HUB_OFFLINE="1")
@@ -112,10 +155,25 @@ def main(argv: list[str] | None = None) -> int:
     modules = list(TARGETS) if args.module == "all" else [args.module]
     failed = []
     for module in modules:
-        scratch = prepare(module)
+        if args.summary:
+            stats = summarise(ROOT / ".mutation" / module, python, env)
+            print(f"== {module}: {stats['killed']} of {stats['tested']} killed, score {stats['score']}")
+            continue
+        names = list(args.names)
+        if args.survivors:
+            listed = ROOT / ".mutation" / module / "survivors.txt"
+            if not listed.is_file():
+                print(f"no survivors.txt for {module}: run it once without --survivors", file=sys.stderr)
+                failed.append(module)
+                continue
+            names += listed.read_text().split()
+            if not names:
+                print(f"== {module}: no survivors to rerun", flush=True)
+                continue
+        scratch = prepare(module, keep=args.keep or args.survivors)
         print(f"== mutation testing {module} in {scratch.relative_to(ROOT)}", flush=True)
         run = subprocess.run(
-            [python, "-m", "mutmut", "run", "--max-children", str(args.max_children), *args.names],
+            [python, "-m", "mutmut", "run", "--max-children", str(args.max_children), *names],
             cwd=scratch,
             env=env,
         )

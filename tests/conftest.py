@@ -54,3 +54,12 @@ def image_tree(tmp_path):
         write_images(root / "id" / name, 5, seed=k, color=((80 * k) % 256, 40, 200 - 60 * k))
     write_images(root / "ood", 6, seed=9)
     return root
+
+
+def unit_features(n_classes: int, per_class: int, seed: int, dim: int = 64):
+    """Random unit-length features ``[C·per_class, dim]`` and their labels ``0 … C−1`` repeated."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n_classes).repeat(per_class)
+    return torch.nn.functional.normalize(torch.randn(len(y), dim, generator=gen), dim=-1), y

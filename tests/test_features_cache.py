@@ -134,3 +134,96 @@ def test_an_empty_set_is_refused_and_a_single_image_is_fine(tiny_backbone, image
     empty = dataclasses.replace(image_folder(image_tree / "one"), paths=(), labels=())
     with pytest.raises(ValueError, match="has no images"):
         extract_features(tiny_backbone, empty, cache_dir=tmp_path, progress=False)
+
+
+def _with_a_broken_image(image_tree):
+    """A labelled set of 10 images whose 7th is not an image, and the same set without it."""
+    write_images(image_tree / "mixed" / "a", 5, seed=300)
+    write_images(image_tree / "mixed" / "b", 4, seed=301)
+    (image_tree / "mixed" / "b" / "img_301_000x.png").write_bytes(b"not an image")
+    images = image_folder(image_tree / "mixed")
+    bad = [i for i, p in enumerate(images.paths) if p.endswith("000x.png")]
+    assert bad == [6] and len(images) == 10
+    good = [i for i in range(len(images)) if i not in bad]
+    clean = dataclasses.replace(
+        images, paths=tuple(images.paths[i] for i in good), labels=tuple(images.labels[i] for i in good)
+    )
+    return images, clean, bad[0]
+
+
+def test_rows_after_a_dropped_image_keep_their_own_features(tiny_backbone, image_tree, tmp_path):
+    images, clean, bad = _with_a_broken_image(image_tree)
+    expect = extract_features(tiny_backbone, clean, cache_dir=tmp_path / "clean", progress=False)
+    with pytest.warns(UserWarning, match="1 of 10 images"):
+        got = extract_features(
+            tiny_backbone,
+            images,
+            cache_dir=tmp_path / "c",
+            max_bad_fraction=0.1,
+            batch_size=4,
+            progress=False,
+        )
+    np.testing.assert_allclose(got.features, expect.features, atol=1e-3)  # float16 rounding of a batch
+    np.testing.assert_array_equal(got.labels, expect.labels)
+    assert got.paths == expect.paths and got.meta["dropped"] == [images.paths[bad]]
+    # the second shard (rows 5..9) holds the bad image: its kept rows are rows 5, 7, 8, 9 of the set
+    with pytest.warns(UserWarning, match="1 of 5 images"):
+        shard = extract_features(
+            tiny_backbone,
+            images,
+            cache_dir=tmp_path / "s",
+            shard=(1, 2),
+            max_bad_fraction=0.2,
+            progress=False,
+        )
+    np.testing.assert_allclose(shard.features, expect.features[5:], atol=1e-3)
+    assert shard.paths == expect.paths[5:] and shard.meta["rows"] == [5, 10]
+    np.testing.assert_array_equal(shard.labels, expect.labels[5:])
+
+
+def test_a_shard_without_rows_is_an_empty_entry(tiny_backbone, image_tree, tmp_path):
+    images = image_folder(image_tree / "id")  # 15 images over 4 ranks of 4: rank 3 holds 3 rows
+    few = dataclasses.replace(images, paths=images.paths[:2], labels=images.labels[:2])
+    empty = extract_features(tiny_backbone, few, cache_dir=tmp_path, shard=(3, 4), progress=False)
+    assert empty.features.shape == (0, 64) and empty.labels.shape == (0,) and empty.paths == []
+    assert empty.meta["rows"] == [2, 2] and len(load_cached(empty.path)) == 0
+
+
+def test_a_set_of_unreadable_images_is_an_error_at_any_limit(tiny_backbone, image_tree, tmp_path):
+    for i in range(3):
+        (image_tree / "junk" / f"bad{i}.png").parent.mkdir(parents=True, exist_ok=True)
+        (image_tree / "junk" / f"bad{i}.png").write_bytes(b"garbage")
+    images = image_folder(image_tree / "junk", ood=True)
+    with pytest.raises(ValueError, match=r"^3 of 3 images of 'junk' cannot be read \(first: .*bad0\.png"):
+        extract_features(tiny_backbone, images, cache_dir=tmp_path, max_bad_fraction=1.0, progress=False)
+
+
+def test_a_full_disk_fails_before_encoding_and_no_preallocation_is_fine(
+    tiny_backbone, image_tree, tmp_path, monkeypatch
+):
+    import errno
+    import os
+
+    import negprompt.features as features
+
+    images = image_folder(image_tree / "id")
+    calls = []
+
+    def full(fd, offset, size):
+        calls.append(size)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(features.os, "posix_fallocate", full, raising=False)
+    monkeypatch.setattr(type(tiny_backbone), "encode_images", lambda self, x: pytest.fail("encoded"))
+    with pytest.raises(OSError, match=r"No space left on device.*features\.npy") as err:
+        extract_features(tiny_backbone, images, cache_dir=tmp_path / "a", progress=False)
+    assert err.value.errno == errno.ENOSPC
+    assert calls and calls[0] >= 15 * 64 * 2  # the whole float16 array, header included
+    monkeypatch.undo()
+
+    def unsupported(fd, offset, size):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(features.os, "posix_fallocate", unsupported, raising=False)
+    feats = extract_features(tiny_backbone, images, cache_dir=tmp_path / "b", progress=False)
+    assert feats.features.shape == (15, 64)

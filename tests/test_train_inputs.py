@@ -6,12 +6,11 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
 from negprompt.train import ResumeError, TrainConfig, train_prompts
 from negprompt.train.sources import FeatureSource, OnlineSource, encode_image_set
-from tests.conftest import write_images
+from tests.conftest import unit_features, write_images
 
 NAMES = ["cat", "dog", "red car", "airplane"]
 STAGE2 = TrainConfig(stage=2, epochs=2, batch_size=8, lr=0.3, select="last")
@@ -19,9 +18,7 @@ STAGE2 = TrainConfig(stage=2, epochs=2, batch_size=8, lr=0.3, select="last")
 
 @pytest.fixture(scope="module")
 def data():
-    gen = torch.Generator().manual_seed(3)
-    y = torch.arange(len(NAMES)).repeat(4)
-    return F.normalize(torch.randn(len(y), 64, generator=gen), dim=-1), y
+    return unit_features(len(NAMES), 4, seed=3)
 
 
 def _stage2(backbone, data, folder, *, learner=None, prompt_config=None, resume=False):
