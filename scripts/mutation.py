@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only write the summary of the module's last run (e.g. one stopped by hand)",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     python = os.environ.get("PYTHON", sys.executable)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), HF_HUB_OFFLINE="1")
     # the mutated copy must be the only negprompt on the path: drop this checkout from PYTHONPATH

@@ -49,6 +49,9 @@ def test_the_longest_context_leaves_one_name_token(tiny_backbone):
             )
 
 
+DROP = object()  # the tower lacks this attribute
+
+
 def _tower_like(tower, **changes):
     parts = (
         "token_embedding",
@@ -60,7 +63,7 @@ def _tower_like(tower, **changes):
     )
     fake = types.SimpleNamespace(**{p: getattr(tower, p) for p in parts}, text_pool_type="argmax")
     for key, value in changes.items():
-        if value is None and key != "attn_mask":
+        if value is DROP:
             delattr(fake, key)
         else:
             setattr(fake, key, value)
@@ -72,12 +75,13 @@ def _tower_like(tower, **changes):
     [
         ({}, None),
         ({"text_pool_type": "eos"}, None),
-        ({"text_pool_type": None}, None),  # older open_clip: argmax pooling, no attribute
+        ({"text_pool_type": DROP}, None),  # older open_clip: argmax pooling, no attribute
         ({"text_pool_type": "last"}, "not causal with EOT pooling"),
         ({"text_pool_type": "first"}, "not causal with EOT pooling"),
         ({"attn_mask": None}, "not causal with EOT pooling"),
-        ({"ln_final": None}, r"lacks \['ln_final'\]"),
-        ({"text_projection": None}, r"lacks \['text_projection'\]"),
+        ({"attn_mask": DROP}, "not causal with EOT pooling"),
+        ({"ln_final": DROP}, r"lacks \['ln_final'\]"),
+        ({"text_projection": DROP}, r"lacks \['text_projection'\]"),
     ],
 )
 def test_only_causal_towers_pooled_at_the_eot_token_are_accepted(tiny_backbone, changes, error):
@@ -189,3 +193,57 @@ def test_negatives_start_uniform_within_the_noise_around_the_positive(tiny_backb
     specific = PromptLearner(encoder, PromptConfig(init="", class_specific=True), n_classes=3)
     u = _noise_in_std_units(specific) / 1e-3  # around the mean of the class contexts
     assert float(u.abs().max()) <= 1 + 1e-3 and float(u.max()) > 0.9
+
+
+def test_a_linear_text_projection_is_applied_like_the_matrix(tiny_backbone):
+    tower = tiny_backbone.text_tower
+    linear = torch.nn.Linear(*tower.text_projection.shape, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(tower.text_projection.T)
+    fake = types.SimpleNamespace(
+        text_tower=_tower_like(tower, text_projection=linear),
+        name="linear",
+        tokenizer=tiny_backbone.tokenizer,
+        device=tiny_backbone.device,
+        embed_dim=tiny_backbone.embed_dim,
+    )
+    encoder = TextEncoder(fake)
+    classes = encoder.class_names(NAMES, 4)
+    ctx = torch.randn(len(NAMES), 4, encoder.width, generator=torch.Generator().manual_seed(4)) * 0.3
+    expect = open_clip_features(tiny_backbone, ctx, NAMES)
+    with torch.no_grad():
+        for mode in ("prefix", "length", "pad", "full"):  # prefix: 5 prompts, each its own context
+            _close(encoder.encode(ctx, classes, torch.arange(len(NAMES)), mode), expect)
+
+
+def test_contexts_of_another_shape_are_refused(tiny_backbone):
+    encoder = TextEncoder(tiny_backbone)
+    classes = encoder.class_names(NAMES, 4)
+    ids = torch.zeros(len(NAMES), dtype=torch.long)
+    for shape in [(4, 64), (1, 5, 64), (1, 4, 32)]:
+        with pytest.raises(
+            ValueError, match=rf"^context shape \({', '.join(map(str, shape))},?\) does not fit \[K, 4, 64\]"
+        ):
+            encoder.encode_shared(torch.zeros(shape), ids, classes, torch.arange(len(NAMES)))
+    learner = PromptLearner(encoder, PromptConfig(n_neg=3))
+    tokens = learner.context_tokens(k=2)
+    assert [len(v) for v in tokens["positive"]] == [2] * 4
+    assert [[len(v) for v in ctx] for ctx in tokens["negative"]] == [[2] * 4] * 3
+
+
+def test_setting_errors_give_the_numbers_that_do_not_fit(tiny_backbone):
+    encoder = TextEncoder(tiny_backbone)
+    with pytest.raises(ValueError, match="^the class-name list is empty: give at least one class name$"):
+        encoder.class_names([], 4)
+    with pytest.raises(
+        ValueError, match=r"^init text 'a photo of a' has 4 tokens but n_ctx=3; make them match"
+    ):
+        PromptLearner(encoder, PromptConfig(n_ctx=3))
+    with pytest.raises(ValueError, match="^class-specific contexts need n_classes$"):
+        PromptLearner(encoder, PromptConfig(init="", class_specific=True))
+    specific = PromptLearner(encoder, PromptConfig(init="", class_specific=True), n_classes=3)
+    with pytest.raises(
+        ValueError,
+        match="^class-specific contexts were learned for 3 classes and cannot be paired with 2 names",
+    ):
+        specific.class_names(["ox", "cat"])
