@@ -17,7 +17,15 @@ import torch.nn.functional as F
 
 from negprompt.losses import stage2_loss
 from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
-from negprompt.train import TrainConfig, compute_loss, sample_classes, train_prompts, train_step, validate
+from negprompt.train import (
+    TrainConfig,
+    compute_loss,
+    local_text_features,
+    sample_classes,
+    train_prompts,
+    train_step,
+    validate,
+)
 from negprompt.train.validate import selection_key
 from tests.conftest import unit_features
 
@@ -85,12 +93,37 @@ def test_each_step_encodes_the_sampled_classes_only(tiny_backbone, data):
         seen.append((kind, class_idx.tolist()))
         return (learner.positive_features if kind == "pos" else learner.negative_features)(classes, class_idx)
 
-    cfg = dataclasses.replace(BASE, epochs=1, batch_size=1, class_subset_size=2)
-    _train(tiny_backbone, data, cfg, text_fn=spy)
+    cfg = dataclasses.replace(BASE, epochs=1, batch_size=1, class_subset_size=2, select="val")
+    _train(tiny_backbone, data, cfg, text_fn=spy, val_features=data[0][:4], val_labels=data[1][:4])
     assert seen[0] == ("pos", [0, 1, 2, 3])  # the frozen positives of all classes, once
-    steps = seen[1:]  # one row per step: its label plus one class drawn at random
+    steps, validation = seen[1:-1], seen[-1]
     assert len(steps) == 16 and all(kind == "neg" and len(idx) == 2 for kind, idx in steps)
-    assert len({tuple(idx) for _, idx in steps}) > 1
+    assert len({tuple(idx) for _, idx in steps}) > 1  # one row per step: its label plus a random class
+    assert validation == ("neg", [0, 1, 2, 3])  # validation goes through the same text_fn
+    first = list(seen)
+    seen.clear()
+    _train(tiny_backbone, data, cfg, text_fn=spy, val_features=data[0][:4], val_labels=data[1][:4])
+    assert seen == first  # the random classes come from the seeded generator
+
+
+def test_the_best_epoch_is_the_first_with_the_highest_accuracy_then_lowest_loss(
+    tiny_backbone, data, monkeypatch
+):
+    import negprompt.train.loop as loop
+
+    scripted = [(0.5, 1.0), (0.75, 2.0), (0.75, 1.5), (0.75, 1.5), (0.5, 0.1)]  # (val_acc, val_loss)
+    calls = []
+
+    def validate(*args, **kwargs):
+        calls.append(None)
+        return dict(zip(("val_acc", "val_loss"), scripted[(len(calls) - 1) % 5], strict=True))
+
+    monkeypatch.setattr(loop, "validate", validate)
+    cfg = dataclasses.replace(BASE, stage=1, epochs=5, select="val")
+    result = _train(tiny_backbone, data, cfg, val_features=data[0], val_labels=data[1])
+    assert result.selected == "val" and result.selected_epoch == 3
+    after3 = _train(tiny_backbone, data, cfg, val_features=data[0], val_labels=data[1], stop_after_epoch=3)
+    assert torch.equal(result.learner.pos_ctx, after3.learner.pos_ctx)
 
 
 def _float64_stage1(features, pos, labels, logit_scale):
@@ -276,3 +309,88 @@ def test_an_unfinished_run_keeps_its_last_contexts_even_with_select_val(tiny_bac
     state = load_checkpoint(tmp_path)
     assert torch.equal(part.learner.neg_ctx, state["neg_ctx"])
     assert state["best"]["epoch"] in (1, 2)
+
+
+def test_the_summary_records_the_run(tiny_backbone, data, tmp_path):
+    import json
+
+    from negprompt.train import load_checkpoint
+
+    cfg = dataclasses.replace(BASE, epochs=3, select="val")
+    result = _train(
+        tiny_backbone, data, cfg, val_features=data[0], val_labels=data[1], checkpoint_dir=tmp_path
+    )
+    best = 1 + min(range(3), key=lambda i: result.history[i]["val_loss"])
+    summary = result.summary()
+    assert summary == {
+        "stage": 2,
+        "config": cfg.to_dict(),
+        "selected": "val",
+        "selection_criterion": "val_loss",
+        "selected_epoch": best,
+        "epochs_run": 3,
+        "completed": True,
+        "checkpoint": str(tmp_path / "checkpoint.pt"),
+        "history": result.history,
+    }
+    assert json.loads(json.dumps(summary)) == summary
+    state = load_checkpoint(tmp_path)
+    assert (state["stage"], state["epoch"], state["best"]["epoch"]) == (2, 3, best)
+    last = _train(tiny_backbone, data, dataclasses.replace(BASE, stage=1, epochs=1)).summary()
+    assert (last["stage"], last["selected"], last["selection_criterion"], last["checkpoint"]) == (
+        1,
+        "last",
+        None,
+        None,
+    )
+    assert (last["selected_epoch"], last["epochs_run"], last["completed"]) == (1, 1, True)
+
+
+def test_stage1_on_a_class_subset_is_the_loss_of_the_smaller_problem(tiny_backbone, data, monkeypatch):
+    learner = PromptLearner(TextEncoder(tiny_backbone), PromptConfig(n_neg=2))
+    classes = learner.class_names(NAMES)
+    x, y = data[0][:6], data[1][:6]
+    sub = torch.tensor(sorted({*y.tolist()} - {0}))  # classes 1, 2, 3 become 0, 1, 2
+    keep = torch.isin(y, sub)
+    cfg = dataclasses.replace(BASE, stage=1)
+    got = compute_loss(learner, classes, x[keep], y[keep], cfg, 1.5, class_idx=sub)
+    remap = {c: i for i, c in enumerate(sub.tolist())}
+    smaller = learner.class_names([NAMES[i] for i in sub])
+    expect = compute_loss(
+        learner, smaller, x[keep], torch.tensor([remap[v] for v in y[keep].tolist()]), cfg, 1.5
+    )
+    assert float(got["total"]) == pytest.approx(float(expect["total"]), rel=1e-5)
+    modes = []
+    real = learner.encoder.encode
+    monkeypatch.setattr(learner.encoder, "encode", lambda *a: modes.append(a[3]) or real(*a))
+    local_text_features(learner, classes, sub, "pos", mode="full")
+    local_text_features(learner, classes, sub, "neg", mode="pad")
+    assert modes == ["full", "pad"]
+    with pytest.raises(ValueError, match="^kind must be 'pos' or 'neg', got 'both'$"):
+        local_text_features(learner, classes, sub, "both")
+
+
+def test_the_epoch_log_line_reads_as_documented():
+    from negprompt.train import format_epoch
+
+    record = {"epoch": 3, "loss": 0.7131, "img": 0.69312, "pd": -0.012, "nn": -0.004, "val_loss": 0.705}
+    line = format_epoch({**record, "val_acc": 0.5, "lr": 0.09981, "seconds": 3.14}, 2, 100)
+    assert (
+        line
+        == "stage 2 epoch   3/100  loss 0.7131  img 0.6931  pd -0.012  nn -0.004  val_loss 0.705  lr 0.0998  3.1s"
+    )
+    line = format_epoch(
+        {"epoch": 12, "loss": 1.5, "val_acc": 0.25, "val_loss": 2.0, "lr": 0.1, "seconds": 0.04}, 1, 50
+    )
+    assert line == "stage 1 epoch  12/50  loss 1.5  val_acc 0.25  lr 0.1  0.0s"
+
+
+def test_a_loss_that_breaks_before_any_checkpoint_says_so(tiny_backbone, data, tmp_path):
+    from negprompt.train import NonFiniteLossError
+
+    broken = data[0].clone()
+    broken[:] = float("nan")
+    with pytest.raises(
+        NonFiniteLossError, match=r"epoch 1, step 1/3.*Training stopped; no checkpoint was written"
+    ):
+        _train(tiny_backbone, (broken, data[1]), BASE, checkpoint_dir=tmp_path)
