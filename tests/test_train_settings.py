@@ -77,6 +77,7 @@ def test_every_setting_changes_the_learned_contexts(tiny_backbone, data, base_ru
     [
         ("weight_decay", 0.0, 0.5, {"optimizer": "adamw"}),  # AdamW's own default is 0.01
         ("warmup_lr", 1e-5, 1e-2, {"warmup_epochs": 1}),
+        ("lr", 0.3, 0.05, {"optimizer": "adamw"}),  # AdamW's own default is 0.001
     ],
 )
 def test_settings_with_another_default_downstream_are_used(tiny_backbone, data, setting, low, high, extra):
@@ -165,6 +166,7 @@ def test_the_learning_rate_of_each_epoch_follows_warmup_and_cosine(tiny_backbone
     expect = [1e-4] + [0.2 * 0.5 * (1 + math.cos(math.pi * (s - 3) / 6)) for s in (5, 8)]
     assert [r["lr"] for r in history] == pytest.approx(expect, rel=1e-9)
     assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert all(0 <= r["seconds"] < 60 for r in history)
     flat = _train(tiny_backbone, data, dataclasses.replace(cfg, schedule="constant")).history
     assert [r["lr"] for r in flat] == pytest.approx([1e-4, 0.2, 0.2], rel=1e-9)
 
@@ -263,7 +265,7 @@ def test_inputs_that_cannot_train_are_refused(tiny_backbone, data):
     with pytest.raises(ValueError, match="no training features"):
         train_prompts(tiny_backbone, NAMES, torch.zeros(0, 64), torch.zeros(0), BASE, progress=False)
     learner = PromptLearner(TextEncoder(tiny_backbone), PromptConfig(n_neg=2))
-    with pytest.raises(ValueError, match="pass either a learner or a prompt_config"):
+    with pytest.raises(ValueError, match="^pass either a learner or a prompt_config, not both"):
         _train(tiny_backbone, data, BASE, learner=learner, prompt_config=PromptConfig(n_neg=3))
     same = _train(
         tiny_backbone,
@@ -394,3 +396,16 @@ def test_a_loss_that_breaks_before_any_checkpoint_says_so(tiny_backbone, data, t
         NonFiniteLossError, match=r"epoch 1, step 1/3.*Training stopped; no checkpoint was written"
     ):
         _train(tiny_backbone, (broken, data[1]), BASE, checkpoint_dir=tmp_path)
+
+
+def test_a_fresh_learner_follows_the_config_seed_and_class_specific_setting(tiny_backbone, data):
+    still = dataclasses.replace(BASE, stage=1, epochs=1, lr=1e-9, seed=5)  # the contexts stay at their start
+    random_init = PromptConfig(init="")
+    result = _train(tiny_backbone, data, still, prompt_config=random_init)
+    start = PromptLearner(TextEncoder(tiny_backbone), random_init, seed=5).pos_ctx
+    torch.testing.assert_close(result.learner.pos_ctx.detach(), start.detach(), atol=1e-6, rtol=0)
+    specific = PromptConfig(init="", class_specific=True)
+    result = _train(tiny_backbone, data, dataclasses.replace(still, lr=0.5), prompt_config=specific)
+    assert result.learner.pos_ctx.shape == (len(NAMES), 4, 64) and result.completed
+    with pytest.raises(ValueError, match="^LoCoOp trains on cached features; use mode='cached'$"):
+        _train(tiny_backbone, data, TrainConfig(mode="online-augment", locoop_weight=0.25, select="last"))
