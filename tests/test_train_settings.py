@@ -409,3 +409,26 @@ def test_a_fresh_learner_follows_the_config_seed_and_class_specific_setting(tiny
     assert result.learner.pos_ctx.shape == (len(NAMES), 4, 64) and result.completed
     with pytest.raises(ValueError, match="^LoCoOp trains on cached features; use mode='cached'$"):
         _train(tiny_backbone, data, TrainConfig(mode="online-augment", locoop_weight=0.25, select="last"))
+
+
+def test_validation_data_is_checked_and_its_own_labels_are_used(tiny_backbone, data, tmp_path):
+    from negprompt.data.folders import image_folder
+    from negprompt.train.loop import _val_data
+    from tests.conftest import write_images
+
+    val, last = dataclasses.replace(BASE, select="val"), BASE
+    with pytest.raises(
+        ValueError, match="^the validation set is empty; give validation images or set select='last'$"
+    ):
+        _val_data(torch.zeros(0, 64), torch.zeros(0), val, tiny_backbone, 4)
+    assert _val_data(torch.zeros(0, 64), torch.zeros(0), last, tiny_backbone, 4) is None
+    feats, labels = _val_data(data[0][:1], data[1][:1], val, tiny_backbone, 4)  # one row is enough
+    assert feats.shape == (1, 64) and labels.tolist() == [0]
+    with pytest.raises(ValueError, match=r"^validation labels must lie in 0\.\.3"):
+        _val_data(data[0], data[1] + 1, val, tiny_backbone, 4)
+    for k, name in enumerate(["cat", "dog"]):
+        write_images(tmp_path / "val" / name, 2, seed=k)
+    images = image_folder(tmp_path / "val")
+    _, own = _val_data(images, None, val, tiny_backbone, 2)
+    _, given = _val_data(images, [1, 1, 0, 0], val, tiny_backbone, 2)
+    assert own.tolist() == [0, 0, 1, 1] and given.tolist() == [1, 1, 0, 0]
