@@ -432,3 +432,41 @@ def test_validation_data_is_checked_and_its_own_labels_are_used(tiny_backbone, d
     _, own = _val_data(images, None, val, tiny_backbone, 2)
     _, given = _val_data(images, [1, 1, 0, 0], val, tiny_backbone, 2)
     assert own.tolist() == [0, 0, 1, 1] and given.tolist() == [1, 1, 0, 0]
+
+
+def test_bf16_amp_asks_autocast_for_bfloat16_by_name(tiny_backbone, data, monkeypatch):
+    learner = PromptLearner(TextEncoder(tiny_backbone), PromptConfig(n_neg=2))
+    classes = learner.class_names(NAMES)
+    asked = []
+    real = torch.autocast
+
+    def spy(device_type, *args, **kwargs):
+        asked.append(kwargs.get("dtype"))
+        return real(device_type, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    cfg = dataclasses.replace(BASE, stage=1, amp="bf16")
+    compute_loss(learner, classes, data[0][:4], data[1][:4], cfg, 1.5)
+    assert asked[0] == torch.bfloat16  # not autocast's device default (float16 on CUDA)
+
+
+def test_locoop_uses_a_fifth_of_the_classes_by_default(tiny_backbone, data):
+    from negprompt.locoop import locoop_ood_loss
+
+    learner = PromptLearner(TextEncoder(tiny_backbone), PromptConfig(n_neg=2))
+    classes = learner.class_names(NAMES)
+    x, y = data[0][:6], data[1][:6]
+    local = torch.randn(6, 5, 64, generator=torch.Generator().manual_seed(8))
+    cfg = dataclasses.replace(BASE, stage=1, locoop_weight=0.5)
+    got = compute_loss(learner, classes, x, y, cfg, 1.5, local_features=local)
+    with torch.no_grad():
+        pos = learner.positive_features(classes)
+    for k in (1, 2):  # K = 20% of 4 classes, at least 1
+        ood = locoop_ood_loss(local, pos, y, 1.5, k)
+        if k == 1:
+            assert float(got["ood"]) == pytest.approx(float(ood), rel=1e-5)
+            assert float(got["total"]) == pytest.approx(float(got["ce"] + 0.5 * ood), rel=1e-5)
+        else:
+            assert float(ood) != pytest.approx(float(got["ood"]), rel=1e-5)
+    with pytest.raises(ValueError, match=r"^LoCoOp \(locoop_weight > 0\) needs the batch's local features"):
+        compute_loss(learner, classes, x, y, cfg, 1.5)
