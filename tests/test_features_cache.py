@@ -186,6 +186,7 @@ def test_a_shard_without_rows_is_an_empty_entry(tiny_backbone, image_tree, tmp_p
     few = dataclasses.replace(images, paths=images.paths[:2], labels=images.labels[:2])
     empty = extract_features(tiny_backbone, few, cache_dir=tmp_path, shard=(3, 4), progress=False)
     assert empty.features.shape == (0, 64) and empty.labels.shape == (0,) and empty.paths == []
+    assert empty.labels.dtype == np.int64 and empty.features.dtype == np.float16
     assert empty.meta["rows"] == [2, 2] and len(load_cached(empty.path)) == 0
 
 
