@@ -228,3 +228,38 @@ def test_a_full_disk_fails_before_encoding_and_no_preallocation_is_fine(
     monkeypatch.setattr(features.os, "posix_fallocate", unsupported, raising=False)
     feats = extract_features(tiny_backbone, images, cache_dir=tmp_path / "b", progress=False)
     assert feats.features.shape == (15, 64)
+
+
+def _interrupt_once(backbone, monkeypatch, after_calls: int) -> list[int]:
+    """Stop the image encoder once (KeyboardInterrupt) after ``after_calls`` calls; the rows of every call."""
+    real = type(backbone).encode_images
+    rows, stopped = [], []
+
+    def flaky(self, x):
+        if len(rows) == after_calls and not stopped:
+            stopped.append(True)
+            raise KeyboardInterrupt
+        rows.append(len(x))
+        return real(self, x)
+
+    monkeypatch.setattr(type(backbone), "encode_images", flaky)
+    return rows
+
+
+def test_a_resumed_shard_with_a_dropped_image_encodes_only_its_remaining_rows(
+    tiny_backbone, image_tree, tmp_path, monkeypatch
+):
+    images, clean, _ = _with_a_broken_image(image_tree)  # rows 5..9 hold the broken image (row 6)
+    expect = extract_features(
+        tiny_backbone, clean, cache_dir=tmp_path / "clean", batch_size=2, progress=False
+    )
+    args = dict(cache_dir=tmp_path / "c", shard=(1, 2), max_bad_fraction=0.2, batch_size=2, progress=False)
+    rows = _interrupt_once(tiny_backbone, monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(tiny_backbone, images, **args)
+    assert rows == [1]  # the first batch: row 5 encoded, row 6 unreadable
+    with pytest.warns(UserWarning, match="1 of 5 images"):
+        shard = extract_features(tiny_backbone, images, **args)
+    assert rows == [1, 2, 1]  # resumed at row 7: rows 7-8, then row 9
+    np.testing.assert_allclose(shard.features, expect.features[5:], atol=1e-3)
+    assert shard.paths == expect.paths[5:] and shard.meta["dropped"] == [images.paths[6]]
