@@ -263,3 +263,18 @@ def test_a_resumed_shard_with_a_dropped_image_encodes_only_its_remaining_rows(
     assert rows == [1, 2, 1]  # resumed at row 7: rows 7-8, then row 9
     np.testing.assert_allclose(shard.features, expect.features[5:], atol=1e-3)
     assert shard.paths == expect.paths[5:] and shard.meta["dropped"] == [images.paths[6]]
+
+
+def test_an_extraction_stopped_before_its_first_batch_restarts_from_row_0(
+    tiny_backbone, image_tree, tmp_path, monkeypatch
+):
+    images = image_folder(image_tree / "id")
+    clean = extract_features(
+        tiny_backbone, images, cache_dir=tmp_path / "clean", batch_size=8, progress=False
+    )
+    rows = _interrupt_once(tiny_backbone, monkeypatch, 0)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(tiny_backbone, images, cache_dir=tmp_path / "c", batch_size=8, progress=False)
+    resumed = extract_features(tiny_backbone, images, cache_dir=tmp_path / "c", batch_size=8, progress=False)
+    assert rows == [8, 7]
+    np.testing.assert_array_equal(resumed.features, clean.features)
