@@ -110,10 +110,10 @@ def evaluate(
 
     Every score a method allows is computed (those needing negatives only with negatives).
     Returns the per-image table, the metrics table (one row per method, score and OOD set plus a
-    ``mean`` row per method and score) and the image features in table order.
+    ``mean`` row per method and score) and the image features in table order. Without OOD sets
+    (a training run on image folders) only the ID accuracy is measured: the ``mean`` rows then
+    have empty OOD metrics.
     """
-    if not ood_sets:
-        raise ValueError("give at least one OOD set to evaluate against")
     sets = [(id_set, "id")] + [(s, "ood") for s in ood_sets]
     for s, _ in sets:
         if len(s.features) == 0:
@@ -222,7 +222,7 @@ def metrics_table(table: pd.DataFrame, methods: Sequence[Method]) -> pd.DataFram
                 rows.append(
                     {"method": method.name, "score": score_name, "dataset": ood, **values, "id_acc": acc}
                 )
-            mean = {k: float(np.mean([v[k] for v in per_set])) for k in M.METRIC_NAMES}
+            mean = {k: float(np.mean([v[k] for v in per_set])) if per_set else np.nan for k in M.METRIC_NAMES}
             rows.append(
                 {"method": method.name, "score": score_name, "dataset": "mean", **mean, "id_acc": acc}
             )
@@ -264,7 +264,12 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
             raise ValueError(f"no metrics for method {method!r} with score {score!r}")
         label = LABELS.get(method, method) if HEADLINE.get(method) == score else f"{method} ({score} score)"
         label = EXTRA_ROWS.get((method, score), label)
-        cells = [f"{100 * sel.at[d, 'fpr95']:6.2f} / {100 * sel.at[d, 'auroc']:6.2f}" for d in ood_names]
+        cells = [
+            "no OOD set"
+            if np.isnan(sel.at[d, "fpr95"])
+            else f"{100 * sel.at[d, 'fpr95']:6.2f} / {100 * sel.at[d, 'auroc']:6.2f}"
+            for d in ood_names
+        ]
         acc = sel["id_acc"].iloc[0]
         row = "".join(f"{c:>{w}}" for c, w in zip(cells, width))
         lines.append(label[:27].ljust(28) + row + f"   {100 * acc:6.2f}")

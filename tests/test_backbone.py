@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 from negprompt import backbone as bb
+from negprompt import weights as W
 from negprompt.backbone import TINY_MODEL, WeightsError, load_backbone
 
 
@@ -93,7 +94,7 @@ def test_unsafe_pickle_is_refused(tmp_path):
 
 def test_auto_without_weights_falls_back_fast_and_loudly(monkeypatch):
     asked = []
-    monkeypatch.setattr(bb, "network_available", lambda timeout=3.0: asked.append(timeout) or False)
+    monkeypatch.setattr(W, "network_available", lambda timeout=3.0: asked.append(timeout) or False)
     with pytest.warns(UserWarning, match="RANDOM WEIGHTS"):
         b = load_backbone("ViT-B-32", "auto", network_timeout=0.5)
     assert asked == [0.5]  # one probe, bounded by the given timeout: no download is tried
@@ -108,10 +109,10 @@ def test_auto_prefers_cached_weights(monkeypatch, tmp_path):
     }
     path = tmp_path / "cached.safetensors"
     save_file(state, str(path))
-    monkeypatch.setattr(bb, "available_tags", lambda name: ["sometag"])
+    monkeypatch.setattr(W, "available_tags", lambda name: ["sometag"])
     monkeypatch.setattr(bb.open_clip, "get_pretrained_cfg", lambda name, tag: {"hf_hub": "org/repo/"})
-    monkeypatch.setattr(bb, "_cached_file", lambda cfg, cache_dir: path)
-    monkeypatch.setattr(bb, "network_available", lambda timeout=3.0: pytest.fail("network must not be asked"))
+    monkeypatch.setattr(W, "_cached_file", lambda cfg, weights_dir: path)
+    monkeypatch.setattr(W, "network_available", lambda timeout=3.0: pytest.fail("network must not be asked"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         b = load_backbone(TINY_MODEL, "auto")
@@ -121,11 +122,11 @@ def test_auto_prefers_cached_weights(monkeypatch, tmp_path):
 
 def test_network_probe_respects_offline_mode(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(bb.socket, "create_connection", lambda *a, **k: pytest.fail("must not connect"))
-    assert bb.network_available() is False
+    monkeypatch.setattr(W.socket, "create_connection", lambda *a, **k: pytest.fail("must not connect"))
+    assert W.network_available() is False
 
 
 def test_hub_id_offline_gives_a_clear_error(monkeypatch):
-    monkeypatch.setattr(bb, "network_available", lambda timeout=3.0: False)
+    monkeypatch.setattr(W, "network_available", lambda timeout=3.0: False)
     with pytest.raises(WeightsError, match="hub cannot be reached"):
         load_backbone("ViT-B-16", "hf-hub:org/some-model")

@@ -38,7 +38,8 @@ def small(preset: str = "conventional", data_root: Path | str = "data", **overri
         device="cpu",
         shots=2,
         val_per_class=1,
-        train={"epochs": 2, "batch_size": 4},
+        epochs=2,
+        train_batch_size=4,
         neglabel=False,  # NegLabel and LoCoOp end to end: tests/test_neglabel.py
         locoop=False,
     )

@@ -55,7 +55,7 @@ def test_conventional_run_directory(bench, tmp_path, tiny_backbone):
     assert cfg["data"]["train_class_names"] == cfg["data"]["class_names"]
     assert cfg["data"]["ood"] == list(OOD_NAMES)
     exp = cfg["experiment"]
-    assert exp["settings"]["shots"] == 2 and exp["settings"]["seed"] == 0
+    assert exp["settings"]["data"]["shots"] == 2 and exp["settings"]["seed"] == 0
     assert [s["stage"] for s in exp["stages"]] == [1, 2]
     assert all(s["config"]["epochs"] == 2 and len(s["history"]) == 2 for s in exp["stages"])
     assert exp["selection"]["policy"] == "val"
@@ -119,7 +119,7 @@ def test_step_by_step_api(bench, tmp_path, tiny_backbone):
     assert len(data.class_names) == 3 and exp.features is None
     exp.prepare()
     assert exp.features.train[0].features.shape == (6, 64) and len(exp.features.ood) == 4
-    with pytest.raises(RuntimeError, match="train both stages"):
+    with pytest.raises(RuntimeError, match="before evaluating"):
         exp.evaluate()
     exp.train()
     assert exp.stage1.completed and exp.stage2.completed and list(exp.history.stage) == [1, 1, 2, 2]
@@ -179,7 +179,7 @@ def _prompts(run_dir):
 
 
 def test_resume_after_interruption_gives_the_same_result(bench, tmp_path, tiny_backbone):
-    cfg = conventional(bench, tmp_path, train={"epochs": 3, "batch_size": 4})
+    cfg = conventional(bench, tmp_path, epochs=3, train_batch_size=4)
     reference = run_experiment(cfg, tmp_path / "a", progress=False, backbone=tiny_backbone)
 
     out = tmp_path / "b"
@@ -194,7 +194,7 @@ def test_resume_after_interruption_gives_the_same_result(bench, tmp_path, tiny_b
     second.train(stages=(2,), stop_after_epoch=2)  # interrupted in stage 2
     assert second.stage1.completed and not second.stage2.completed
     with pytest.raises(WorkDirError, match=r"other settings \(seed: 0 before, 1 now"):
-        run_experiment(conventional(bench, tmp_path, train={"epochs": 3, "batch_size": 4}, seed=1), out,
+        run_experiment(conventional(bench, tmp_path, epochs=3, train_batch_size=4, seed=1), out,
                        resume=True, progress=False, backbone=tiny_backbone)  # fmt: skip
     resumed = run_experiment(cfg, out, resume=True, progress=False, backbone=tiny_backbone)
     assert not work.exists()
@@ -273,15 +273,15 @@ def test_unreadable_images_are_a_clear_error_and_a_fixed_rerun_works(tmp_path, t
 
 
 def test_config_round_trip_and_overrides():
-    cfg = ExperimentConfig.for_preset("demo", train={"lr": 0.05}, stage2={"epochs": 3})
-    assert cfg.model == "negprompt-mini" and cfg.shots is None and cfg.benchmark == "demo"
-    assert cfg.train_config(1).epochs == cfg.train["epochs"] and cfg.train_config(1).lr == 0.05
+    cfg = ExperimentConfig.for_preset("demo", lr=0.05, stage2={"epochs": 3})
+    assert cfg.backbone.model == "negprompt-mini" and cfg.data.shots is None and cfg.data.benchmark == "demo"
+    assert cfg.train_config(1).epochs == cfg.training.epochs and cfg.train_config(1).lr == 0.05
     assert cfg.train_config(2).epochs == 3 and cfg.train_config(2).stage == 2
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
-    assert ExperimentConfig.for_preset("demo", benchmark="cifar10").shots == 16
-    assert ExperimentConfig.for_preset("open-vocab").open_vocab_fraction == 0.1
+    assert ExperimentConfig.for_preset("demo", benchmark="cifar10").data.shots == 16
+    assert ExperimentConfig.for_preset("open-vocab").data.open_vocab_fraction == 0.1
     with pytest.raises(ValueError, match="may not set \\['seed'\\]"):
-        ExperimentConfig.for_preset("demo", train={"seed": 3})
+        ExperimentConfig.for_preset("demo", stage1={"seed": 3})
     with pytest.raises(ValueError, match="unknown TrainConfig field"):
         ExperimentConfig.for_preset("demo", stage1={"epoch": 3})
     with pytest.raises(ValueError, match="runs on imagenet"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +19,6 @@ from negprompt.train import (
     lr_factor,
     make_config,
     sample_classes,
-    train_both,
     train_prompts,
     train_step,
 )
@@ -215,18 +215,20 @@ def test_amp_bf16_runs_on_cpu(tiny_backbone, planted):
     assert math.isfinite(result.history[0]["loss"])
 
 
-def test_train_both_keeps_stage1_positives(tiny_backbone, planted, tmp_path):
-    cfg = TrainConfig(epochs=2, batch_size=40, select="val")
-    first, second = train_both(
-        tiny_backbone,
-        NAMES,
-        *planted["train"],
-        cfg,
-        val_features=planted["val"][0],
-        val_labels=planted["val"][1],
-        checkpoint_dir=tmp_path,
-        progress=False,
-    )
+def test_stage2_keeps_stage1_positives_and_resumes_to_the_same_contexts(tiny_backbone, planted, tmp_path):
+    val = dict(val_features=planted["val"][0], val_labels=planted["val"][1], progress=False)
+
+    def both(resume: bool):
+        cfg = TrainConfig(epochs=2, batch_size=40, select="val")
+        first = train_prompts(tiny_backbone, NAMES, *planted["train"], cfg,
+                              checkpoint_dir=tmp_path / "stage1", resume=resume, **val)  # fmt: skip
+        after_stage1 = first.learner.pos_ctx.detach().clone()
+        second = train_prompts(tiny_backbone, NAMES, *planted["train"], replace(cfg, stage=2),
+                               learner=first.learner, checkpoint_dir=tmp_path / "stage2", resume=resume, **val)  # fmt: skip
+        assert torch.equal(second.learner.pos_ctx, after_stage1)  # stage 2 trains the negatives only
+        return first, second
+
+    first, second = both(resume=False)
     assert (first.stage, second.stage) == (1, 2)
     assert (tmp_path / "stage1" / "checkpoint.pt").is_file() and (
         tmp_path / "stage2" / "checkpoint.pt"
@@ -234,19 +236,9 @@ def test_train_both_keeps_stage1_positives(tiny_backbone, planted, tmp_path):
     fresh = PromptLearner(TextEncoder(tiny_backbone), PromptConfig())
     assert not torch.equal(second.learner.pos_ctx, fresh.pos_ctx)  # stage 1 trained it
     # resuming a finished pair trains nothing and gives the same contexts
-    again = train_both(
-        tiny_backbone,
-        NAMES,
-        *planted["train"],
-        cfg,
-        val_features=planted["val"][0],
-        val_labels=planted["val"][1],
-        checkpoint_dir=tmp_path,
-        resume=True,
-        progress=False,
-    )
-    assert torch.equal(again[1].learner.pos_ctx, second.learner.pos_ctx)
-    assert torch.equal(again[1].learner.neg_ctx, second.learner.neg_ctx)
+    pos, neg = second.learner.pos_ctx.detach().clone(), second.learner.neg_ctx.detach().clone()
+    again = both(resume=True)
+    assert torch.equal(again[1].learner.pos_ctx, pos) and torch.equal(again[1].learner.neg_ctx, neg)
 
 
 def test_online_augment_mode(tiny_backbone, tmp_path):

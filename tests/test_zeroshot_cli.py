@@ -20,6 +20,7 @@ def _args(image_tree, tmp_path, out):
         "--device", "cpu",
         "--cache-dir", str(tmp_path / "cache"),
         "--out", str(out),
+        "--no-neglabel",
     ]  # fmt: skip
 
 
@@ -33,7 +34,10 @@ def test_zeroshot_end_to_end(image_tree, tmp_path, capsys):
     assert run.config["data"]["class_names"] == ["bird", "cat", "dog"]
     scores = run.scores
     assert len(scores) == 15 + 6 + 5
-    assert {"zeroshot/mcm", "zeroshot/negprompt", "pred.zeroshot"} <= set(scores.columns)
+    assert {"zeroshot/mcm", "pred.zeroshot"} <= set(scores.columns)
+    # the zero-shot methods are those every experiment reports: no untrained random negatives
+    assert {c.split("/")[0] for c in scores.columns if "/" in c} == {"zeroshot"}
+    assert "zeroshot/negprompt" not in scores.columns
     assert run.image_features.shape == (26, 64)
     metrics = run.metrics
     assert set(metrics["dataset"]) == {"ood", "cat", "mean"}

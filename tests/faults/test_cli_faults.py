@@ -273,9 +273,10 @@ def test_an_interrupt_is_reported_once(folder, tmp_path, capsys, monkeypatch):
 
 def test_offline_weights_say_what_to_fetch_and_where_it_goes(monkeypatch):
     import negprompt.backbone as backbone
+    import negprompt.weights as weights
 
-    monkeypatch.setattr(backbone, "network_available", lambda timeout=3.0: False)
-    monkeypatch.setattr(backbone, "_cached_file", lambda cfg, cache_dir: None)
+    monkeypatch.setattr(weights, "network_available", lambda timeout=3.0: False)
+    monkeypatch.setattr(weights, "_cached_file", lambda cfg, weights_dir: None)
     with pytest.raises(backbone.WeightsError) as info:
         backbone.load_backbone("ViT-B-16", "openai")
     text = str(info.value)
