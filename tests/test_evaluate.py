@@ -150,7 +150,7 @@ def test_breakdown_equals_a_plain_per_class_computation(seed):
 
 
 def test_hardest_ood_classes_text():
-    from negprompt.commands.run import hardest_ood_classes
+    from negprompt.commands.common import hardest_ood_classes
 
     table = pd.DataFrame(
         {
