@@ -311,6 +311,7 @@ def test_negprompt_train_under_torchrun_matches_one_process(tmp_path):
             "--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu", "--stage", "both",
             "--epochs", "2", "--shots", "4", "--val-per-class", "2", "--train-batch-size", "8",
             "--batch-size", "4", "--cache-dir", str(tmp_path / f"cache{nproc}"), "--no-progress",
+            "--no-neglabel",
         ]  # fmt: skip
         if nproc == 1:
             cmd = [sys.executable, *common]
@@ -328,6 +329,15 @@ def test_negprompt_train_under_torchrun_matches_one_process(tmp_path):
         return load_file(str(out / "prompts" / "negprompt.safetensors"))
 
     one, two = train(tmp_path / "one", 1), train(tmp_path / "two", 2)
+    from negprompt.rundir import load_run
+
+    # rank 0 evaluated and wrote one ordinary run directory; no rank left a work folder behind
+    runs = [load_run(tmp_path / name) for name in ("one", "two")]
+    assert [r.config["kind"] for r in runs] == ["folders", "folders"]
+    assert not (tmp_path / "two.partial").exists() and sorted(
+        p.name for p in tmp_path.iterdir() if "two" in p.name
+    ) == ["two"]
+    np.testing.assert_allclose(runs[1].metrics["id_acc"], runs[0].metrics["id_acc"])
     assert set(one) == set(two)
     for key in one:
         np.testing.assert_allclose(two[key], one[key], rtol=0, atol=1e-4)
