@@ -1,0 +1,50 @@
+"""The dashboard on a run written by the experiment runner itself (not a synthetic one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from negprompt.cli import main
+from negprompt.rundir import load_run
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app" / "app.py"
+PAGES = ("scores", "embeddings", "images", "compare")
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("real")
+    runs = base / "runs"
+    for name in ("demo-fast", "demo-fast-b"):  # two runs, so that the compare page has a pair
+        code = main(
+            ["demo", "--fast", "--no-app", "--no-progress", "--out", str(runs / name),
+             "--data-root", str(base / "data"), "--cache-dir", str(base / "cache")]
+        )  # fmt: skip
+        assert code == 0
+    return runs
+
+
+@pytest.mark.parametrize("page", (None, *PAGES))
+def test_every_page_renders_a_real_run(demo_runs, monkeypatch, page):
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(str(e.value) for e in at.error)
+    assert "random weights" not in shown.lower()  # the bundled mini-CLIP: no red banner
+    assert not at.error, shown  # and no damaged-run messages either
+    if page in ("scores", "embeddings", "compare"):
+        assert at.get("plotly_chart"), f"no chart on the {page} page"
+    if page is None:
+        run = load_run(demo_runs / "demo-fast")
+        mean = run.metrics.query("method == 'negprompt' and score == 'negprompt' and dataset == 'mean'")
+        auroc = f"{100 * mean['auroc'].iloc[0]:.2f}"
+        assert (
+            any(auroc in str(df.value.to_string()) for df in at.dataframe)
+            or auroc in at.markdown.values.__str__()
+        )
