@@ -64,8 +64,7 @@ def test_errors_print_the_layout(tmp_path):
 def test_experiment_on_the_openood_lists(tmp_path, tiny_backbone):
     from negprompt.experiments import run_experiment
     from negprompt.rundir import load_run
-
-    from .test_experiments_data import small
+    from tests.experiments.test_experiments_data import small
 
     root = make_openood(tmp_path / "data")
     config = small(data_root=root, benchmark="openood", classes=3, cache_dir=str(tmp_path / "cache"),

@@ -133,7 +133,7 @@ def test_hard_ood_and_run_via_the_cli(tmp_path, capsys):
     from negprompt.data import protocol
 
     p = protocol("ImageNet-10 vs ImageNet-20")
-    from .test_data_imagenet import make_imagenet
+    from tests.data.test_data_imagenet import make_imagenet
 
     make_imagenet(tmp_path / "d", p.known[:2] + p.unknown[:2], n_train=3, n_val=2)
     argv = [

@@ -139,8 +139,7 @@ def test_label_bank_is_cached(tiny_backbone, tmp_path):
 
 def test_experiment_end_to_end(wordnet, tmp_path, tiny_backbone):
     from negprompt.experiments import run_experiment
-
-    from .test_experiments_data import make_benchmark, small
+    from tests.experiments.test_experiments_data import make_benchmark, small
 
     data = make_benchmark(tmp_path / "data", [0, 1, 2])
     config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), neglabel=True,
