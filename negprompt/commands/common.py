@@ -69,7 +69,7 @@ def execute(config, out: Path, args: argparse.Namespace) -> Path:
 
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted run")
-    info = init_distributed(device=None if config.backbone.device == "auto" else config.backbone.device)
+    info = init_distributed(device=config.backbone.device)
     set_threads(getattr(args, "threads", 0), config.device)
     try:
         if info.is_main:
