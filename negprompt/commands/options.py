@@ -77,6 +77,8 @@ def add_settings(
             meta, base = f.metadata, _base_type(hints[f.name])
             default = f.default if f.default is not MISSING else None
             shown = "" if default in (None, {}) else f" ({default})"
+            if isinstance(default, bool):
+                shown = " (on)" if default else " (off)"
             kwargs: dict = {
                 "dest": f.name,
                 "default": argparse.SUPPRESS,

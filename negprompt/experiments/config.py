@@ -123,7 +123,7 @@ class BackboneSettings:
     pretrained: str = setting(
         "auto", "weights: an open_clip tag, a hub id, a checkpoint file, 'none' (random) or 'auto'"
     )
-    device: str = setting("auto", "cpu, cuda, cuda:1, … ('auto': cuda when available)", resume_free=True)
+    device: str = setting("auto", "cpu, cuda, cuda:1, … or auto: cuda when available", resume_free=True)
     precision: str = setting("fp32", "model weight dtype", choices=("fp32", "fp16", "bf16"))
 
 
