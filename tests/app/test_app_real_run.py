@@ -48,3 +48,45 @@ def test_every_page_renders_a_real_run(demo_runs, monkeypatch, page):
             any(auroc in str(df.value.to_string()) for df in at.dataframe)
             or auroc in at.markdown.values.__str__()
         )
+
+
+@pytest.fixture(scope="module")
+def command_runs(tmp_path_factory) -> Path:
+    """A run of ``negprompt train`` without OOD folders and one of ``negprompt zeroshot``."""
+    from tests.conftest import write_images
+
+    base = tmp_path_factory.mktemp("commands")
+    for k in range(3):
+        write_images(base / "images" / f"class_{k}", 6, seed=k, color=(70 * k, 120, 200 - 60 * k))
+    write_images(base / "ood" / "far", 5, seed=9)
+    tiny = ["--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu", "--no-neglabel",
+            "--cache-dir", str(base / "cache"), "--no-progress"]  # fmt: skip
+    train = [
+        "train",
+        "--train-dir",
+        str(base / "images"),
+        "--shots",
+        "3",
+        "--val-per-class",
+        "2",
+        "--epochs",
+        "2",
+    ]
+    assert main([*train, *tiny, "--out", str(base / "trained" / "run")]) == 0
+    zeroshot = ["zeroshot", "--id-dir", str(base / "images"), "--ood-dir", str(base / "ood" / "far")]
+    assert main([*zeroshot, *tiny, "--out", str(base / "zeroshot" / "run")]) == 0
+    return base
+
+
+@pytest.mark.parametrize("page", (None, *PAGES))
+def test_every_command_output_opens_in_the_dashboard(command_runs, monkeypatch, page):
+    """A training run without OOD sets (ID accuracy only) and a zero-shot run, on every page."""
+    assert load_run(command_runs / "trained" / "run").metrics["fpr95"].isna().all()
+    for run in ("trained", "zeroshot"):
+        monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(command_runs / run))
+        at = AppTest.from_file(str(APP), default_timeout=180).run()
+        if page:
+            at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, (run, [e.value for e in at.exception])
+        shown = " ".join(str(e.value) for e in at.error)
+        assert "cannot read" not in shown.lower(), (run, shown)
