@@ -68,6 +68,10 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         ["negprompt/backbone.py", "negprompt/weights.py"],
         ["tests/backbone/test_backbone.py", "tests/features/test_cache_identity.py"],
     ),
+    "config": (
+        ["negprompt/experiments/config.py", "negprompt/commands/options.py", "negprompt/defaults.py"],
+        ["tests/experiments/test_config_sections.py"],
+    ),
     "rundir": (
         ["negprompt/rundir/*"],
         ["tests/rundir/test_rundir.py", "tests/rundir/test_rundir_contract.py"],
