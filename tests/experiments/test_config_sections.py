@@ -157,3 +157,169 @@ def test_user_error_lives_with_the_commands():
     for module in COMMANDS.values():  # no command imports the CLI module back
         source = Path(importlib.import_module(module).__file__).read_text(encoding="utf-8")
         assert "negprompt.cli" not in source, module
+
+
+# Each invalid combination, and a valid one beside it (boundaries), so that every check is pinned.
+INVALID = [
+    (
+        "demo",
+        {"benchmark": "imagenet"},
+        "preset 'demo' runs on demo, demo-full, cifar10, cifar100, not benchmark 'imagenet'",
+    ),
+    ("demo", {"precision": "fp8"}, "backbone.precision='fp8' is not one of fp32, fp16, bf16"),
+    ("demo", {"select": "best"}, "training.select='best' is not one of val, last"),
+    (
+        "mini-hard-ood",
+        {"protocol": "P1"},
+        "the mini-world hard-OOD split is fixed; a protocol cannot be given",
+    ),
+    ("hard-ood", {}, "the hard-ood preset needs a protocol (--protocol); valid names: 'P1'"),
+    ("hard-ood", {"protocol": "P1", "id_classes": ["a"]}, "a hard-OOD protocol defines its ID classes"),
+    ("demo", {"protocol": "P1"}, "a protocol only applies to the hard-ood preset, not 'demo'"),
+    ("demo", {"open_vocab_fraction": 0.5}, "open_vocab_fraction only applies to the open-vocab preset"),
+    ("open-vocab", {"open_vocab_fraction": 0.0}, "open_vocab_fraction must be in (0, 1], got 0.0"),
+    ("open-vocab", {"open_vocab_fraction": 1.5}, "open_vocab_fraction must be in (0, 1], got 1.5"),
+    (
+        "open-vocab",
+        {"open_vocab_fraction": None},
+        "the open-vocab preset needs open_vocab_fraction (e.g. 0.1)",
+    ),
+    ("demo", {"ood_sets": ["SUN"]}, "ood_sets apply to ImageNet benchmarks; 'demo' has its own"),
+    ("conventional", {"ood_sets": []}, "ood_sets is empty: name at least one OOD set, or leave it unset"),
+    ("demo", {"classes": 0}, "classes must be >= 1, got 0"),
+    (
+        "demo",
+        {"classes": 2, "id_classes": ["a"]},
+        "give either classes (a count) or id_classes (a list), not both",
+    ),
+    ("demo", {"id_classes": []}, "id_classes is empty"),
+    ("demo", {"shots": 0}, "shots must be >= 1 or None (all), got 0"),
+    ("demo", {"val_per_class": -1}, "val_per_class must be >= 0, got -1"),
+    (
+        "demo",
+        {"val_per_class": 0},
+        "select='val' needs validation images: set val_per_class >= 1 or select='last'",
+    ),
+    ("demo", {"neg_noise": -0.1}, "neg_noise must be >= 0, got -0.1"),
+    ("demo", {"neg_noise": float("nan")}, "neg_noise must be >= 0, got nan"),
+    ("demo", {"n_neg": 0}, "n_neg must be >= 1, got 0"),
+    (
+        "demo",
+        {"init_prompts": "p.json"},
+        "stages='2' trains the negatives on the positives of a prompts file",
+    ),
+    ("demo", {"temperature": 0.0}, "temperature must be > 0, got 0.0"),
+    (
+        "demo",
+        {"neglabel_n_neg": 0, "neglabel_groups": 0},
+        "NegLabel needs neglabel_n_neg >= 1 and 1 <= neglabel_groups",
+    ),
+    ("demo", {"neglabel_n_neg": 10, "neglabel_groups": 11}, "got 10 and 11"),
+    ("demo", {"neglabel_groups": 0}, "got 10000 and 0"),
+    ("demo", {"batch_size": 0}, "batch_size must be >= 1 and num_workers >= 0, got 0 and 0"),
+    ("demo", {"num_workers": -1}, "got 64 and -1"),
+    ("demo", {"stage2": {"epochs": 0}}, "TrainConfig.epochs must be >= 1"),
+]
+VALID = [
+    ("open-vocab", {"open_vocab_fraction": 1.0}),
+    ("demo", {"classes": 1, "shots": 1, "val_per_class": 0, "select": "last", "neg_noise": 0.0, "n_neg": 1}),
+    ("demo", {"neglabel_n_neg": 1, "neglabel_groups": 1, "batch_size": 1, "num_workers": 0}),
+    ("demo", {"val_per_class": 0, "select": "val", "stages": "none"}),  # nothing to select
+    ("folders", {"train_dir": "t", "val_dir": "v", "val_per_class": 0}),  # validation from val_dir
+    ("folders", {"train_dir": "t", "stages": "2", "init_prompts": "p.json"}),
+    ("hard-ood", {"protocol": "P1"}),
+    ("mini-hard-ood", {}),
+]
+
+
+@pytest.mark.parametrize(("preset", "settings", "message"), INVALID, ids=[m[:40] for *_, m in INVALID])
+def test_each_invalid_setting_is_named(preset, settings, message):
+    with pytest.raises(ValueError) as info:
+        ExperimentConfig.for_preset(preset, **settings)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(("preset", "settings"), VALID)
+def test_settings_at_the_boundaries_are_valid(preset, settings):
+    config = ExperimentConfig.for_preset(preset, **settings)
+    for name, value in settings.items():
+        assert getattr(getattr(config, section_of(name)), name) == value
+
+
+def test_training_settings_reach_each_stage_and_stage_settings_only_theirs():
+    config = ExperimentConfig.for_preset(
+        "demo", epochs=3, lr=0.2, train_batch_size=5, class_subset_size=2, img_loss="oe", n_views=2,
+        select="last", mode="online-augment", seed=7, train_preset="coop", stage1={"epochs": 9},
+    )  # fmt: skip
+    first, second = config.train_config(1), config.train_config(2)
+    for stage, tc in ((1, first), (2, second)):
+        assert (tc.stage, tc.lr, tc.batch_size, tc.class_subset_size, tc.img_loss) == (stage, 0.2, 5, 2, "oe")
+        assert (tc.n_views, tc.select, tc.mode, tc.seed) == (2, "last", "online-augment", 7)
+        assert tc.momentum == 0.9  # the coop train preset underneath
+    assert (first.epochs, second.epochs) == (9, 3)
+    plain = ExperimentConfig.for_preset("conventional").train_config(2)
+    assert (plain.epochs, plain.lr, plain.batch_size, plain.class_subset_size, plain.img_loss) == (
+        100,
+        0.1,
+        64,
+        None,
+        "msp",
+    )
+
+
+@pytest.mark.parametrize("key", ["stage", "seed", "n_views", "select", "mode", "device"])
+def test_experiment_settings_may_not_be_set_per_stage(key):
+    with pytest.raises(
+        ValueError, match=f"training.stage2 may not set \\['{key}'\\]: they are experiment settings"
+    ):
+        ExperimentConfig.for_preset("demo", stage2={key: 1})
+
+
+def test_sections_may_be_given_whole_and_presets_fill_in_the_rest():
+    from negprompt.experiments.config import TrainingSettings
+
+    config = ExperimentConfig.for_preset("demo", training=TrainingSettings(epochs=4, n_neg=3))
+    assert (config.training.epochs, config.training.n_neg, config.backbone.model) == (4, 3, "negprompt-mini")
+    assert (
+        ExperimentConfig.for_preset("demo", benchmark="cifar10").data.shots == 16
+    )  # downloaded demo: 16 shots
+    assert ExperimentConfig.for_preset("demo", benchmark="cifar10", shots=4).data.shots == 4
+    assert ExperimentConfig.for_preset("demo").data.shots is None  # the embedded demo: all images
+    assert (
+        ExperimentConfig.for_preset("open-vocab", benchmark="cifar10", open_vocab_fraction=0.5).data.shots
+        == 16
+    )
+    with pytest.raises(ValueError, match="unknown preset 'nope'; choose one of conventional, hard-ood"):
+        ExperimentConfig.for_preset("nope")
+    with pytest.raises(TypeError, match="ExperimentConfig.training must be a TrainingSettings or a dict"):
+        ExperimentConfig(training=3)
+    with pytest.raises(TypeError, match="DataSettings.ood_sets must be a list, not a string"):
+        ExperimentConfig.for_preset("conventional", ood_sets="SUN")
+    config = ExperimentConfig.for_preset(
+        "folders", train_dir=Path("t"), ood_dirs=[Path("o")], id_dir="i", cache_dir=Path("c")
+    )
+    assert (config.data.train_dir, config.data.ood_dirs, config.cache.cache_dir) == ("t", ["o"], "c")
+
+
+def test_command_line_values_are_parsed_and_bad_ones_named(tmp_path, capsys):
+    from negprompt.experiments.config import names_value, shots_value
+
+    assert shots_value("all") is None and shots_value("3") == 3
+    with pytest.raises(ValueError, match="--shots must be >= 1 or 'all'"):
+        shots_value("0")
+    listing = tmp_path / "classes.txt"
+    listing.write_text("# ID classes\ncat\n\n dog \n", encoding="utf-8")
+    assert names_value(f"@{listing}") == ["cat", "dog"] and names_value(" a, b ,,c") == ["a", "b", "c"]
+    parser = build_parser()
+    for words, message in (
+        (["--shots", "0"], "--shots must be >= 1 or 'all'"),
+        (["--stage2", "epochs"], "expected KEY=VALUE (e.g. epochs=20), got 'epochs'"),
+        (["--id-classes", "@" + str(tmp_path / "missing.txt")], "missing.txt"),
+    ):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["run", "demo", *words])
+        assert message in capsys.readouterr().err
+    args = parser.parse_args(
+        ["run", "demo", "--stage2", "lr=0.5", "--stage2", "img_loss=oe", "--stage2", "note=x y"]
+    )
+    assert settings_from_args(args) == {"stage2": {"lr": 0.5, "img_loss": "oe", "note": "x y"}}
