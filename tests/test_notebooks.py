@@ -159,6 +159,8 @@ def notebook_env(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         "IPYTHONDIR": str(base / "ipython"),
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # the kernel imports this checkout's package, whatever checkout the venv was installed from
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     return base / "work", env
 
@@ -233,8 +235,12 @@ def test_notebook_runs_top_to_bottom(notebook, notebook_env):
 
     work, env = notebook_env
     nb = _read(notebook)
-    # the kernel must be this interpreter (the venv), not whatever `python` is first on PATH
-    check = f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable"
+    # the kernel must be this interpreter (the venv), not whatever `python` is first on PATH, and
+    # import the package of this checkout
+    check = (
+        f"import sys\nassert sys.executable == {sys.executable!r}, sys.executable\n"
+        f"import negprompt\nassert negprompt.__file__.startswith({str(ROOT)!r}), negprompt.__file__"
+    )
     nb.cells.insert(0, nbformat.v4.new_code_cell(check))
     client = _client(nb, work)
     start = time.perf_counter()
