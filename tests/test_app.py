@@ -141,9 +141,15 @@ def test_scores_page_threshold_changes_the_counts(monkeypatch, runs_root):
     assert shown["TPR (ID accepted)"] == f"{100 * r.tpr:.1f}%"
     assert shown["OOD accepted / rejected"] == f"{r.ood_accepted} / {r.ood_rejected}"
     figures = charts(at)
-    assert len(figures) == 4  # histograms, ROC, score pair, second score's histograms
+    assert len(figures) == 5  # histograms, ROC, threshold explorer, score pair, second score's histograms
     assert [d["type"] for d in figures[0]["data"]] == ["histogram"] * 3
     assert [d["name"] for d in figures[1]["data"]] == ["near", "far", "chance", "at threshold"]
+    # the explorer of notebook 05: every position of its own slider, counted as decision_counts does
+    steps = figures[2]["layout"]["sliders"][0]["steps"]
+    assert len(steps) == len(viz.KEPT_STEPS) and [d["type"] for d in figures[2]["data"]][-2:] == ["table"] * 2
+    strict = viz.threshold_at_tpr(id_scores, viz.KEPT_STEPS[0] / 100)
+    counts_at_50 = steps[0]["args"][0]["cells.values"][0]
+    assert counts_at_50[2] == list(viz.decision_counts(table, SCORE, strict)["accepted"])
 
     higher = float(np.quantile(id_scores, 0.5))
     slider.set_value(higher).run()

@@ -151,6 +151,29 @@ def test_threshold_slider_and_image_explanation(server, browser):
     moved_to = page.locator("[data-testid=stSliderThumbValue]").first.inner_text()
     _screenshot(page, "scores-threshold-moved")
 
+    # The threshold explorer (notebook 05's figure): its own slider redraws its readout and tables.
+    page.get_by_text("Which images flip as the threshold moves").click()
+    explorer = page.locator(".js-plotly-plot", has=page.locator(".slider-container")).first
+    explorer.wait_for()
+    readout = "e => [...e.querySelectorAll('.gtitle, .table .cell-text')].map(t => t.textContent).join('|')"
+    find = "[...document.querySelectorAll('.js-plotly-plot')].find(p => p.querySelector('.slider-container'))"
+    page.wait_for_function(
+        f"() => {{ const e = {find}; return e && ({readout})(e).includes('ID kept 95.0%'); }}"
+    )
+    before_explorer = explorer.evaluate(readout)
+    rail = explorer.locator(".slider-rail-touch-rect").first
+    box = rail.bounding_box()
+    rail.click(position={"x": 0.1 * box["width"], "y": box["height"] / 2})
+    page.wait_for_function(
+        f"(old) => {{ const e = {find}; return e && ({readout})(e) !== old; }}", arg=before_explorer
+    )
+    after_explorer = explorer.evaluate(readout)
+    assert (
+        "images flip" in after_explorer
+        and "ID kept 95.0%" not in after_explorer
+        and "rejected" in after_explorer
+    )
+
     # The per-image page, in the same session: the threshold is carried over.
     page.locator("[data-testid=stSidebarNavLink]", has_text="Per-image decisions").click()
     explain = page.get_by_role("button", name="Explain")

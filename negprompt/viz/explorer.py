@@ -117,7 +117,7 @@ def threshold_explorer_figure(
     and rejected per set (`negprompt.analysis.decision_counts`) and the ``k`` images nearest the
     threshold among those decided differently than at the reference (`flipped_images`). Being
     self-contained, the figure works the same in a live notebook, a saved and reopened one, an
-    exported HTML page, and wherever plotly figures are drawn (Streamlit's ``st.plotly_chart``).
+    exported HTML page, and the dashboard's score page (``st.plotly_chart``).
 
     Args:
         scores: the per-image table (``dataset``, ``split``, ``path`` and ``score_col``; ``ood_class``
