@@ -21,28 +21,7 @@ from negprompt import metrics as M
 from negprompt import rundir
 from negprompt import scores as S
 from negprompt.features import CachedFeatures
-
-HEADLINE = {
-    "zeroshot": "mcm",
-    "coop": "mcm",
-    "negprompt": "negprompt",
-    "neglabel": "neglabel",
-    "locoop": "mcm",
-}
-"""The score each method is reported with in the paper-shaped table."""
-LABELS = {
-    "zeroshot": "MCM (zero-shot)",
-    "coop": "CoOp + MCM",
-    "negprompt": "NegPrompt",
-    "neglabel": "NegLabel (zero-shot)",
-    "locoop": "LoCoOp + MCM",
-}
-EXTRA_ROWS = {
-    ("zeroshot", "gl_mcm"): "GL-MCM (zero-shot)",
-    ("coop", "gl_mcm"): "CoOp + GL-MCM",
-    ("locoop", "gl_mcm"): "LoCoOp + GL-MCM",
-}
-"""Further (method, score) rows of the paper-shaped table, shown when the metrics have them."""
+from negprompt.table_rows import row_label, table_rows
 
 
 @dataclass
@@ -234,25 +213,13 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
 
     Args:
         metrics: a metrics table (:func:`metrics_table`).
-        rows: ``(method, score)`` pairs to show; by default each method with its headline score
-            (:data:`HEADLINE`, else ``negprompt`` when present, else its first score).
+        rows: ``(method, score)`` pairs to show; by default `negprompt.table_rows.table_rows`: each
+            method with its headline score, then its GL-MCM and L-MCM rows.
 
     The FPR convention is printed under the table.
     """
     if rows is None:
-        rows = []
-        for method in dict.fromkeys(metrics["method"]):
-            available = list(dict.fromkeys(metrics.loc[metrics["method"] == method, "score"]))
-            wanted = HEADLINE.get(method)
-            rows.append(
-                (
-                    method,
-                    wanted
-                    if wanted in available
-                    else ("negprompt" if "negprompt" in available else available[0]),
-                )
-            )
-            rows += [pair for pair in EXTRA_ROWS if pair[0] == method and pair[1] in available]
+        rows = table_rows(metrics)
     ood_names = [d for d in dict.fromkeys(metrics["dataset"]) if d != "mean"] + ["mean"]
     width = [max(17, len(d) + 2) for d in ood_names]  # long set names widen their column
     header = ["method".ljust(28)] + [f"{d:>{w}}" for d, w in zip(ood_names, width)] + ["   ID acc"]
@@ -262,8 +229,7 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
         sel = metrics[(metrics["method"] == method) & (metrics["score"] == score)].set_index("dataset")
         if sel.empty:
             raise ValueError(f"no metrics for method {method!r} with score {score!r}")
-        label = LABELS.get(method, method) if HEADLINE.get(method) == score else f"{method} ({score} score)"
-        label = EXTRA_ROWS.get((method, score), label)
+        label = row_label(method, score)
         cells = [
             "no OOD set"
             if np.isnan(sel.at[d, "fpr95"])

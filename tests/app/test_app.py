@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -141,9 +142,15 @@ def test_scores_page_threshold_changes_the_counts(monkeypatch, runs_root):
     assert shown["TPR (ID accepted)"] == f"{100 * r.tpr:.1f}%"
     assert shown["OOD accepted / rejected"] == f"{r.ood_accepted} / {r.ood_rejected}"
     figures = charts(at)
-    assert len(figures) == 4  # histograms, ROC, score pair, second score's histograms
+    assert len(figures) == 5  # histograms, ROC, threshold explorer, score pair, second score's histograms
     assert [d["type"] for d in figures[0]["data"]] == ["histogram"] * 3
     assert [d["name"] for d in figures[1]["data"]] == ["near", "far", "chance", "at threshold"]
+    # the explorer of notebook 05: every position of its own slider, counted as decision_counts does
+    steps = figures[2]["layout"]["sliders"][0]["steps"]
+    assert len(steps) == len(viz.KEPT_STEPS) and [d["type"] for d in figures[2]["data"]][-2:] == ["table"] * 2
+    strict = viz.threshold_at_tpr(id_scores, viz.KEPT_STEPS[0] / 100)
+    counts_at_50 = steps[0]["args"][0]["cells.values"][0]
+    assert counts_at_50[2] == list(viz.decision_counts(table, SCORE, strict)["accepted"])
 
     higher = float(np.quantile(id_scores, 0.5))
     slider.set_value(higher).run()
@@ -280,16 +287,64 @@ def test_compare_page(monkeypatch, runs_root):
         str(runs_root / "beta"),
     }
     assert any("Random weights" in e and "alpha" in e for e in errors(at))
-    table = at.dataframe[0].value
+    methods = at.dataframe[0].value
+    assert list(methods["row"]) == ["MCM (zero-shot)", "CoOp + MCM", "NegPrompt"]
+    table = at.dataframe[1].value
     assert list(table["dataset"]) == ["near", "far", "mean"]
     assert any(c.endswith("Δ") for c in table.columns)
     figures = charts(at)
-    assert len(figures) == 3  # metric bars + one histogram per run
-    assert [d["type"] for d in figures[0]["data"]] == ["bar", "bar"]
+    assert len(figures) == 4  # bars per method, bars per OOD set, one histogram per run
+    assert [d["type"] for d in figures[1]["data"]] == ["bar", "bar"]
     at.radio[0].set_value("auroc").run()
-    bars = charts(at)[0]["data"]
+    bars = charts(at)[1]["data"]
     a_metrics = load_run(runs_root / "beta").metrics.query("method == 'negprompt' and score == 'negprompt'")
     assert values(bars[0]["y"]) == pytest.approx(list(100 * a_metrics["auroc"]))
+
+
+NEW_ROWS = {
+    ("zeroshot", "gl_mcm"): ("GL-MCM (zero-shot)", 0.03),
+    ("zeroshot", "l_mcm"): ("L-MCM (zero-shot)", 0.06),
+    ("locoop", "mcm"): ("LoCoOp + MCM", -0.02),
+    ("locoop", "gl_mcm"): ("LoCoOp + GL-MCM", -0.04),
+    ("neglabel", "neglabel"): ("NegLabel (zero-shot)", -0.05),
+}
+"""The rows the newer methods add to a run's results table, and how far each moves NegPrompt's FPR95."""
+
+
+def add_new_methods(run_dir: Path, shift: float = 0.0) -> None:
+    """Give a synthetic run the metrics rows of GL-MCM, L-MCM, LoCoOp and NegLabel: NegPrompt's
+    rows, their FPR95 moved by a fixed amount per method (and by ``shift``)."""
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    base = metrics[(metrics["method"] == "negprompt") & (metrics["score"] == "negprompt")]
+    extra = [
+        base.assign(method=m, score=s, fpr95=(base["fpr95"] + d + shift).clip(0, 1))
+        for (m, s), (_, d) in NEW_ROWS.items()
+    ]
+    pd.concat([metrics, *extra], ignore_index=True).to_csv(run_dir / "metrics.csv", index=False)
+
+
+def test_compare_page_puts_every_method_side_by_side(monkeypatch, tmp_path):
+    root = tmp_path / "runs"
+    for name, seed, shift in (("one", 0, 0.0), ("two", 1, 0.1)):
+        add_new_methods(synthetic_run(root / name, seed=seed, image_dir=tmp_path / f"img-{name}"), shift)
+    at = app(monkeypatch, root, "compare")
+    a, b = (load_run(root / at.selectbox(key=f"w_compare_{side}").value) for side in "AB")
+    expected = ["MCM (zero-shot)", "GL-MCM (zero-shot)", "L-MCM (zero-shot)", "CoOp + MCM", "NegPrompt",
+                "LoCoOp + MCM", "LoCoOp + GL-MCM", "NegLabel (zero-shot)"]  # fmt: skip
+    methods = at.dataframe[0].value
+    assert list(methods["row"]) == expected
+    col_a, col_b = f"FPR95 % A: {a.name}", f"FPR95 % B: {b.name}"
+    locoop = methods.set_index("row").loc["LoCoOp + GL-MCM"]
+    mean = a.metrics.query("method == 'locoop' and score == 'gl_mcm' and dataset == 'mean'")["fpr95"].iloc[0]
+    assert locoop[col_a] == pytest.approx(round(100 * mean, 2))
+    assert locoop["FPR95 % Δ"] == pytest.approx(locoop[col_b] - locoop[col_a], abs=0.011)
+    assert locoop["FPR95 % Δ"] != 0
+    bars = charts(at)[0]["data"]
+    assert [d["type"] for d in bars] == ["bar", "bar"] and list(bars[0]["x"]) == expected
+    at.radio[0].set_value("fpr95").run()
+    bars = charts(at)[0]["data"]
+    rows = viz.method_rows(b.metrics)
+    assert values(bars[1]["y"]) == pytest.approx(list(100 * rows["fpr95"]))
 
 
 # --------------------------------------------------------------------------- the `negprompt app` command

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from negprompt import viz
 from negprompt.cli import main
 from negprompt.rundir import load_run
 
@@ -48,6 +49,38 @@ def test_every_page_renders_a_real_run(demo_runs, monkeypatch, page):
             any(auroc in str(df.value.to_string()) for df in at.dataframe)
             or auroc in at.markdown.values.__str__()
         )
+
+
+def test_compare_page_and_explanations_show_the_newer_methods(demo_runs, monkeypatch):
+    """GL-MCM, L-MCM and LoCoOp of a real run: their rows on the compare page, their scores on the
+    score page, and the local region that decided an image on the per-image page."""
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = load_run(at.selectbox(key="w_compare_A").value)
+    shown = list(at.dataframe[0].value["row"])
+    assert shown == list(viz.method_rows(run.metrics)["row"])
+    assert {"GL-MCM (zero-shot)", "L-MCM (zero-shot)", "LoCoOp + MCM", "LoCoOp + GL-MCM"} <= set(shown)
+
+    at.switch_page("app_pages/scores.py").run()
+    score = at.selectbox(key="w_score")
+    assert {"zeroshot/gl_mcm", "zeroshot/l_mcm", "locoop/mcm", "locoop/gl_mcm"} <= set(score.options)
+    score.set_value("locoop/gl_mcm").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = run.scores
+    start = viz.threshold_at_tpr(table.loc[table["split"] == "id", "locoop/gl_mcm"])
+    assert next(s for s in at.slider if s.key.startswith("w_thr_")).value == pytest.approx(start)
+    counts = at.dataframe[0].value
+    assert list(counts["accepted"]) == list(viz.decision_counts(table, "locoop/gl_mcm", start)["accepted"])
+
+    at.switch_page("app_pages/images.py").run()
+    at.selectbox(key="w_score").set_value("zeroshot/gl_mcm").run()
+    at.button(key="open_row").click().run()  # row 0
+    assert not at.exception, [e.value for e in at.exception]
+    region = int(run.scores["zeroshot.best_region"].iloc[0])
+    assert any(f"**Local region** (GL-MCM): patch {region}," in m.value for m in at.markdown)
+    assert any("deciding local region" in str(i.proto) for i in at.image)
 
 
 @pytest.fixture(scope="module")

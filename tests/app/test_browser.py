@@ -1,4 +1,5 @@
-"""The dashboard in a real Chromium: charts render, the threshold slider moves the counts, an image opens.
+"""The dashboard in a real Chromium: charts render, the threshold slider moves the counts, an image
+opens, and the compare page shows every method.
 
 Runs ``streamlit run`` headless on a free loopback port and drives the system Chromium
 (``/usr/bin/chromium``) with Playwright. Screenshots go to ``tests/_artifacts/``.
@@ -6,6 +7,7 @@ Runs ``streamlit run`` headless on a free loopback port and drives the system Ch
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import pytest
 
 from negprompt.commands.app import streamlit_command
 from negprompt.synthetic import synthetic_run
+from tests.app.test_app import NEW_ROWS, add_new_methods
 
 pytestmark = pytest.mark.browser
 
@@ -65,9 +68,15 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A headless dashboard over one synthetic run; yields its base URL; stopped in teardown."""
+    """A headless dashboard over two synthetic runs with every method's metrics (the newest, "demo",
+    opens first); yields its base URL; stopped in teardown."""
     base = tmp_path_factory.mktemp("browser")
-    synthetic_run(base / "runs" / "demo", seed=0, image_dir=base / "images")
+    older = synthetic_run(base / "runs" / "older", seed=1, image_dir=base / "images-older")
+    config = json.loads((older / "config.json").read_text())
+    config["created"] = "2000-01-01T00:00:00+00:00"  # listed after "demo", whatever the clock did
+    (older / "config.json").write_text(json.dumps(config))
+    add_new_methods(older, shift=0.1)
+    add_new_methods(synthetic_run(base / "runs" / "demo", seed=0, image_dir=base / "images"))
     port = _free_port()
     command = streamlit_command(
         base / "runs",
@@ -142,6 +151,29 @@ def test_threshold_slider_and_image_explanation(server, browser):
     moved_to = page.locator("[data-testid=stSliderThumbValue]").first.inner_text()
     _screenshot(page, "scores-threshold-moved")
 
+    # The threshold explorer (notebook 05's figure): its own slider redraws its readout and tables.
+    page.get_by_text("Which images flip as the threshold moves").click()
+    explorer = page.locator(".js-plotly-plot", has=page.locator(".slider-container")).first
+    explorer.wait_for()
+    readout = "e => [...e.querySelectorAll('.gtitle, .table .cell-text')].map(t => t.textContent).join('|')"
+    find = "[...document.querySelectorAll('.js-plotly-plot')].find(p => p.querySelector('.slider-container'))"
+    page.wait_for_function(
+        f"() => {{ const e = {find}; return e && ({readout})(e).includes('ID kept 95.0%'); }}"
+    )
+    before_explorer = explorer.evaluate(readout)
+    rail = explorer.locator(".slider-rail-touch-rect").first
+    box = rail.bounding_box()
+    rail.click(position={"x": 0.1 * box["width"], "y": box["height"] / 2})
+    page.wait_for_function(
+        f"(old) => {{ const e = {find}; return e && ({readout})(e) !== old; }}", arg=before_explorer
+    )
+    after_explorer = explorer.evaluate(readout)
+    assert (
+        "images flip" in after_explorer
+        and "ID kept 95.0%" not in after_explorer
+        and "rejected" in after_explorer
+    )
+
     # The per-image page, in the same session: the threshold is carried over.
     page.locator("[data-testid=stSidebarNavLink]", has_text="Per-image decisions").click()
     explain = page.get_by_role("button", name="Explain")
@@ -164,4 +196,16 @@ def test_threshold_slider_and_image_explanation(server, browser):
     page.get_by_text("Nearest vocabulary tokens").wait_for(timeout=60_000)
     page.locator(".js-plotly-plot", has_text="negative 1").wait_for()
     _screenshot(page, "embeddings")
+
+    # Every method of the two runs side by side, the newer ones included.
+    page.locator("[data-testid=stSidebarNavLink]", has_text="Compare runs").click()
+    page.get_by_text("Methods side by side").wait_for(timeout=60_000)
+    bars = page.locator(".js-plotly-plot", has_text="LoCoOp + GL-MCM").first
+    bars.wait_for(timeout=60_000)
+    text = bars.inner_text()
+    assert all(row in text for row in ("MCM (zero-shot)", "NegPrompt", *(r for r, _ in NEW_ROWS.values()))), (
+        text
+    )
+    assert page.locator("[data-testid=stException]").count() == 0
+    _screenshot(page, "compare")
     page.close()

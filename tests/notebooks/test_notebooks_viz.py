@@ -171,3 +171,69 @@ def test_every_module_with_progress_bars_is_quieted_in_notebooks():
     }
     users.discard("negprompt.miniworld.pretrain")  # a script's training loop, never run in a notebook
     assert users <= set(BAR_MODULES), sorted(users - set(BAR_MODULES))
+
+
+def _explorer_scores(seed: int = 0) -> pd.DataFrame:
+    """40 ID images and two OOD sets whose scores differ in the fourth decimal."""
+    rng = np.random.default_rng(seed)
+    n = {"id": 40, "near": 25, "far": 15}
+    centre = {"id": 0.1006, "near": 0.1004, "far": 0.1001}
+    sets = [(name, "id" if name == "id" else "ood") for name in n]
+    rows = [
+        (name, split, centre[name] + 2e-4 * rng.standard_normal())
+        for name, split in sets
+        for _ in range(n[name])
+    ]
+    table = pd.DataFrame(rows, columns=["dataset", "split", "s"])
+    table["path"] = [f"images/{i:03d}.png" for i in range(len(table))]
+    table["ood_class"] = ["" if d == "id" else f"{d}-{i % 3}" for i, d in enumerate(table["dataset"])]
+    return table
+
+
+def test_threshold_explorer_carries_every_slider_position():
+    table = _explorer_scores()
+    kept = (60.0, 80.0, 95.0, 100.0)
+    fig = viz.threshold_explorer_figure(table, "s", kept=kept, k=4)
+    (slider,) = fig.layout.sliders
+    assert [s.label for s in slider.steps] == ["60", "80", "95", "100"]
+    assert slider.active == 2  # starts at 95%, the FPR95 threshold
+    counts_trace, flips_trace = len(fig.data) - 2, len(fig.data) - 1
+    assert [type(t).__name__ for t in fig.data] == ["Histogram"] * 3 + ["Table", "Table"]
+    id_scores = table.loc[table["split"] == "id", "s"]
+    base = viz.threshold_at_tpr(id_scores, 0.95)
+    digits = viz.score_digits(table["s"])
+    for p, step in zip(kept, slider.steps):
+        data, layout, traces = step.args
+        assert step.method == "update" and list(traces) == [counts_trace, flips_trace]
+        threshold = viz.threshold_at_tpr(id_scores, p / 100)
+        assert layout["shapes[0].x0"] == layout["shapes[0].x1"] == threshold
+        assert f"threshold {threshold:.{digits}f}" in layout["title.text"]
+        flips = viz.flipped_images(table, "s", base, threshold)
+        assert f"{len(flips)} images flip" in layout["title.text"]
+        counts, listed = data["cells.values"]
+        expected = viz.decision_counts(table, "s", threshold)
+        assert counts[0] == list(expected["dataset"]) and counts[2] == list(expected["accepted"])
+        assert listed[0] == [p.split("/")[-1] for p in flips["path"].head(4)]  # nearest the threshold first
+        assert listed[2] == [f"{v:.{digits}f}" for v in flips["score"].head(4)]
+        assert set(listed[3]) <= ({"rejected"} if p < 95 else {"accepted"})
+    # moving the slider changes the panel: stricter thresholds accept fewer ID images
+    accepted_id = [s.args[0]["cells.values"][0][2][0] for s in slider.steps]
+    assert accepted_id == sorted(accepted_id) and accepted_id[0] < accepted_id[-1] == 40
+    # what is drawn before the slider moves is the 95% step
+    start = slider.steps[2].args
+    assert list(fig.data[counts_trace].cells.values[2]) == start[0]["cells.values"][0][2]
+    assert fig.layout.title.text == start[1]["title.text"] and fig.layout.shapes[0].x0 == base
+    assert "flip" in fig.to_json()  # plain JSON: stored in a notebook, drawn without a kernel
+
+
+def test_threshold_explorer_names_the_class_of_each_flip_and_rejects_bad_input():
+    table = _explorer_scores(1)
+    fig = viz.threshold_explorer_figure(table, "s", kept=(70.0, 95.0))
+    listed = fig.layout.sliders[0].steps[0].args[0]["cells.values"][1][1]
+    assert all(s == "id" or s.startswith(("near (near-", "far (far-")) for s in listed)  # ID: no class
+    assert any(s != "id" for s in listed)
+    assert len(viz.KEPT_STEPS) == 101 and viz.KEPT_STEPS[0] == 50.0 and viz.KEPT_STEPS[-1] == 100.0
+    with pytest.raises(ValueError, match="kept"):
+        viz.threshold_explorer_figure(table, "s", kept=(0.0, 95.0))
+    with pytest.raises(ValueError, match="ID images"):
+        viz.threshold_explorer_figure(table[table["split"] == "ood"], "s")

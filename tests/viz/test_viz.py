@@ -321,3 +321,64 @@ def test_viz_on_a_synthetic_run(tmp_path):
     pos, neg = run.text_features_of("negprompt")
     sims = viz.prompt_similarities(run.image_features[0], pos, neg, run.config["data"]["class_names"])
     assert len(sims) == pos.shape[0] * (1 + neg.shape[1])
+
+
+def _method_metrics(shift: float = 0.0) -> pd.DataFrame:
+    """metrics.csv rows of every method of a run (two OOD sets and the mean), fractions."""
+    pairs = [
+        ("zeroshot", "mcm"), ("zeroshot", "energy"), ("zeroshot", "gl_mcm"), ("zeroshot", "l_mcm"),
+        ("coop", "mcm"), ("coop", "gl_mcm"), ("negprompt", "negprompt"), ("negprompt", "mcm"),
+        ("locoop", "mcm"), ("locoop", "gl_mcm"), ("neglabel", "neglabel"),
+    ]  # fmt: skip
+    rows = []
+    for i, (method, score) in enumerate(pairs):
+        for j, dataset in enumerate(("near", "far", "mean")):
+            fpr = 0.05 * i + 0.01 * j + shift
+            rows.append({"method": method, "score": score, "dataset": dataset, "fpr95": fpr,
+                         "auroc": 1 - fpr / 2, "aupr_in": 0.5, "aupr_out": 0.5, "id_acc": 0.9})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+ROWS = [
+    "MCM (zero-shot)", "GL-MCM (zero-shot)", "L-MCM (zero-shot)", "CoOp + MCM", "CoOp + GL-MCM",
+    "NegPrompt", "LoCoOp + MCM", "LoCoOp + GL-MCM", "NegLabel (zero-shot)",
+]  # fmt: skip
+
+
+def test_every_method_has_its_row_in_the_results_table():
+    from negprompt.evaluate import format_table
+    from negprompt.table_rows import table_rows
+
+    metrics = _method_metrics()
+    assert ("zeroshot", "energy") not in table_rows(metrics) and ("negprompt", "mcm") not in table_rows(
+        metrics
+    )
+    text = format_table(metrics)
+    lines = [line for line in text.splitlines() if line[:28].strip() in ROWS]
+    assert [line[:28].strip() for line in lines] == ROWS
+    locoop_gl = metrics.query("method == 'locoop' and score == 'gl_mcm' and dataset == 'mean'").iloc[0]
+    row = next(line for line in lines if line.startswith("LoCoOp + GL-MCM"))
+    assert f"{100 * locoop_gl.fpr95:6.2f} / {100 * locoop_gl.auroc:6.2f}" in row
+
+
+def test_method_rows_and_two_runs_side_by_side():
+    a, b = _method_metrics(), _method_metrics(shift=0.02)
+    rows = viz.method_rows(a)
+    assert list(rows["row"]) == ROWS
+    mean = a[a["dataset"] == "mean"].set_index(["method", "score"])
+    assert list(rows["fpr95"]) == pytest.approx(
+        [mean.loc[(m, s), "fpr95"] for m, s in zip(rows["method"], rows["score"])]
+    )
+    near = viz.method_rows(a, "near")
+    assert list(near["row"]) == ROWS and (near["fpr95"].to_numpy() < rows["fpr95"].to_numpy()).all()
+    both = viz.compare_methods(a, b, ("A", "B"))
+    assert list(both["row"]) == ROWS and "dataset" not in both.columns
+    assert both["FPR95 % Δ"].tolist() == pytest.approx([2.0] * len(ROWS))
+    # a method only one run has still gets its row (the other run's cells stay empty)
+    only_a = viz.compare_methods(a, b[b["method"] != "neglabel"], ("A", "B"))
+    last = only_a.iloc[-1]
+    assert last["row"] == "NegLabel (zero-shot)" and np.isnan(last["FPR95 % B"])
+    fig = viz.metrics_comparison_figure({"A": rows, "B": viz.method_rows(b)}, "fpr95", x="row")
+    assert list(fig.data[0].x) == ROWS and list(fig.data[1].y) == pytest.approx(
+        list(100 * viz.method_rows(b)["fpr95"])
+    )
