@@ -274,7 +274,7 @@ for _name, _benchmark in (
         "shots": 16,
         "val_per_class": 8,
         "epochs": DEMO_EPOCHS,
-        "neglabel": False,  # opt in with --neglabel (needs WordNet; the mini model knows few of its words)
+        "neglabel": False,  # opt in with --neglabel (needs WordNet; its 79k labels take about 1.5 min to encode on a CPU)
     }
 PRESET_DEFAULTS["mini-open-vocab"]["open_vocab_fraction"] = 0.5
 """What each preset changes from the section defaults (the paper's settings), by setting name."""
