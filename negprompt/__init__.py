@@ -29,7 +29,6 @@ _EXPORTS = {
     "PromptConfig": "negprompt.prompts",
     "TrainConfig": "negprompt.train",
     "train_prompts": "negprompt.train",
-    "train_both": "negprompt.train",
     "save_prompts": "negprompt.promptfile",
     "load_prompts": "negprompt.promptfile",
     "learner_from_file": "negprompt.promptfile",

@@ -1,10 +1,9 @@
-"""Load a frozen open_clip model: architecture name, weights (tag, hub id, local file, none, auto), device.
+"""The frozen open_clip model: a :class:`Backbone` wrapper and :func:`load_backbone`.
 
 Weights are kept apart from the architecture, as in open_clip: ``load_backbone("ViT-B-16",
-pretrained="laion2b_s34b_b88k")``. Every weights file is read through a safe path (safetensors, or
-``torch.load(weights_only=True)``). ``pretrained="auto"`` takes real weights when they can be had (a
-local file, the download cache, or a download when the network answers) and otherwise falls back to
-random weights with a loud warning that every output of the run records.
+pretrained="laion2b_s34b_b88k")``. Which weights a name means, and reading them safely, is
+`negprompt.weights`; this module builds the model, puts the weights in, and wraps it with its
+transforms and tokenizer.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,15 @@ from torch import nn
 from torchvision import transforms as T
 
 from negprompt import bundled
+from negprompt.weights import (  # noqa: F401  (re-exported: the public names of negprompt.backbone)
+    RANDOM_WEIGHTS_WARNING,
+    WeightsError,
+    available_tags,
+    check_hub,
+    find_weights,
+    load_weights,
+    network_available,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +42,7 @@ MINI_MODEL = bundled.MINI_MODEL
 MINI_TAG = bundled.MINI_TAG
 
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
-
-# Preferred weights for ``pretrained="auto"``, first match wins; then any tag open_clip knows.
-_AUTO_PREFERENCE = ("laion2b_s34b_b88k", "openai", "laion2b_s34b_b79k", "datacomp_xl_s13b_b90k")
 _PRECISIONS = ("fp32", "fp16", "bf16")
-_HUB_HOST = ("huggingface.co", 443)
-RANDOM_WEIGHTS_WARNING = (
-    "RANDOM WEIGHTS: no pretrained weights could be loaded for {name!r} ({why}). The image and text "
-    "towers are randomly initialised, so every score and metric of this run is meaningless as a result; "
-    "it only exercises the pipeline. Pass --pretrained with a tag, hub id or local checkpoint file."
-)
-
-
-class WeightsError(ValueError):
-    """Weights that cannot be found, downloaded or loaded into the requested architecture."""
 
 
 @dataclass
@@ -139,22 +133,6 @@ def available_models() -> list[str]:
     return open_clip.list_models()
 
 
-def available_tags(name: str) -> list[str]:
-    """Pretrained tags for an architecture: the bundled ones first, then those open_clip knows."""
-    return bundled.tags(name) + open_clip.list_pretrained_tags_by_model(name)
-
-
-def network_available(timeout: float = 3.0) -> bool:
-    """Whether the model hub answers within ``timeout`` seconds (False when offline mode is set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    try:
-        with socket.create_connection(_HUB_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def train_transform(image_size: int, mean: tuple, std: tuple) -> T.Compose:
     """The authors' augmentation: resize, random crop with padding 4, horizontal flip, normalise."""
     return T.Compose(
@@ -179,7 +157,7 @@ def load_backbone(
     *,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
-    cache_dir: str | os.PathLike | None = None,
+    weights_dir: str | os.PathLike | None = None,
     network_timeout: float = 3.0,
     seed: int = 0,
 ) -> Backbone:
@@ -192,9 +170,10 @@ def load_backbone(
             file (``.safetensors``, or a ``.pt``/``.bin`` state dict read with ``weights_only``),
             ``none`` for random weights, or ``auto`` (real weights when they can be had, else random
             weights with a warning; gives up on the network within ``network_timeout`` seconds).
+            See `negprompt.weights.find_weights`.
         device: torch device.
         precision: ``fp32``, ``fp16`` or ``bf16`` weights.
-        cache_dir: download cache for weights (default: the hub's cache).
+        weights_dir: download cache for weights (default: the hub's cache).
         seed: seed of the random initialisation (what random weights are, and what real weights
             overwrite), so that random-weight runs are reproducible.
 
@@ -210,64 +189,13 @@ def load_backbone(
     device = torch.device(device)
 
     if name.startswith("hf-hub:"):
-        return _load_from_hub(name, pretrained, device, precision, cache_dir, network_timeout)
-
-    if name not in open_clip.list_models():
-        import difflib
-
-        models = open_clip.list_models()
-        close = difflib.get_close_matches(name, models, n=5, cutoff=0.5) or difflib.get_close_matches(
-            name.lower(), [m.lower() for m in models], n=5, cutoff=0.4
-        )
-        close = [next(m for m in models if m.lower() == c.lower()) for c in close]
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ValueError(
-            f"unknown model {name!r}; {hint}{len(models)} architectures are known (list them with "
-            "`python -c 'import open_clip; print(open_clip.list_models())'`), or give a hub id such as "
-            "'hf-hub:timm/ViT-B-16-SigLIP'."
-        )
-    tags = available_tags(name)
-    tag_cfg: dict = {}
-    checkpoint: Path | None = None
-    # random weights are what the seed makes them, so the seed is part of their identity
-    weights, warning, fingerprint = "random", None, f"random/seed={int(seed)}"
-
-    if pretrained.lower() == "none":
-        warning = RANDOM_WEIGHTS_WARNING.format(name=name, why="pretrained='none' asks for random weights")
-    elif Path(pretrained).expanduser().is_file():
-        checkpoint = Path(pretrained).expanduser().resolve()
-        weights, fingerprint = str(checkpoint), _file_fingerprint(checkpoint)
-    elif pretrained in bundled.tags(name) or (pretrained.lower() == "auto" and bundled.tags(name)):
-        tag = pretrained if pretrained in bundled.tags(name) else bundled.tags(name)[0]
-        try:
-            checkpoint = bundled.verified_weights(name, tag)
-        except bundled.BundledWeightsError as exc:
-            raise WeightsError(str(exc)) from exc
-        weights, fingerprint = tag, f"{name}/{tag}:{bundled.read_card(name, tag)['sha256'][:16]}"
-    elif pretrained.lower() == "auto":
-        tag, checkpoint, why = _auto_weights(name, tags, cache_dir, network_timeout)
-        if checkpoint is None:
-            warning = RANDOM_WEIGHTS_WARNING.format(name=name, why=why)
-        else:
-            tag_cfg = open_clip.get_pretrained_cfg(name, tag)
-            weights, fingerprint = tag, f"{name}/{tag}"
-    elif pretrained in tags:
-        tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
-        checkpoint = _download(tag_cfg, cache_dir, name, pretrained, network_timeout)
-        weights, fingerprint = pretrained, f"{name}/{pretrained}"
-    else:
-        looks_like_path = any(sep in pretrained for sep in "/\\") or pretrained.endswith(
-            (".pt", ".pth", ".bin", ".safetensors")
-        )
-        if looks_like_path:
-            raise WeightsError(f"checkpoint file not found: {pretrained}")
-        valid = ", ".join(tags) if tags else "(none: this architecture has no published weights)"
-        raise WeightsError(
-            f"unknown pretrained tag {pretrained!r} for {name}. Valid tags: {valid}; "
-            "or a local checkpoint file, a hub id 'hf-hub:org/repo', 'none' or 'auto'."
-        )
-
-    quiet = _DropOpenClipRandomInit() if checkpoint is not None else None
+        return _load_from_hub(name, pretrained, device, precision, weights_dir, network_timeout)
+    _check_architecture(name)
+    chosen = find_weights(
+        name, pretrained, weights_dir=weights_dir, network_timeout=network_timeout, seed=seed
+    )
+    cfg = chosen.tag_config
+    quiet = _DropOpenClipRandomInit() if chosen.checkpoint is not None else None
     if quiet:  # the weights come next: open_clip's "initialized randomly" line would be false
         logging.getLogger().addFilter(quiet)
     try:
@@ -278,18 +206,47 @@ def load_backbone(
                 pretrained=None,
                 precision="fp32",
                 device="cpu",
-                force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
-                image_mean=tag_cfg.get("mean"),
-                image_std=tag_cfg.get("std"),
-                image_interpolation=tag_cfg.get("interpolation"),
-                image_resize_mode=tag_cfg.get("resize_mode"),
+                force_quick_gelu=bool(cfg.get("quick_gelu", False)),
+                image_mean=cfg.get("mean"),
+                image_std=cfg.get("std"),
+                image_interpolation=cfg.get("interpolation"),
+                image_resize_mode=cfg.get("resize_mode"),
             )
     finally:
         if quiet:
             logging.getLogger().removeFilter(quiet)
-    if checkpoint is not None:
-        load_weights(model, checkpoint)
-    return _finish(model, preprocess, name, pretrained, weights, warning, fingerprint, device, precision)
+    if chosen.checkpoint is not None:
+        load_weights(model, chosen.checkpoint)
+    return _finish(
+        model,
+        preprocess,
+        name,
+        pretrained,
+        chosen.name,
+        chosen.warning,
+        chosen.fingerprint,
+        device,
+        precision,
+    )
+
+
+def _check_architecture(name: str) -> None:
+    """Raise ValueError for an architecture open_clip does not know, with the closest names."""
+    if name in open_clip.list_models():
+        return
+    import difflib
+
+    models = open_clip.list_models()
+    close = difflib.get_close_matches(name, models, n=5, cutoff=0.5) or difflib.get_close_matches(
+        name.lower(), [m.lower() for m in models], n=5, cutoff=0.4
+    )
+    close = [next(m for m in models if m.lower() == c.lower()) for c in close]
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ValueError(
+        f"unknown model {name!r}; {hint}{len(models)} architectures are known (list them with "
+        "`python -c 'import open_clip; print(open_clip.list_models())'`), or give a hub id such as "
+        "'hf-hub:timm/ViT-B-16-SigLIP'."
+    )
 
 
 class _DropOpenClipRandomInit(logging.Filter):
@@ -297,54 +254,6 @@ class _DropOpenClipRandomInit(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith("No pretrained weights loaded")
-
-
-def load_weights(model: nn.Module, checkpoint: str | os.PathLike) -> None:
-    """Load a checkpoint file into ``model`` through a safe path, or explain the mismatch.
-
-    Raises:
-        WeightsError: the file cannot be read safely, or its tensors do not fit the architecture
-            (the message names missing, unexpected and wrongly shaped entries).
-    """
-    from open_clip.factory import load_state_dict
-
-    try:
-        state = load_state_dict(str(checkpoint), device="cpu", weights_only=True)
-    except Exception as exc:  # pickle refusals, truncated files, wrong formats
-        raise WeightsError(
-            f"cannot read checkpoint {checkpoint} safely ({type(exc).__name__}: {exc}). "
-            "Use a .safetensors file or a plain state dict saved with torch.save."
-        ) from exc
-    try:
-        from open_clip.factory import convert_state_dict
-
-        state = convert_state_dict(model, state)
-    except ImportError:  # older open_clip
-        pass
-    expected = model.state_dict()
-    for key in ("logit_scale", "logit_bias"):
-        if key in state and key in expected and state[key].ndim != expected[key].ndim:
-            state[key] = state[key].reshape(expected[key].shape)
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append(f"{len(wrong)} shape mismatch(es), e.g. {'; '.join(wrong[:3])}")
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), e.g. {', '.join(missing[:3])}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {', '.join(unexpected[:3])}")
-        raise WeightsError(
-            f"checkpoint {checkpoint} does not fit this architecture: {'; '.join(parts)}. "
-            "Check that the model name matches the checkpoint."
-        )
-    model.load_state_dict(state, strict=True)
 
 
 def _finish(
@@ -378,81 +287,12 @@ def _finish(
     )
 
 
-def _auto_weights(name: str, tags: list[str], cache_dir, timeout: float) -> tuple[str, Path | None, str]:
-    """Pick real weights for ``auto``: cached first, then a download if the network answers."""
-    if not tags:
-        return "", None, "this architecture has no published weights"
-    ordered = [t for t in _AUTO_PREFERENCE if t in tags] + [t for t in tags if t not in _AUTO_PREFERENCE]
-    for tag in ordered:
-        cached = _cached_file(open_clip.get_pretrained_cfg(name, tag), cache_dir)
-        if cached is not None:
-            return tag, cached, ""
-    if not network_available(timeout):
-        return "", None, "no cached weights and the model hub cannot be reached"
-    tag = ordered[0]
-    try:
-        return tag, _download(open_clip.get_pretrained_cfg(name, tag), cache_dir, name, tag, timeout), ""
-    except WeightsError as exc:
-        return "", None, str(exc)
-
-
-def _cached_file(cfg: dict, cache_dir) -> Path | None:
-    """The weights file of a tag if it is already in the local hub cache (no network)."""
-    if cfg.get("file") and Path(cfg["file"]).is_file():
-        return Path(cfg["file"])
-    hub = cfg.get("hf_hub", "")
-    if not hub:
-        return None
-    from huggingface_hub import try_to_load_from_cache
-
-    repo, filename = os.path.split(hub)
-    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-    if filename.endswith(".bin"):
-        names.insert(0, filename[: -len(".bin")] + ".safetensors")
-    for fname in names:
-        found = try_to_load_from_cache(repo_id=repo, filename=fname, cache_dir=cache_dir)
-        if isinstance(found, str) and Path(found).is_file():
-            return Path(found)
-    return None
-
-
-def _download(cfg: dict, cache_dir, name: str, tag: str, timeout: float) -> Path:
-    cached = _cached_file(cfg, cache_dir)
-    if cached is not None:
-        return cached
-    if not network_available(timeout):
-        hub = cfg.get("hf_hub", "")
-        source = (
-            f"https://huggingface.co/{os.path.split(hub)[0]} (file {os.path.split(hub)[1] or 'open_clip_model.safetensors'})"
-            if hub
-            else cfg.get("url") or "its source"
-        )
-        raise WeightsError(
-            f"weights {name}/{tag} are not cached and the model hub cannot be reached. On a machine with "
-            f"network access fetch them from {source}, copy the file here and pass it with "
-            "--pretrained PATH (or use 'none'/'auto')."
-        )
-    try:
-        return Path(open_clip.download_pretrained(cfg, cache_dir=cache_dir))
-    except Exception as exc:
-        raise WeightsError(f"download of {name}/{tag} failed: {exc}") from exc
-
-
-def _load_from_hub(name, pretrained, device, precision, cache_dir, timeout) -> Backbone:
+def _load_from_hub(name, pretrained, device, precision, weights_dir, timeout) -> Backbone:
     if pretrained.lower() == "none":
         raise WeightsError("a hub id always carries weights; use an architecture name for random weights")
-    if not network_available(timeout):
-        raise WeightsError(
-            f"{name} cannot be fetched: the model hub cannot be reached. Download the repository elsewhere "
-            "and pass its weights file with --pretrained PATH and the matching architecture name."
-        )
+    check_hub(name, timeout)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, cache_dir=cache_dir)
+        model, _, preprocess = open_clip.create_model_and_transforms(name, cache_dir=weights_dir)
     except Exception as exc:
         raise WeightsError(f"cannot load {name}: {exc}") from exc
     return _finish(model, preprocess, name, pretrained, name, None, name, device, precision)
-
-
-def _file_fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"

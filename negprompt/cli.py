@@ -1,7 +1,8 @@
 """The ``negprompt`` command line: thin sub-commands over the package API.
 
-Each sub-command lives in ``negprompt/commands/<name>.py`` and exposes ``register(subparsers)``,
-which adds its parser and sets ``func(args) -> int`` as the handler.
+Each sub-command lives in a module of :data:`COMMANDS` (``negprompt/commands/<name>.py``) exposing
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int`` as the handler. The
+commands that compute results are front-ends over one pipeline, `negprompt.experiments.run_experiment`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ import logging
 import sys
 import warnings
 
-# Sub-command modules, in the order ``negprompt --help`` lists them.
-COMMANDS = ("demo", "zeroshot", "train", "run", "app", "features")
+from negprompt.commands.common import UserError
 
+COMMANDS: dict[str, str] = {
+    "demo": "negprompt.commands.demo",
+    "zeroshot": "negprompt.commands.zeroshot",
+    "train": "negprompt.commands.train",
+    "run": "negprompt.commands.run",
+    "app": "negprompt.commands.app",
+}
+"""Sub-command name -> module, in the order ``negprompt --help`` lists them (every entry must load)."""
 
-class UserError(Exception):
-    """An error caused by the user's input; printed without a traceback."""
+__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,14 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"negprompt {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"negprompt.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"negprompt.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+    for module in COMMANDS.values():
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -21,28 +21,7 @@ from negprompt import metrics as M
 from negprompt import rundir
 from negprompt import scores as S
 from negprompt.features import CachedFeatures
-
-HEADLINE = {
-    "zeroshot": "mcm",
-    "coop": "mcm",
-    "negprompt": "negprompt",
-    "neglabel": "neglabel",
-    "locoop": "mcm",
-}
-"""The score each method is reported with in the paper-shaped table."""
-LABELS = {
-    "zeroshot": "MCM (zero-shot)",
-    "coop": "CoOp + MCM",
-    "negprompt": "NegPrompt",
-    "neglabel": "NegLabel (zero-shot)",
-    "locoop": "LoCoOp + MCM",
-}
-EXTRA_ROWS = {
-    ("zeroshot", "gl_mcm"): "GL-MCM (zero-shot)",
-    ("coop", "gl_mcm"): "CoOp + GL-MCM",
-    ("locoop", "gl_mcm"): "LoCoOp + GL-MCM",
-}
-"""Further (method, score) rows of the paper-shaped table, shown when the metrics have them."""
+from negprompt.table_rows import row_label, table_rows
 
 
 @dataclass
@@ -110,10 +89,10 @@ def evaluate(
 
     Every score a method allows is computed (those needing negatives only with negatives).
     Returns the per-image table, the metrics table (one row per method, score and OOD set plus a
-    ``mean`` row per method and score) and the image features in table order.
+    ``mean`` row per method and score) and the image features in table order. Without OOD sets
+    (a training run on image folders) only the ID accuracy is measured: the ``mean`` rows then
+    have empty OOD metrics.
     """
-    if not ood_sets:
-        raise ValueError("give at least one OOD set to evaluate against")
     sets = [(id_set, "id")] + [(s, "ood") for s in ood_sets]
     for s, _ in sets:
         if len(s.features) == 0:
@@ -222,7 +201,7 @@ def metrics_table(table: pd.DataFrame, methods: Sequence[Method]) -> pd.DataFram
                 rows.append(
                     {"method": method.name, "score": score_name, "dataset": ood, **values, "id_acc": acc}
                 )
-            mean = {k: float(np.mean([v[k] for v in per_set])) for k in M.METRIC_NAMES}
+            mean = {k: float(np.mean([v[k] for v in per_set])) if per_set else np.nan for k in M.METRIC_NAMES}
             rows.append(
                 {"method": method.name, "score": score_name, "dataset": "mean", **mean, "id_acc": acc}
             )
@@ -234,25 +213,13 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
 
     Args:
         metrics: a metrics table (:func:`metrics_table`).
-        rows: ``(method, score)`` pairs to show; by default each method with its headline score
-            (:data:`HEADLINE`, else ``negprompt`` when present, else its first score).
+        rows: ``(method, score)`` pairs to show; by default `negprompt.table_rows.table_rows`: each
+            method with its headline score, then its GL-MCM and L-MCM rows.
 
     The FPR convention is printed under the table.
     """
     if rows is None:
-        rows = []
-        for method in dict.fromkeys(metrics["method"]):
-            available = list(dict.fromkeys(metrics.loc[metrics["method"] == method, "score"]))
-            wanted = HEADLINE.get(method)
-            rows.append(
-                (
-                    method,
-                    wanted
-                    if wanted in available
-                    else ("negprompt" if "negprompt" in available else available[0]),
-                )
-            )
-            rows += [pair for pair in EXTRA_ROWS if pair[0] == method and pair[1] in available]
+        rows = table_rows(metrics)
     ood_names = [d for d in dict.fromkeys(metrics["dataset"]) if d != "mean"] + ["mean"]
     width = [max(17, len(d) + 2) for d in ood_names]  # long set names widen their column
     header = ["method".ljust(28)] + [f"{d:>{w}}" for d, w in zip(ood_names, width)] + ["   ID acc"]
@@ -262,9 +229,13 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
         sel = metrics[(metrics["method"] == method) & (metrics["score"] == score)].set_index("dataset")
         if sel.empty:
             raise ValueError(f"no metrics for method {method!r} with score {score!r}")
-        label = LABELS.get(method, method) if HEADLINE.get(method) == score else f"{method} ({score} score)"
-        label = EXTRA_ROWS.get((method, score), label)
-        cells = [f"{100 * sel.at[d, 'fpr95']:6.2f} / {100 * sel.at[d, 'auroc']:6.2f}" for d in ood_names]
+        label = row_label(method, score)
+        cells = [
+            "no OOD set"
+            if np.isnan(sel.at[d, "fpr95"])
+            else f"{100 * sel.at[d, 'fpr95']:6.2f} / {100 * sel.at[d, 'auroc']:6.2f}"
+            for d in ood_names
+        ]
         acc = sel["id_acc"].iloc[0]
         row = "".join(f"{c:>{w}}" for c, w in zip(cells, width))
         lines.append(label[:27].ljust(28) + row + f"   {100 * acc:6.2f}")

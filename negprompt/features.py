@@ -47,6 +47,7 @@ from negprompt.cache_entry import (  # noqa: F401 (re-exported: the cache's publ
     write_json,
 )
 from negprompt.data.pixels import to_rgb
+from negprompt.defaults import feature_cache_dir
 from negprompt.io import file_lock, publish_dir, still_at
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,7 @@ FORMAT = 1
 
 def default_cache_dir() -> Path:
     """The feature cache folder: ``$NEGPROMPT_CACHE`` or ``~/.cache/negprompt/features``."""
-    env = os.environ.get("NEGPROMPT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "negprompt" / "features"
+    return feature_cache_dir()
 
 
 def cache_key(backbone: Backbone, imageset, view: int, seed: int, transform) -> dict:

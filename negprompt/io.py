@@ -153,11 +153,11 @@ def current_umask() -> int:
     return mask
 
 
-def publish_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> bool:
+def publish_dir(tmp: str | os.PathLike, final: str | os.PathLike, *, keep: bool = False) -> bool:
     """Rename the finished folder ``tmp`` to ``final`` unless ``final`` exists; True if published.
 
-    When another writer published ``final`` first, ``tmp`` is removed and False is returned: the
-    existing folder is never replaced.
+    When another writer published ``final`` first, False is returned and the existing folder is
+    never replaced; ``tmp`` is removed, or kept with ``keep`` (to publish it under another name).
     """
     tmp, final = Path(tmp), Path(final)
     if not os.path.lexists(final):
@@ -167,7 +167,8 @@ def publish_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> bool:
         except OSError:
             if not os.path.lexists(final):
                 raise
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
     return False
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -153,14 +152,6 @@ def encode_global_local(backbone: Backbone | nn.Module, images: Tensor) -> tuple
     out = seen["output"] if batch_first else seen["output"].transpose(0, 1)
     global_ = _project(visual, out[:, 0])
     return global_, local_from_block_input(model, seen["input"], batch_first)
-
-
-def publish_dir(tmp: Path, final: Path) -> None:
-    """Rename a completed cache folder into place (dropping it if another process got there first)."""
-    if final.exists():
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
 
 
 class _PathImages(Dataset):

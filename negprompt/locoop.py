@@ -86,7 +86,8 @@ def extract_local_features(
     """
     from torch.utils.data import DataLoader
 
-    from negprompt.local import _PathImages, encode_global_local, publish_dir
+    from negprompt.io import publish_dir
+    from negprompt.local import _PathImages, encode_global_local
 
     stats = [(str(f), Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in files]
     key = {"backbone": backbone.identity(), "transform": repr(backbone.preprocess), "files": stats}

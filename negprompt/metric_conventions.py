@@ -18,7 +18,7 @@ Three conventions are offered by `negprompt.metrics.compute`:
     scikit-learn (equal to ours), and AUPR-In / AUPR-Out by the trapezoid rule over the
     precision–recall curve (`aupr_trapezoid`).
 
-Where they differ (the examples are tests in ``tests/test_metric_conventions.py``):
+Where they differ (the examples are tests in ``tests/metrics/test_metric_conventions.py``):
 
 - FPR95 with ties: ID = 1…20, OOD = [1.5]: ours 0.0 (threshold 2 keeps 19/20 = 95% of ID), the
   official 1.0 (recall 19/20 is reached at threshold 2 and at threshold 1.5; the lower one wins).

@@ -120,7 +120,7 @@ def encode_label_bank(
     complete, so a folder with the final name always loads.
     """
 
-    from negprompt.local import publish_dir
+    from negprompt.io import publish_dir
     from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
 
     if not words:

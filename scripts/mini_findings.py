@@ -34,7 +34,7 @@ TEMPERATURES = (0.01, 0.1, 1.0, 10.0)
 
 def run(out: Path, preset: str, seed: int, device: str = "cpu", **overrides) -> Path:
     """A finished run directory for ``preset`` (reused when it is already there)."""
-    name = "-".join([preset, f"s{seed}"] + [f"{k}{v}" for k, v in sorted(overrides.items()) if k != "train"])
+    name = "-".join([preset, f"s{seed}"] + [f"{k}{v}" for k, v in sorted(overrides.items()) if k != "epochs"])
     overrides["device"] = device
     path = out / name
     if (path / "metrics.csv").exists():
@@ -104,7 +104,7 @@ def _task(args: tuple) -> tuple[tuple, str]:
 
     out, device, epochs, (preset, seed, overrides) = args
     torch.set_num_threads(1)
-    extra = {"train": {"epochs": epochs}} if epochs else {}
+    extra = {"epochs": epochs} if epochs else {}
     return (preset, seed, overrides), str(run(Path(out), preset, seed, device=device, **overrides, **extra))
 
 

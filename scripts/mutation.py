@@ -31,36 +31,59 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # module -> (files to mutate, test files that cover them)
 TARGETS: dict[str, tuple[list[str], list[str]]] = {
-    "metrics": (["negprompt/metrics.py"], ["tests/test_metrics.py", "tests/test_mutation_kills.py"]),
-    "scores": (["negprompt/scores.py"], ["tests/test_scores.py", "tests/test_mutation_kills.py"]),
-    "losses": (["negprompt/losses.py"], ["tests/test_losses.py", "tests/test_mutation_kills.py"]),
+    "metrics": (
+        ["negprompt/metrics.py"],
+        ["tests/metrics/test_metrics.py", "tests/project/test_mutation_kills.py"],
+    ),
+    "scores": (
+        ["negprompt/scores.py"],
+        ["tests/scores/test_scores.py", "tests/project/test_mutation_kills.py"],
+    ),
+    "losses": (
+        ["negprompt/losses.py"],
+        ["tests/losses/test_losses.py", "tests/project/test_mutation_kills.py"],
+    ),
     "prompts": (
         ["negprompt/prompts.py"],
         [
-            "tests/test_prompts.py",
-            "tests/test_promptfile.py",
-            "tests/test_prompts_reference.py",
-            "tests/test_prompts_inputs.py",
+            "tests/prompts/test_prompts.py",
+            "tests/prompts/test_promptfile.py",
+            "tests/prompts/test_prompts_reference.py",
+            "tests/prompts/test_prompts_inputs.py",
         ],
     ),
     "features": (
         ["negprompt/features.py"],
-        ["tests/test_features.py", "tests/test_features_cache.py", "tests/test_cache_identity.py"],
+        [
+            "tests/features/test_features.py",
+            "tests/features/test_features_cache.py",
+            "tests/features/test_cache_identity.py",
+        ],
     ),
     "train": (
         ["negprompt/train/*"],
         [
-            "tests/test_train.py",
-            "tests/test_train_checkpoint.py",
-            "tests/test_train_inputs.py",
-            "tests/test_train_sources.py",
-            "tests/test_train_resume_checks.py",
-            "tests/test_train_settings.py",
-            "tests/test_locoop.py",
+            "tests/train/test_train.py",
+            "tests/train/test_train_checkpoint.py",
+            "tests/train/test_train_inputs.py",
+            "tests/train/test_train_sources.py",
+            "tests/train/test_train_resume_checks.py",
+            "tests/train/test_train_settings.py",
+            "tests/methods/test_locoop.py",
         ],
     ),
-    "backbone": (["negprompt/backbone.py"], ["tests/test_backbone.py", "tests/test_cache_identity.py"]),
-    "rundir": (["negprompt/rundir/*"], ["tests/test_rundir.py", "tests/test_rundir_contract.py"]),
+    "backbone": (
+        ["negprompt/backbone.py", "negprompt/weights.py"],
+        ["tests/backbone/test_backbone.py", "tests/features/test_cache_identity.py"],
+    ),
+    "config": (
+        ["negprompt/experiments/config.py", "negprompt/commands/options.py", "negprompt/defaults.py"],
+        ["tests/experiments/test_config_sections.py"],
+    ),
+    "rundir": (
+        ["negprompt/rundir/*"],
+        ["tests/rundir/test_rundir.py", "tests/rundir/test_rundir_contract.py"],
+    ),
 }
 
 

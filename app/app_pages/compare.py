@@ -1,4 +1,4 @@
-"""Compare runs: two runs' metrics and score distributions side by side."""
+"""Compare runs: every method of two runs side by side, then one score's metrics and distributions."""
 
 import _shared as sh
 import streamlit as st
@@ -33,21 +33,31 @@ for run in runs:
     if run.random_weights:
         st.error(f"Run {run.name}: {sh.RANDOM_WEIGHTS_TEXT}", icon=":material/warning:")
 
+labels = (f"A: {a.name}", f"B: {b.name}")
+
+st.subheader("Methods side by side")
+st.caption(
+    "Every row of the results table: each method with its headline score (MCM, CoOp + MCM, NegPrompt, "
+    "LoCoOp + MCM, NegLabel) and the GL-MCM and L-MCM rows, as the mean over the OOD sets. "
+    f"{FPR_CONVENTION}. Values in percent; Δ = B − A in percentage points."
+)
+sh.as_table(viz.compare_methods(a.metrics, b.metrics, labels), where=st.container(key="methods"))
+metric = st.radio("Metric", list(viz.METRIC_LABELS), horizontal=True, format_func=viz.METRIC_LABELS.get)
+rows = {label: viz.method_rows(run.metrics) for label, run in zip(labels, runs)}
+st.plotly_chart(viz.metrics_comparison_figure(rows, metric, x="row"), key="methods_bars")
+
 common = [c for c in a.score_columns if c in b.score_columns]
 if not common:
     st.error("The two runs share no score column (`<method>/<score>`), so their scores cannot be compared.")
     st.stop()
+st.subheader("One score per OOD set")
 default = "negprompt/negprompt" if "negprompt/negprompt" in common else common[0]
 column = st.selectbox("Score", common, key=sh.seed_widget("score", default, valid=lambda v: v in common))
 sh.remember("score", column)
 method, score = column.split("/", 1)
-labels = (f"A: {a.name}", f"B: {b.name}")
-
-st.subheader("Metrics")
 table = viz.compare_metrics(a.metrics, b.metrics, labels)
 sh.as_table(table[(table["method"] == method) & (table["score"] == score)])
 st.caption(f"{FPR_CONVENTION}. Values in percent; Δ = B − A in percentage points.")
-metric = st.radio("Metric", list(viz.METRIC_LABELS), horizontal=True, format_func=viz.METRIC_LABELS.get)
 per_run = {
     label: run.metrics[(run.metrics["method"] == method) & (run.metrics["score"] == score)]
     for label, run in zip(labels, runs)

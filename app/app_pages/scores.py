@@ -1,4 +1,5 @@
-"""Score distributions: ID vs OOD histograms, a live threshold, ROC curves and two scores side by side."""
+"""Score distributions: ID vs OOD histograms, a live threshold, ROC curves, the threshold explorer and
+two scores side by side."""
 
 import _shared as sh
 import numpy as np
@@ -39,6 +40,14 @@ with right:
         st.plotly_chart(viz.roc_figure(id_scores, ood, threshold=threshold), key="roc")
     else:
         st.info("No OOD images: no ROC curve.")
+
+with st.expander("Which images flip as the threshold moves: every threshold at once"):
+    st.caption(
+        "The threshold explorer of notebook 05: its own slider sets the share of ID images kept (the "
+        "threshold above does not move it); the tables give the images accepted per set and those decided "
+        "differently than at the 95%-TPR threshold, nearest the new threshold first."
+    )
+    st.plotly_chart(sh.explorer_figure(str(run.path), column), key="explorer")
 
 st.subheader("Two scores on the same images")
 columns = run.score_columns

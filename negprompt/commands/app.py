@@ -147,7 +147,7 @@ def register(sub) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from negprompt.cli import UserError
+    from negprompt.commands.common import UserError
 
     runs_dir = Path(args.runs_dir).expanduser()
     if runs_dir.exists() and not runs_dir.is_dir():

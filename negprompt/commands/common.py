@@ -1,4 +1,9 @@
-"""Arguments and helpers shared by several sub-commands."""
+"""What the sub-commands share: :class:`UserError`, the run options, and :func:`execute`.
+
+Every command that computes results builds an :class:`~negprompt.experiments.ExperimentConfig`
+(from a preset and the flags of `negprompt.commands.options`) and hands it to :func:`execute`, which
+runs the one experiment pipeline (`negprompt.experiments.run_experiment`) into a run directory.
+"""
 
 from __future__ import annotations
 
@@ -8,54 +13,25 @@ import time
 from pathlib import Path
 
 
-def shots_arg(text: str) -> int | None:
-    """``--shots``: a number of images per class >= 1, or ``all``."""
-    if text == "all":
-        return None
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("--shots must be >= 1 or 'all'")
-    return value
+class UserError(Exception):
+    """An error caused by the user's input; printed without a traceback."""
 
 
-def add_backbone_args(parser: argparse.ArgumentParser, model: str = "ViT-B-16") -> None:
-    g = parser.add_argument_group("backbone")
-    g.add_argument(
-        "--model", default=model, help=f"open_clip architecture or hf-hub:org/repo (default {model})"
+def add_run_options(parser: argparse.ArgumentParser, *, threads_default: int = 0) -> None:
+    """``--out``, ``--unique``, ``--resume``, ``--no-progress`` and ``--threads``: how to run, not what."""
+    o = parser.add_argument_group("output")
+    o.add_argument(
+        "--out", type=Path, default=None, help="run directory to write (default runs/<kind>-<time>)"
     )
-    g.add_argument(
-        "--pretrained",
-        default="auto",
-        help="weights: an open_clip tag, a hub id, a checkpoint file, 'none' (random) or 'auto' (default)",
+    o.add_argument("--unique", action="store_true", help="if --out exists, write --out-2, -3 … instead")
+    o.add_argument("--resume", action="store_true", help="continue the interrupted run of --out")
+    o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    o.add_argument(
+        "--threads",
+        type=int,
+        default=threads_default,
+        help=f"CPU threads of PyTorch; 0 = PyTorch's default ({threads_default})",
     )
-    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda when available)")
-    g.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="model weight dtype")
-    g.add_argument("--batch-size", type=int, default=64, help="images per batch for feature extraction")
-    g.add_argument(
-        "--cache-dir", type=Path, default=None, help="feature cache (default ~/.cache/negprompt/features)"
-    )
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def load_backbone_from_args(args):
-    from negprompt.backbone import load_backbone
-
-    return load_backbone(
-        args.model, args.pretrained, device=resolve_device(args.device), precision=args.precision
-    )
-
-
-def cache_dir_from_args(args) -> Path:
-    from negprompt.features import default_cache_dir
-
-    return args.cache_dir or default_cache_dir()
 
 
 def default_run_dir(kind: str, base: str | os.PathLike = "runs") -> Path:
@@ -69,3 +45,75 @@ def check_outputs(*folders: str | os.PathLike) -> None:
 
     for folder in folders:
         check_writable(folder)
+
+
+def set_threads(threads: int, device: str) -> None:
+    """Use ``threads`` CPU threads for PyTorch (0: leave its default) when running on the CPU."""
+    import torch
+
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {threads}")
+    if threads and device == "cpu":
+        torch.set_num_threads(threads)
+
+
+def execute(config, out: Path, args: argparse.Namespace) -> Path:
+    """Run ``config`` into the run directory ``out`` (under torchrun: on every rank, rank 0 writes),
+    print the results table; clear errors for the usual failures."""
+    from negprompt.data import DownloadError
+    from negprompt.distributed import cleanup, init_distributed
+    from negprompt.evaluate import format_table
+    from negprompt.experiments import run_experiment, work_dir_for
+    from negprompt.rundir import load_run
+    from negprompt.train import NonFiniteLossError
+
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out: the run directory of the interrupted run")
+    info = init_distributed(device=config.backbone.device)
+    set_threads(getattr(args, "threads", 0), config.device)
+    try:
+        if info.is_main:
+            check_outputs(Path(out).expanduser().absolute().parent, config.cache_path())  # before long work
+        try:
+            path = run_experiment(
+                config, out, resume=args.resume, progress=not args.no_progress, unique=args.unique
+            )
+        except (DownloadError, NonFiniteLossError) as exc:
+            raise UserError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(
+                f"interrupted: finished epochs are kept in {work_dir_for(out)}; run the same command with "
+                f"--resume --out {out} to continue"
+            ) from None
+    finally:
+        cleanup()
+    if not info.is_main:
+        return path
+    run = load_run(path)
+    warning = run.config["backbone"].get("warning")
+    banner = f"\n!!! {warning}\n" if warning else ""
+    print(banner + format_table(run.metrics))
+    hardest = hardest_ood_classes(run.scores)
+    if hardest:
+        print(hardest)
+    print(f"run directory: {path}")
+    return path
+
+
+def hardest_ood_classes(scores, column: str = "negprompt/negprompt", k: int = 5) -> str:
+    """The ``k`` OOD classes most often accepted at ``column``'s FPR95 threshold, as text ("" when
+    the run's OOD sets have no classes or lack the column)."""
+    if column not in scores.columns or "ood_class" not in scores.columns:
+        return ""
+    from negprompt.analysis import ood_class_breakdown, threshold_at_tpr
+
+    threshold = threshold_at_tpr(scores.loc[scores["split"] == "id", column], 0.95)
+    table = ood_class_breakdown(scores, column, threshold)
+    if table.empty:
+        return ""
+    lines = [f"hardest OOD classes ({column} at the FPR95 threshold; all: negprompt app, per-image page):"]
+    for r in table.head(k).itertuples():
+        lines.append(
+            f"  {r.ood_class} ({r.dataset}): {r.accepted}/{r.images} accepted as ID, AUROC {100 * r.auroc:.2f}"
+        )
+    return "\n".join(lines)

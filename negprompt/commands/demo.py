@@ -11,8 +11,9 @@ import argparse
 import os
 from pathlib import Path
 
-from negprompt.commands.common import default_run_dir
-from negprompt.commands.run import add_experiment_args, config_from_args, execute
+from negprompt.commands.common import add_run_options, default_run_dir, execute
+from negprompt.commands.options import add_settings
+from negprompt.commands.run import config_from_args
 
 FAST_EPOCHS = 10
 """Epochs per stage with ``--fast`` (a smoke run of the whole pipeline)."""
@@ -34,32 +35,41 @@ def register(sub) -> None:
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="folder of run directories (runs)")
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="dashboard port (8501)")
-    add_experiment_args(p, demo=True)
+    p.add_argument("--full", action="store_true", help="the whole Fashion-MNIST (downloaded once)")
+    p.add_argument(
+        "--cifar", type=int, choices=(10, 100), default=None, help="CIFAR-10 or -100 as ID (downloaded once)"
+    )
+    add_settings(p, exclude=FOLDER_SETTINGS + ("benchmark", "protocol", "ood_sets", "open_vocab_fraction"))
+    add_run_options(p, threads_default=1)
     p.set_defaults(func=run)
+
+
+FOLDER_SETTINGS = ("train_dir", "val_dir", "id_dir", "ood_dirs", "init_prompts", "stages")
+"""Settings of image-folder runs, which the demo does not take."""
 
 
 def run(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted demo")
     forced: dict = {}
-    if args.fast:
-        if args.epochs is None:
-            forced["train"] = {"epochs": FAST_EPOCHS}
+    if args.fast and getattr(args, "epochs", None) is None:
+        forced["epochs"] = FAST_EPOCHS
+    if args.full and args.cifar:
+        raise ValueError("--full and --cifar exclude each other")
+    if args.full or args.cifar:
+        forced["benchmark"] = "demo-full" if args.full else f"cifar{args.cifar}"
     config = config_from_args("demo", args, **forced)
     out = args.out or default_run_dir("demo-fast" if args.fast else "demo", args.runs_dir)
     path = execute(config, out, args)
     if args.no_app:
         return 0
     runs_dir = args.runs_dir if _inside(path, args.runs_dir) else path.parent
-    try:
-        from negprompt.commands.app import launch_app
-    except ImportError:
-        print(f"to see the results in the dashboard: negprompt app {runs_dir}")
-        return 0
+    from negprompt.commands.app import launch_app
+
     try:
         return int(launch_app(runs_dir, args.host, args.port, block=True))
-    except ModuleNotFoundError as exc:
-        print(f"the dashboard cannot start ({exc}); the run directory is {path}")
+    except ModuleNotFoundError as exc:  # the dashboard's extra is not installed
+        print(f"the dashboard cannot start ({exc}); with the app extra installed: negprompt app {runs_dir}")
         return 0
 
 

@@ -11,6 +11,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from negprompt.defaults import resolve_device
+
 log = logging.getLogger(__name__)
 
 _INFO: DistInfo | None = None
@@ -46,7 +48,7 @@ def init_distributed(
     global _INFO
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = torch.device(resolve_device(device))
         _INFO = DistInfo(device=dev)
         return _INFO
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
@@ -65,7 +67,7 @@ def init_distributed(
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     else:
-        dev = torch.device(device or "cpu")
+        dev = torch.device(resolve_device(device))
     if not dist.is_initialized():
         dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(minutes=timeout_min))
     _INFO = DistInfo(rank=rank, world=world, local_rank=local, device=dev)

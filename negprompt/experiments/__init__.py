@@ -2,8 +2,11 @@
 
 Presets (:data:`PRESETS`): ``conventional`` (ImageNet-1k vs iNaturalist / SUN / Places / Textures),
 ``hard-ood`` (ImageNet open-set protocols P1-P4 and MCM's tasks), ``open-vocab`` (prompts learned
-on a fraction of the classes, evaluated on all) and ``demo`` (the embedded Fashion-MNIST benchmark).
-Every run reports zero-shot MCM, CoOp + MCM (the stage-1 prompts) and NegPrompt side by side.
+on a fraction of the classes, evaluated on all), ``demo`` (the embedded Fashion-MNIST benchmark),
+the ``mini-*`` presets (the offline mini-world) and ``folders`` (your own image folders, what
+``negprompt train`` and ``negprompt zeroshot`` run). Every run reports zero-shot MCM, CoOp + MCM
+(the stage-1 prompts) and NegPrompt side by side, with the configured baselines. The training
+flow of every command and notebook is :class:`Experiment` (``experiment.py``).
 
     from negprompt.experiments import ExperimentConfig, run_experiment
     path = run_experiment(ExperimentConfig.for_preset("demo"), "runs/demo")
@@ -14,7 +17,19 @@ or step by step (see :class:`Experiment`)::
     exp.prepare(); exp.train(); exp.evaluate(); print(exp.table()); exp.write("runs/p1")
 """
 
-from .config import BENCHMARKS, DEMO_EPOCHS, PRESET_DEFAULTS, PRESETS, ExperimentConfig
+from .config import (
+    BENCHMARKS,
+    DEMO_EPOCHS,
+    PRESET_DEFAULTS,
+    PRESETS,
+    SECTIONS,
+    BackboneSettings,
+    CacheSettings,
+    DataSettings,
+    EvaluationSettings,
+    ExperimentConfig,
+    TrainingSettings,
+)
 from .data import ExperimentData, Features, extract_all, load_data
 from .experiment import METHODS, Experiment
 from .methods import learned_method, zeroshot_method
@@ -26,6 +41,12 @@ __all__ = [
     "METHODS",
     "PRESETS",
     "PRESET_DEFAULTS",
+    "SECTIONS",
+    "BackboneSettings",
+    "CacheSettings",
+    "DataSettings",
+    "EvaluationSettings",
+    "TrainingSettings",
     "Experiment",
     "ExperimentConfig",
     "ExperimentData",

@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from negprompt.features import default_cache_dir
 from negprompt.local import supports_local
 from negprompt.locoop import LOCOOP_LAMBDA, default_top_k, extract_local_features
 from negprompt.prompts import PromptConfig
 from negprompt.train import TrainResult, train_prompts
 
-from .config import ExperimentConfig
 from .methods import add_local_scores, neglabel_method
 
 if TYPE_CHECKING:
     from .experiment import Experiment
 
 log = logging.getLogger("negprompt.experiments")
-
-
-def cache_dir(config: ExperimentConfig) -> Path:
-    """The experiment's cache folder (``config.cache_dir`` or the default feature cache)."""
-    return Path(os.path.expanduser(config.cache_dir)) if config.cache_dir else default_cache_dir()
 
 
 def train_summary(result: TrainResult) -> dict:
@@ -47,22 +38,22 @@ def train_locoop(exp: Experiment, names: list[str], views: list, labels, common:
     with several feature views.
     """
     assert exp.features is not None and exp.data is not None and exp.backbone is not None
-    if not exp.config.locoop or not supports_local(exp.backbone):
+    if not exp.config.training.locoop or not supports_local(exp.backbone):
         return
-    if exp.config.n_views != 1:
-        log.info("LoCoOp skipped: it trains on one feature view (n_views = %d)", exp.config.n_views)
+    if exp.config.training.n_views != 1:
+        log.info("LoCoOp skipped: it trains on one feature view (n_views = %d)", exp.config.training.n_views)
         return
     train = exp.features.train[0]
     files = [exp.data.train.root / p for p in train.paths]
     local = extract_local_features(
-        exp.backbone, files, cache_dir=cache_dir(exp.config), progress=exp.progress
+        exp.backbone, files, cache_dir=exp.config.cache_path(), progress=exp.progress
     )
     config = dataclasses.replace(exp.config.train_config(1), locoop_weight=LOCOOP_LAMBDA)
     log.info("LoCoOp: λ = %g, K = %s, local features %s", LOCOOP_LAMBDA,
              config.locoop_top_k or default_top_k(len(names)), tuple(local.shape))  # fmt: skip
     folder = None if exp.work_dir is None else exp.work_dir / "checkpoints" / "locoop"
     exp.locoop = train_prompts(
-        exp.backbone, names, views[:1], labels, config, prompt_config=PromptConfig(n_neg=exp.config.n_neg),
+        exp.backbone, names, views[:1], labels, config, prompt_config=PromptConfig(n_neg=exp.config.training.n_neg),
         checkpoint_dir=folder, local_features=local, **common,
     )  # fmt: skip
     if exp.locoop.completed:
@@ -78,16 +69,16 @@ def add_zero_shot_baselines(exp: Experiment) -> None:
         for m in ("zeroshot", "coop", "locoop")
         if m in exp.methods and exp.methods[m].local_scores is None
     ]
-    if c.local_scores and local and supports_local(exp.backbone):
+    if c.evaluation.local_scores and local and supports_local(exp.backbone):
         log.info("GL-MCM: local features of %d test sets", 1 + len(feats.ood))
         add_local_scores(local, exp.backbone, [feats.id_test, *feats.ood],
-                         temperature=c.temperature, progress=exp.progress)  # fmt: skip
-    elif c.local_scores and local:
-        log.info("GL-MCM skipped: %s has no ViT image tower with a CLS token", c.model)
-    if c.neglabel and "neglabel" not in exp.methods:
+                         temperature=c.evaluation.temperature, progress=exp.progress)  # fmt: skip
+    elif c.evaluation.local_scores and local:
+        log.info("GL-MCM skipped: %s has no ViT image tower with a CLS token", c.backbone.model)
+    if c.evaluation.neglabel and "neglabel" not in exp.methods:
         exp.methods["neglabel"] = neglabel_method(
-            exp.backbone, exp.data.class_names, exp.methods["zeroshot"], n_neg=c.neglabel_n_neg,
-            groups=c.neglabel_groups, seed=c.seed, cache_dir=cache_dir(c), wordnet_dir=c.wordnet_dir,
+            exp.backbone, exp.data.class_names, exp.methods["zeroshot"], n_neg=c.evaluation.neglabel_n_neg,
+            groups=c.evaluation.neglabel_groups, seed=c.seed, cache_dir=c.cache_path(), wordnet_dir=c.evaluation.wordnet_dir,
             progress=exp.progress,
         )  # fmt: skip
 

@@ -1,13 +1,32 @@
-"""The settings of one experiment: an :class:`ExperimentConfig` and the presets that fill it in."""
+"""The settings of one experiment: an :class:`ExperimentConfig` in five typed sections, and the presets.
+
+Like open_clip's nested vision and text configs, the settings are grouped by what they act on:
+
+- :class:`BackboneSettings`: the frozen CLIP (architecture, weights, device, precision);
+- :class:`DataSettings`: which images, the few-shot split, the OOD sets;
+- :class:`TrainingSettings`: the two prompt-learning stages (nothing that is only recorded);
+- :class:`EvaluationSettings`: the scores and the zero-shot baselines computed after training;
+- :class:`CacheSettings`: where and how image features are computed and cached.
+
+Every field carries its help text, so the command line is generated from these dataclasses: a field
+``n_neg`` is the flag ``--n-neg`` and nothing else maps names (`negprompt.commands.options`). Field
+names are unique across the sections, so ``ExperimentConfig.for_preset("demo", epochs=5)`` needs no
+section either. ``config.json`` stores the sections as they are, and resuming a run compares them
+section by section (:meth:`ExperimentConfig.differences`). Adding a setting means adding one field.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import asdict, dataclass, field, fields
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from negprompt.defaults import DEMO_DATA_ROOT, resolve_device
 from negprompt.train import PRESETS as TRAIN_PRESETS
 from negprompt.train import TrainConfig, for_stage, make_config
+from negprompt.train.config import MODES, SELECT
 
 PRESETS: dict[str, str] = {
     "conventional": "ImageNet-1k (16 shots per class) vs iNaturalist, SUN, Places and Textures",
@@ -17,6 +36,7 @@ PRESETS: dict[str, str] = {
     "mini-conventional": "the mini-world: 10 clothing classes vs digits, shapes and textures (negprompt-mini)",
     "mini-hard-ood": "the mini-world: 6 clothing classes vs their 4 held-out siblings (negprompt-mini)",
     "mini-open-vocab": "the mini-world: prompts learned on half of the 10 clothing classes (negprompt-mini)",
+    "folders": "your own image folders: ID classes as sub-folders, OOD folders, optional training folder",
 }
 """The experiment presets and what each runs."""
 PRESET_KIND: dict[str, str] = {
@@ -38,6 +58,7 @@ BENCHMARKS: dict[str, str] = {
     "cifar100": "CIFAR-100 as ID, CIFAR-10 as OOD (downloaded once by torchvision)",
     "mini": "the mini-world: 10 clothing classes vs held-out digits, shapes and textures (data_root/mini)",
     "mini-hard": "the mini-world: 6 clothing classes vs their 4 held-out siblings (data_root/mini)",
+    "folders": "image folders: train_dir / val_dir / id_dir (one sub-folder per class) and ood_dirs",
 }
 """Where the images of an experiment come from."""
 
@@ -49,30 +70,197 @@ _ALLOWED_BENCHMARKS = {
     "mini-conventional": ("mini",),
     "mini-hard-ood": ("mini-hard",),
     "mini-open-vocab": ("mini",),
+    "folders": ("folders",),
 }
 MINI_MODEL = "negprompt-mini"
 DEMO_EPOCHS = 50
 """Epochs per stage of the demo preset (fits the ~10-minute CPU budget; features are cached)."""
+STAGES = ("none", "1", "2", "both")
+"""What a run trains: nothing (zero-shot methods only), stage 1, stage 2 (from ``init_prompts``), both."""
 
-DEFAULT_DEMO_DATA_ROOT = "~/.cache/negprompt/data"
-RESUME_FREE = frozenset(
-    {"device", "cache_dir", "batch_size", "num_workers", "local_scores", "neglabel", "neglabel_n_neg",
-     "neglabel_groups", "wordnet_dir", "locoop"}
-)  # fmt: skip
-"""Settings that may change when a run resumes (they do not change its training)."""
+
+def setting(default=None, help: str = "", *, factory=None, resume_free: bool = False, **cli):
+    """A field of a settings section with its help text.
+
+    Args:
+        default: the default value (or ``factory`` for a mutable one).
+        help: the text of ``--help`` and of the docs.
+        resume_free: the setting may change when an interrupted run resumes (it does not change
+            what is trained).
+        cli: how the command line reads it: ``choices``, ``parse`` (a function of the text),
+            ``aliases`` (other flags), ``append`` (a repeatable flag collecting a list),
+            ``metavar``.
+    """
+    meta = {"help": help, "resume_free": resume_free, **cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def shots_value(text: str) -> int | None:
+    """``--shots``: a number of images per class >= 1, or ``all`` (None)."""
+    if text == "all":
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError("--shots must be >= 1 or 'all'")
+    return value
+
+
+def names_value(text: str) -> list[str]:
+    """A comma-separated list, or ``@FILE`` with one name per line (``#`` starts a comment line)."""
+    if text.startswith("@"):
+        lines = Path(text[1:]).expanduser().read_text(encoding="utf-8").splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@dataclass
+class BackboneSettings:
+    """The frozen CLIP (see `negprompt.backbone.load_backbone`)."""
+
+    model: str = setting("ViT-B-16", "open_clip architecture or hf-hub:org/repo")
+    pretrained: str = setting(
+        "auto", "weights: an open_clip tag, a hub id, a checkpoint file, 'none' (random) or 'auto'"
+    )
+    device: str = setting("auto", "cpu, cuda, cuda:1, … or auto: cuda when available", resume_free=True)
+    precision: str = setting("fp32", "model weight dtype", choices=("fp32", "fp16", "bf16"))
+
+
+@dataclass
+class DataSettings:
+    """Which images an experiment learns from and tests on."""
+
+    data_root: str = setting("data", "folder holding ImageNet1k/, the OOD sets, demo/, mini/ …")
+    benchmark: str | None = setting(
+        None, "where the images come from (default: the preset's)", choices=tuple(BENCHMARKS)
+    )
+    protocol: str | None = setting(None, "hard-ood: the protocol (P1 … P4, 'ImageNet-10 vs ImageNet-20', …)")
+    ood_sets: list[str] | None = setting(
+        None, "OOD sets under the data root (default: all four)", parse=names_value
+    )
+    classes: int | None = setting(None, "keep only the first N ID classes (quick runs)")
+    id_classes: list[str] | None = setting(
+        None, "ID classes: synsets, indices or names, comma-separated or @FILE", parse=names_value
+    )
+    open_vocab_fraction: float | None = setting(
+        None, "open-vocab: fraction of the ID classes the prompts learn on", aliases=("--fraction",)
+    )
+    open_vocab_mode: str = setting(
+        "first", "open-vocab: which classes (the first, or a random choice)", choices=("first", "random"),
+        aliases=("--class-choice",),
+    )  # fmt: skip
+    open_vocab_seed: int | None = setting(
+        None, "open-vocab: seed of a random choice (default: the seed)", aliases=("--class-seed",)
+    )
+    shots: int | None = setting(16, "training images per class, or 'all'", parse=shots_value)
+    val_per_class: int = setting(4, "validation images per class for epoch selection (never test images)")
+    train_dir: str | None = setting(None, "folders: training images, one sub-folder per class")
+    val_dir: str | None = setting(None, "folders: validation images (default: drawn from train_dir)")
+    id_dir: str | None = setting(None, "folders: ID test images, one sub-folder per class")
+    ood_dirs: list[str] | None = setting(
+        None, "folders: an OOD image folder (repeatable)", append=True, aliases=("--ood-dir",)
+    )
+
+
+@dataclass
+class TrainingSettings:
+    """The two prompt-learning stages (see `negprompt.train.TrainConfig` for each stage's settings)."""
+
+    stages: str = setting(
+        "both",
+        "what to train: none (zero-shot only), 1, 2 (from init_prompts) or both",
+        choices=STAGES,
+        aliases=("--stage",),
+    )
+    train_preset: str = setting("negprompt", "training defaults of both stages", choices=tuple(TRAIN_PRESETS))
+    epochs: int | None = setting(None, "epochs of each stage (default: the train preset's)")
+    lr: float | None = setting(None, "learning rate of both stages (default: the train preset's)")
+    train_batch_size: int | None = setting(None, "images per training step (default: the train preset's)")
+    class_subset_size: int | None = setting(None, "classes whose prompts a step encodes (default: all)")
+    img_loss: str | None = setting(None, "stage-2 L_img variant (default msp)", choices=("msp", "oe"))
+    n_views: int = setting(1, "feature views per training image: the plain one + N-1 augmented")
+    n_neg: int = setting(2, "negative contexts M")
+    neg_noise: float = setting(1e-3, "initial noise of the negative contexts, times the context's std")
+    select: str = setting("val", "keep the best epoch on validation images, or the last", choices=SELECT)
+    mode: str = setting(
+        "cached", "cached features, or the image encoder on augmented images every step", choices=MODES
+    )
+    init_prompts: str | None = setting(
+        None, "stage 2 only: the prompts file (of stage 1) whose positives stage 2 keeps"
+    )
+    locoop: bool = setting(True, "also train LoCoOp (stage 1 with its OOD regularisation)", resume_free=True)
+    stage1: dict = setting(
+        factory=dict, help="a TrainConfig setting of stage 1 only, e.g. epochs=20 (repeatable)", append=True,
+        metavar="KEY=VALUE",
+    )  # fmt: skip
+    stage2: dict = setting(
+        factory=dict, help="a TrainConfig setting of stage 2 only, e.g. lr=0.05 (repeatable)", append=True,
+        metavar="KEY=VALUE",
+    )  # fmt: skip
+
+
+@dataclass
+class EvaluationSettings:
+    """The scores computed after training, and the zero-shot baselines beside them."""
+
+    temperature: float = setting(1.0, "score temperature T")
+    local_scores: bool = setting(
+        True, "GL-MCM scores of the zero-shot and CoOp prompts (ViT backbones)", resume_free=True
+    )
+    neglabel: bool = setting(True, "NegLabel with WordNet's labels (needs wordnet-base)", resume_free=True)
+    neglabel_n_neg: int = setting(10_000, "NegLabel's M negative labels", resume_free=True)
+    neglabel_groups: int = setting(100, "NegLabel's G groups", resume_free=True)
+    wordnet_dir: str | None = setting(
+        None, "WordNet 3.0 folder (default $NEGPROMPT_WORDNET or /usr/share/wordnet)", resume_free=True
+    )
+
+
+@dataclass
+class CacheSettings:
+    """Feature extraction and the feature cache (none of it changes a result)."""
+
+    cache_dir: str | None = setting(
+        None, "feature cache (default $NEGPROMPT_CACHE or ~/.cache/negprompt/features)", resume_free=True
+    )
+    batch_size: int = setting(64, "images per batch of feature extraction", resume_free=True)
+    num_workers: int = setting(0, "image loading processes of feature extraction", resume_free=True)
+
+
+SECTIONS: dict[str, type] = {
+    "backbone": BackboneSettings,
+    "data": DataSettings,
+    "training": TrainingSettings,
+    "evaluation": EvaluationSettings,
+    "cache": CacheSettings,
+}
+"""The sections of an :class:`ExperimentConfig`, in the order ``config.json`` and ``--help`` list them."""
+TOP_LEVEL = ("preset", "seed")
+
+
+def section_of(name: str) -> str:
+    """The section holding setting ``name`` (ValueError naming the valid settings otherwise)."""
+    for section, cls in SECTIONS.items():
+        if name in {f.name for f in fields(cls)}:
+            return section
+    valid = sorted(f.name for cls in SECTIONS.values() for f in fields(cls))
+    raise ValueError(f"unknown setting {name!r}; valid: {', '.join(valid)}")
+
+
 PRESET_DEFAULTS: dict[str, dict] = {
     "conventional": {},
     "hard-ood": {},
     "open-vocab": {"open_vocab_fraction": 0.1},
     "demo": {
         "benchmark": "demo",
-        "data_root": DEFAULT_DEMO_DATA_ROOT,
+        "data_root": DEMO_DATA_ROOT,
         "model": MINI_MODEL,
         "shots": None,
         "val_per_class": 8,
-        "train": {"epochs": DEMO_EPOCHS},
+        "epochs": DEMO_EPOCHS,
         "neglabel": False,  # encoding WordNet's ~79k labels takes minutes on a CPU; opt in
     },
+    "folders": {"data_root": "."},
 }
 for _name, _benchmark in (
     ("mini-conventional", "mini"),
@@ -81,219 +269,241 @@ for _name, _benchmark in (
 ):
     PRESET_DEFAULTS[_name] = {
         "benchmark": _benchmark,
-        "data_root": DEFAULT_DEMO_DATA_ROOT,
+        "data_root": DEMO_DATA_ROOT,
         "model": MINI_MODEL,
         "shots": 16,
         "val_per_class": 8,
-        "train": {"epochs": DEMO_EPOCHS},
-        "neglabel": False,  # opt in with --neglabel (needs WordNet; the mini model knows few of its words)
+        "epochs": DEMO_EPOCHS,
+        "neglabel": False,  # opt in with --neglabel (needs WordNet; its 79k labels take about 1.5 min to encode on a CPU)
     }
 PRESET_DEFAULTS["mini-open-vocab"]["open_vocab_fraction"] = 0.5
-"""What each preset changes from the :class:`ExperimentConfig` defaults (the paper's settings)."""
+"""What each preset changes from the section defaults (the paper's settings), by setting name."""
 
 
 @dataclass
 class ExperimentConfig:
-    """Everything that defines an experiment run (recorded in the run directory).
+    """Everything that defines an experiment run (recorded by sections in the run directory).
 
-    The defaults are the paper's settings (16 shots, the authors' training preset, ViT-B-16);
-    :meth:`for_preset` applies a preset's own defaults (``PRESET_DEFAULTS``) first.
+    The section defaults are the paper's settings (16 shots, the authors' training preset,
+    ViT-B-16); :meth:`for_preset` applies a preset's own defaults (:data:`PRESET_DEFAULTS`) first.
 
     Attributes:
         preset: one of :data:`PRESETS`.
-        data_root: the folder holding ``ImageNet1k/``, the OOD sets and the demo data.
-        benchmark: where the images come from (:data:`BENCHMARKS`); None = the preset's default.
-        protocol: hard-OOD protocol name (``P1`` … ``P4``, ``ImageNet-10 vs ImageNet-20``, …).
-        ood_sets: OOD set names under ``data_root`` for ImageNet ID (default: all four
-            conventional sets, each required).
-        classes: keep only the first N ID classes (hard-OOD: also the first N unknown classes);
-            for quick smoke runs.
-        id_classes: explicit ID classes (ImageNet: synsets, class indices or clean names; other
-            benchmarks: class names), in label order.
-        open_vocab_fraction: fraction of the ID classes the prompts are learned on (open-vocab).
-        open_vocab_mode: ``first`` (the paper: the first classes in class order) or ``random``.
-        open_vocab_seed: seed of ``random`` (defaults to ``seed``).
-        model, pretrained, device, precision: the frozen backbone (see ``negprompt.backbone``).
-        shots: training images per class (None: all images not drawn for validation).
-        val_per_class: validation images per class for epoch selection (never test data).
         seed: seed of sampling, feature views and training.
-        n_views: feature views per training image (the plain one + n_views-1 augmented).
-        n_neg: negative contexts M.
-        neg_noise: initial noise of the negative contexts, times the context's std (see
-            ``negprompt.prompts.PromptConfig``).
-        train_preset: training defaults (``negprompt`` or ``coop``, see ``negprompt.train.PRESETS``).
-        train: TrainConfig overrides for both stages (``{"epochs": 20, "lr": 0.05}``).
-        stage1, stage2: TrainConfig overrides for one stage only (applied after ``train``).
-        select: ``val`` (best epoch on validation data) or ``last``.
-        temperature: score temperature T.
-        batch_size, num_workers: feature extraction.
-        cache_dir: feature cache (default ``$NEGPROMPT_CACHE`` or ``~/.cache/negprompt/features``).
-        local_scores: also score zero-shot and CoOp prompts with GL-MCM / local MCM (one more
-            pass over the test images; ViT backbones only).
-        neglabel: add NegLabel (zero-shot negative labels from WordNet; needs ``wordnet-base``).
-        neglabel_n_neg, neglabel_groups: NegLabel's M negative labels and G groups (the paper's
-            ImageNet settings: 10,000 and 100).
-        wordnet_dir: the WordNet folder (default ``$NEGPROMPT_WORDNET`` or ``/usr/share/wordnet``).
-        locoop: also train LoCoOp (stage 1 again, with its OOD regularisation on the training
-            images' local features; ViT backbones only).
+        backbone, data, training, evaluation, cache: the sections (each a dataclass; a dict is
+            converted).
     """
 
     preset: str = "conventional"
-    data_root: str = "data"
-    benchmark: str | None = None
-    protocol: str | None = None
-    ood_sets: list[str] | None = None
-    classes: int | None = None
-    id_classes: list[str] | None = None
-    open_vocab_fraction: float | None = None
-    open_vocab_mode: str = "first"
-    open_vocab_seed: int | None = None
-    model: str = "ViT-B-16"
-    pretrained: str = "auto"
-    device: str = "auto"
-    precision: str = "fp32"
-    shots: int | None = 16
-    val_per_class: int = 4
     seed: int = 0
-    n_views: int = 1
-    n_neg: int = 2
-    neg_noise: float = 1e-3
-    train_preset: str = "negprompt"
-    train: dict = field(default_factory=dict)
-    stage1: dict = field(default_factory=dict)
-    stage2: dict = field(default_factory=dict)
-    select: str = "val"
-    temperature: float = 1.0
-    batch_size: int = 64
-    num_workers: int = 0
-    cache_dir: str | None = None
-    local_scores: bool = True
-    neglabel: bool = True
-    neglabel_n_neg: int = 10_000
-    neglabel_groups: int = 100
-    wordnet_dir: str | None = None
-    locoop: bool = True
+    backbone: BackboneSettings = field(default_factory=BackboneSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     def __post_init__(self) -> None:
-        self.data_root = os.fspath(self.data_root)
-        if self.cache_dir is not None:
-            self.cache_dir = os.fspath(self.cache_dir)
-        if self.benchmark is None:
-            self.benchmark = _ALLOWED_BENCHMARKS.get(self.preset, ("imagenet",))[0]
-        for name in ("ood_sets", "id_classes"):
+        for name, cls in SECTIONS.items():
             value = getattr(self, name)
-            if isinstance(value, str):
-                raise TypeError(f"ExperimentConfig.{name} must be a list of names, not a string")
+            if isinstance(value, dict):
+                setattr(self, name, _section_from_dict(cls, name, value))
+            elif not isinstance(value, cls):
+                raise TypeError(f"ExperimentConfig.{name} must be a {cls.__name__} or a dict")
+        d = self.data
+        d.data_root = os.fspath(d.data_root)
+        for name in ("train_dir", "val_dir", "id_dir", "wordnet_dir", "cache_dir", "init_prompts"):
+            section = getattr(self, section_of(name))
+            if getattr(section, name) is not None:
+                setattr(section, name, os.fspath(getattr(section, name)))
+        if d.benchmark is None:
+            d.benchmark = _ALLOWED_BENCHMARKS.get(self.preset, ("imagenet",))[0]
+        for name in ("ood_sets", "id_classes", "ood_dirs"):
+            value = getattr(d, name)
+            if isinstance(value, str | os.PathLike):
+                raise TypeError(f"DataSettings.{name} must be a list, not a string")
             if value is not None:
-                setattr(self, name, [str(v) for v in value])
+                setattr(d, name, [os.fspath(v) if isinstance(v, os.PathLike) else str(v) for v in value])
+        for k in (1, 2):
+            value = getattr(self.training, f"stage{k}")
+            setattr(self.training, f"stage{k}", dict(value or {}))
         self.validate()
 
-    @classmethod
-    def for_preset(cls, preset: str, **overrides) -> ExperimentConfig:
-        """The config of a preset: :data:`PRESET_DEFAULTS` of ``preset``, then ``overrides``.
+    # ------------------------------------------------------------------ construction
 
-        ``train`` overrides are merged into the preset's (e.g. the demo's epochs stay unless
-        ``train={"epochs": …}`` is given). A demo on a downloaded benchmark (``demo-full``,
-        CIFAR) samples 16 shots per class unless ``shots`` is given.
+    @classmethod
+    def for_preset(cls, preset: str, **settings) -> ExperimentConfig:
+        """The config of a preset: :data:`PRESET_DEFAULTS` of ``preset``, then ``settings``.
+
+        ``settings`` are setting names of any section (``shots=4, epochs=5, model="ViT-B-32"``) or
+        whole sections (``training={"epochs": 5}``); ``seed`` is top-level. A demo on a downloaded
+        benchmark (``demo-full``, CIFAR) samples 16 shots per class unless ``shots`` is given.
         """
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESET_DEFAULTS[preset].items()}
-        train = {**values.get("train", {}), **overrides.pop("train", {})}
-        values.update(overrides, preset=preset)
-        if train:
-            values["train"] = train
-        if preset == "demo" and values.get("benchmark", "demo") != "demo" and "shots" not in overrides:
+        values = dict(PRESET_DEFAULTS[preset])
+        for name, value in settings.items():
+            if name in SECTIONS:
+                section = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
+                values.update(section)
+            else:
+                values[name] = value
+        if preset == "demo" and values.get("benchmark", "demo") != "demo" and "shots" not in settings:
             values["shots"] = 16
-        return cls(**values)
+        top = {k: values.pop(k) for k in TOP_LEVEL if k in values}
+        by_section: dict[str, dict] = {name: {} for name in SECTIONS}
+        for name, value in values.items():
+            by_section[section_of(name)][name] = value
+        return cls(preset=preset, **top, **by_section)
+
+    def replace(self, **settings) -> ExperimentConfig:
+        """A copy with some settings changed (setting names of any section, or ``seed``)."""
+        values = self.to_dict()
+        for name, value in settings.items():
+            if name in TOP_LEVEL:
+                values[name] = value
+            else:
+                values[section_of(name)][name] = value
+        return ExperimentConfig.from_dict(values)
+
+    # ------------------------------------------------------------------ checks
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid setting and its valid values."""
+        d, t, e = self.data, self.training, self.evaluation
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         allowed = _ALLOWED_BENCHMARKS[self.preset]
-        if self.benchmark not in allowed:
+        if d.benchmark not in allowed:
             raise ValueError(
-                f"preset {self.preset!r} runs on {', '.join(allowed)}, not benchmark {self.benchmark!r}"
+                f"preset {self.preset!r} runs on {', '.join(allowed)}, not benchmark {d.benchmark!r}"
             )
-        if self.base_preset == "hard-ood" and self.benchmark == "mini-hard":
-            if self.protocol is not None:
+        for section, cls in SECTIONS.items():
+            for f in fields(cls):
+                choices = f.metadata.get("choices")
+                value = getattr(getattr(self, section), f.name)
+                if choices and value is not None and value not in choices:
+                    raise ValueError(
+                        f"{section}.{f.name}={value!r} is not one of {', '.join(map(str, choices))}"
+                    )
+        if self.base_preset == "hard-ood" and d.benchmark == "mini-hard":
+            if d.protocol is not None:
                 raise ValueError("the mini-world hard-OOD split is fixed; a protocol cannot be given")
         elif self.base_preset == "hard-ood":
             from negprompt.data import protocol, protocol_names
 
-            if not self.protocol:
+            if not d.protocol:
                 raise ValueError(
                     "the hard-ood preset needs a protocol (--protocol); valid names: "
                     + ", ".join(repr(n) for n in protocol_names())
                 )
-            protocol(self.protocol)  # raises, listing the valid names
-            if self.id_classes is not None:
+            protocol(d.protocol)  # raises, listing the valid names
+            if d.id_classes is not None:
                 raise ValueError("a hard-OOD protocol defines its ID classes; id_classes cannot be given")
-        elif self.protocol is not None:
+        elif d.protocol is not None:
             raise ValueError(f"a protocol only applies to the hard-ood preset, not {self.preset!r}")
-        if self.open_vocab_fraction is not None:
+        if d.open_vocab_fraction is not None:
             if self.base_preset != "open-vocab":
                 raise ValueError("open_vocab_fraction only applies to the open-vocab preset")
-            if not 0 < self.open_vocab_fraction <= 1:
-                raise ValueError(f"open_vocab_fraction must be in (0, 1], got {self.open_vocab_fraction}")
+            if not 0 < d.open_vocab_fraction <= 1:
+                raise ValueError(f"open_vocab_fraction must be in (0, 1], got {d.open_vocab_fraction}")
         elif self.base_preset == "open-vocab":
             raise ValueError("the open-vocab preset needs open_vocab_fraction (e.g. 0.1)")
-        if self.open_vocab_mode not in ("first", "random"):
-            raise ValueError(f"open_vocab_mode must be 'first' or 'random', got {self.open_vocab_mode!r}")
-        if self.ood_sets is not None and self.benchmark not in ("imagenet", "protocol", "openood"):
-            raise ValueError(f"ood_sets apply to ImageNet benchmarks; {self.benchmark!r} has its own")
-        if self.ood_sets is not None and not self.ood_sets:
+        if d.ood_sets is not None and d.benchmark not in ("imagenet", "protocol", "openood"):
+            raise ValueError(f"ood_sets apply to ImageNet benchmarks; {d.benchmark!r} has its own")
+        if d.ood_sets is not None and not d.ood_sets:
             raise ValueError("ood_sets is empty: name at least one OOD set, or leave it unset")
-        if self.classes is not None and self.classes < 1:
-            raise ValueError(f"classes must be >= 1, got {self.classes}")
-        if self.classes is not None and self.id_classes is not None:
+        self._validate_folders()
+        if d.classes is not None and d.classes < 1:
+            raise ValueError(f"classes must be >= 1, got {d.classes}")
+        if d.classes is not None and d.id_classes is not None:
             raise ValueError("give either classes (a count) or id_classes (a list), not both")
-        if self.id_classes is not None and not self.id_classes:
+        if d.id_classes is not None and not d.id_classes:
             raise ValueError("id_classes is empty")
-        if self.shots is not None and self.shots < 1:
-            raise ValueError(f"shots must be >= 1 or None (all), got {self.shots}")
-        if self.val_per_class < 0:
-            raise ValueError(f"val_per_class must be >= 0, got {self.val_per_class}")
-        if self.select == "val" and self.val_per_class == 0:
+        if d.shots is not None and d.shots < 1:
+            raise ValueError(f"shots must be >= 1 or None (all), got {d.shots}")
+        if d.val_per_class < 0:
+            raise ValueError(f"val_per_class must be >= 0, got {d.val_per_class}")
+        if t.select == "val" and d.val_per_class == 0 and d.val_dir is None and self.trains:
             raise ValueError("select='val' needs validation images: set val_per_class >= 1 or select='last'")
-        if not self.neg_noise >= 0:
-            raise ValueError(f"neg_noise must be >= 0, got {self.neg_noise}")
-        if self.n_neg < 1:
-            raise ValueError(f"n_neg must be >= 1, got {self.n_neg}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.neglabel_n_neg < 1 or not 1 <= self.neglabel_groups <= self.neglabel_n_neg:
+        if not t.neg_noise >= 0:
+            raise ValueError(f"neg_noise must be >= 0, got {t.neg_noise}")
+        if t.n_neg < 1:
+            raise ValueError(f"n_neg must be >= 1, got {t.n_neg}")
+        if (t.init_prompts is not None) != (t.stages == "2"):
+            raise ValueError(
+                "stages='2' trains the negatives on the positives of a prompts file: give init_prompts "
+                "with stages='2', and only then"
+            )
+        if e.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {e.temperature}")
+        if e.neglabel_n_neg < 1 or not 1 <= e.neglabel_groups <= e.neglabel_n_neg:
             raise ValueError(
                 f"NegLabel needs neglabel_n_neg >= 1 and 1 <= neglabel_groups <= neglabel_n_neg, got "
-                f"{self.neglabel_n_neg} and {self.neglabel_groups}"
+                f"{e.neglabel_n_neg} and {e.neglabel_groups}"
             )
-        if self.train_preset not in TRAIN_PRESETS:
+        if self.cache.batch_size < 1 or self.cache.num_workers < 0:
             raise ValueError(
-                f"unknown train_preset {self.train_preset!r}; choose one of {sorted(TRAIN_PRESETS)}"
+                f"batch_size must be >= 1 and num_workers >= 0, got {self.cache.batch_size} and "
+                f"{self.cache.num_workers}"
             )
         self.train_config(1)
-        self.train_config(2)  # raises on an invalid override
+        self.train_config(2)  # raises on an invalid setting
+
+    def _validate_folders(self) -> None:
+        d = self.data
+        given = [n for n in ("train_dir", "val_dir", "id_dir", "ood_dirs") if getattr(d, n) is not None]
+        if d.benchmark != "folders":
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} apply to image folders (preset 'folders'), not {self.preset!r}"
+                )
+            return
+        if self.trains and d.train_dir is None:
+            raise ValueError("training needs train_dir (--train-dir: one sub-folder of images per class)")
+        if not self.trains and d.id_dir is None:
+            raise ValueError("a zero-shot run needs id_dir (--id-dir: ID images, one sub-folder per class)")
+        if d.ood_dirs and d.id_dir is None:
+            raise ValueError(
+                "OOD folders are compared with ID test images: give id_dir (--id-dir) too (the validation "
+                "images choose the epoch, so they are not test images)"
+            )
+        if d.ood_dirs is not None and not d.ood_dirs:
+            raise ValueError("ood_dirs is empty: name at least one OOD folder, or leave it unset")
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def trains(self) -> bool:
+        """Whether this run trains prompts (``training.stages`` is not ``none``)."""
+        return self.training.stages != "none"
+
+    @property
+    def stage_numbers(self) -> tuple[int, ...]:
+        """The stages this run trains: (), (1,), (2,) or (1, 2)."""
+        return {"none": (), "1": (1,), "2": (2,), "both": (1, 2)}[self.training.stages]
 
     def train_config(self, stage: int) -> TrainConfig:
-        """The :class:`TrainConfig` of stage 1 or 2 (train preset, then ``train``, then ``stage<k>``)."""
-        reserved = {"stage", "shots", "val_per_class", "seed", "n_views", "select"}
-        for where, values in (("train", self.train), (f"stage{stage}", getattr(self, f"stage{stage}"))):
-            clash = sorted(reserved & set(values))
-            if clash:
-                raise ValueError(
-                    f"ExperimentConfig.{where} may not set {clash}: they are experiment settings "
-                    "(set ExperimentConfig.shots, .seed, … instead)"
-                )
-        overrides = {**self.train, **getattr(self, f"stage{stage}")}
+        """The :class:`TrainConfig` of stage 1 or 2: train preset, the training section, ``stage<k>``."""
+        t = self.training
+        reserved = {"stage", "seed", "n_views", "select", "mode", "device"}
+        own = getattr(t, f"stage{stage}")
+        clash = sorted(reserved & set(own))
+        if clash:
+            raise ValueError(
+                f"training.stage{stage} may not set {clash}: they are experiment settings "
+                "(set seed, n_views, select or mode instead)"
+            )
+        common = {
+            "epochs": t.epochs,
+            "lr": t.lr,
+            "batch_size": t.train_batch_size,
+            "class_subset_size": t.class_subset_size,
+            "img_loss": t.img_loss,
+        }
+        overrides = {k: v for k, v in common.items() if v is not None}
+        overrides.update(own)
         config = make_config(
-            self.train_preset,
-            **overrides,
-            shots=self.shots,
-            val_per_class=self.val_per_class,
-            seed=self.seed,
-            n_views=self.n_views,
-            select=self.select,
+            t.train_preset, **overrides, seed=self.seed, n_views=t.n_views, select=t.select, mode=t.mode
         )
         return for_stage(config, stage)
 
@@ -301,7 +511,7 @@ class ExperimentConfig:
         """The :class:`~negprompt.prompts.PromptConfig` of this experiment (M, initial noise)."""
         from negprompt.prompts import PromptConfig
 
-        return PromptConfig(n_neg=self.n_neg, neg_noise=self.neg_noise)
+        return PromptConfig(n_neg=self.training.n_neg, neg_noise=self.training.neg_noise)
 
     @property
     def base_preset(self) -> str:
@@ -310,35 +520,73 @@ class ExperimentConfig:
 
     @property
     def kind(self) -> str:
-        """The run kind recorded in the run directory (the preset's name)."""
-        return self.preset
+        """The run kind recorded in the run directory: the preset's name (``zeroshot`` for image folders
+        without training)."""
+        return "zeroshot" if self.preset == "folders" and not self.trains else self.preset
+
+    @property
+    def device(self) -> str:
+        """The device this run uses (``auto`` resolved)."""
+        return resolve_device(self.backbone.device)
 
     def data_root_path(self) -> Path:
         """The data root as an absolute path (``~`` expanded)."""
-        return Path(os.path.abspath(os.path.expanduser(self.data_root)))
+        return Path(os.path.abspath(os.path.expanduser(self.data.data_root)))
+
+    def cache_path(self) -> Path:
+        """The feature cache folder (``~`` expanded; the default when unset)."""
+        from negprompt.defaults import feature_cache_dir
+
+        return feature_cache_dir(self.cache.cache_dir)
+
+    # ------------------------------------------------------------------ records
 
     def to_dict(self) -> dict:
-        """JSON-ready copy."""
-        return asdict(self)
+        """JSON-ready copy, by sections: ``{"preset", "seed", "backbone": {…}, "data": {…}, …}``."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> ExperimentConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError naming them."""
-        known = {f.name for f in fields(cls)}
+        """Inverse of :meth:`to_dict`; unknown sections or settings raise ValueError naming them."""
+        known = set(TOP_LEVEL) | set(SECTIONS)
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown ExperimentConfig field(s) {unknown}; valid: {sorted(known)}")
+            raise ValueError(
+                f"unknown ExperimentConfig key(s) {unknown}; valid: {sorted(known)} (a config.json written "
+                "by negprompt 0.1, with flat settings, cannot be read by this version)"
+            )
         return cls(**values)
 
-    def differences(self, other: dict) -> list[str]:
-        """``field: X before, Y now`` for every setting (but :data:`RESUME_FREE`) that differs from a
-        saved :meth:`to_dict`."""
+    def differences(self, saved: dict) -> list[str]:
+        """``section.setting: X before, Y now`` for every setting that differs from a saved
+        :meth:`to_dict` (settings marked ``resume_free`` may differ)."""
         mine = self.to_dict()
         out = []
-        for key in sorted(set(mine) | set(other)):
-            if key in RESUME_FREE:
+        for key in TOP_LEVEL:
+            if saved.get(key, "<absent>") != mine[key]:
+                out.append(f"{key}: {saved.get(key, '<absent>')!r} before, {mine[key]!r} now")
+        for section, cls in SECTIONS.items():
+            before = saved.get(section)
+            if not isinstance(before, dict):
+                out.append(f"{section}: absent before (a run of another negprompt version)")
                 continue
-            a, b = other.get(key, "<absent>"), mine.get(key, "<absent>")
-            if a != b:
-                out.append(f"{key}: {a!r} before, {b!r} now")
+            for f in fields(cls):
+                if f.metadata.get("resume_free"):
+                    continue
+                a, b = before.get(f.name, "<absent>"), mine[section][f.name]
+                if a != b:
+                    out.append(f"{section}.{f.name}: {a!r} before, {b!r} now")
         return out
+
+
+def _section_from_dict(cls: type, name: str, values: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {name} setting(s) {unknown}; valid: {sorted(known)}")
+    return cls(**values)
+
+
+def field_types(cls: type) -> dict[str, object]:
+    """The resolved type annotations of a settings section (for the command line)."""
+    return typing.get_type_hints(cls)

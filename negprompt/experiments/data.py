@@ -24,7 +24,7 @@ from negprompt.data import (
     protocol,
 )
 from negprompt.evaluate import EvalSet
-from negprompt.features import CachedFeatures, default_cache_dir, extract_features
+from negprompt.features import CachedFeatures
 
 from .config import ExperimentConfig
 
@@ -91,15 +91,15 @@ class ExperimentData:
 
 def _imagenet_classes(config: ExperimentConfig) -> list[int]:
     """ImageNet class indices of the ID classes: all 1000, the first ``classes``, or ``id_classes``."""
-    if config.id_classes is None:
-        return list(range(config.classes or 1000))
+    if config.data.id_classes is None:
+        return list(range(config.data.classes or 1000))
     info = imagenet_classes()
     by_synset = {c.synset: c.index for c in info}
     by_name: dict[str, list[int]] = {}
     for c in info:
         by_name.setdefault(c.name.lower(), []).append(c.index)
     out = []
-    for item in config.id_classes:
+    for item in config.data.id_classes:
         text = item.strip()
         if text.isdigit() and int(text) < 1000:
             out.append(int(text))
@@ -118,12 +118,12 @@ def _imagenet_classes(config: ExperimentConfig) -> list[int]:
                 "indices (0-999) or clean class names (see negprompt.data.imagenet_classes())"
             )
     if len(set(out)) != len(out):
-        raise ValueError(f"id_classes lists a class twice: {config.id_classes}")
+        raise ValueError(f"id_classes lists a class twice: {config.data.id_classes}")
     return out
 
 
 def _conventional_ood(config: ExperimentConfig) -> dict[str, ImageSet]:
-    names = config.ood_sets or list(OOD_SETS)
+    names = config.data.ood_sets or list(OOD_SETS)
     sets = [ood_folder(config.data_root_path(), n) for n in names]
     return {s.name: s for s in sets}
 
@@ -135,24 +135,24 @@ def _restrict(imageset: ImageSet, keep: list[int], names: list[str]) -> ImageSet
 
 def _named_classes(config: ExperimentConfig, available: tuple[str, ...], what: str) -> list[int] | None:
     """Label indices of ``id_classes`` (or the first ``classes``) among ``available``; None = all."""
-    if config.id_classes is None:
-        if config.classes is None or config.classes >= len(available):
+    if config.data.id_classes is None:
+        if config.data.classes is None or config.data.classes >= len(available):
             return None
-        return list(range(config.classes))
-    missing = [c for c in config.id_classes if c not in available]
+        return list(range(config.data.classes))
+    missing = [c for c in config.data.id_classes if c not in available]
     if missing:
         raise ValueError(
             f"ID classes {missing} are not classes of the {what} ID set; its classes are: "
             + ", ".join(repr(c) for c in available)
         )
-    return [available.index(c) for c in config.id_classes]
+    return [available.index(c) for c in config.data.id_classes]
 
 
 def _limited_protocol(config: ExperimentConfig) -> Protocol:
-    p = protocol(config.protocol or "")
-    if config.classes is None:
+    p = protocol(config.data.protocol or "")
+    if config.data.classes is None:
         return p
-    n = config.classes
+    n = config.data.classes
     return Protocol(p.name, p.known[:n], p.negative, p.unknown[:n])
 
 
@@ -164,28 +164,30 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
     """
     root = config.data_root_path()
     facts: dict = {}
-    if config.benchmark == "imagenet":
+    if config.data.benchmark == "imagenet":
         classes = _imagenet_classes(config)
         train_all = imagenet_split(root, "train", classes)
         id_test = imagenet_split(root, "val", classes)
         ood = _conventional_ood(config)
         benchmark = "ImageNet-1k"
         facts["imagenet_classes"] = classes
-    elif config.benchmark == "openood":
+    elif config.data.benchmark == "openood":
         from negprompt.data.openood import openood_imagenet
 
         classes = _imagenet_classes(config)
         names = [c.name for c in imagenet_classes()]
-        train_all, id_test, ood = openood_imagenet(root, names, classes, config.ood_sets)
+        train_all, id_test, ood = openood_imagenet(root, names, classes, config.data.ood_sets)
         benchmark = "OpenOOD v1.5 ImageNet-1k"
         facts["imagenet_classes"] = classes
-    elif config.benchmark == "protocol":
+    elif config.data.benchmark == "protocol":
         p = _limited_protocol(config)
         sets = hard_ood_sets(root, p)
         train_all, id_test = sets.id_train, sets.id_test
         ood = {sets.ood_test.name: sets.ood_test} if sets.ood_test is not None else _conventional_ood(config)
         benchmark = p.name
         facts["protocol"] = {"name": p.name, "known": p.known, "negative": p.negative, "unknown": p.unknown}
+    elif config.data.benchmark == "folders":
+        return _folders(config)
     else:
         train_all, id_test, ood, benchmark = _small_benchmark(config)
         keep = _named_classes(config, train_all.class_names, benchmark)
@@ -199,37 +201,87 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
             f"({list(train_all.class_names)[:5]} … vs {class_names[:5]} …)"
         )
     train_classes = list(range(len(class_names)))
-    if config.open_vocab_fraction is not None:
+    if config.data.open_vocab_fraction is not None:
         seed = None
-        if config.open_vocab_mode == "random":
-            seed = config.seed if config.open_vocab_seed is None else config.open_vocab_seed
+        if config.data.open_vocab_mode == "random":
+            seed = config.seed if config.data.open_vocab_seed is None else config.data.open_vocab_seed
         train_classes = class_subset(
-            len(class_names), config.open_vocab_fraction, seed, config.open_vocab_mode
+            len(class_names), config.data.open_vocab_fraction, seed, config.data.open_vocab_mode
         )
         facts["open_vocab"] = {
-            "fraction": config.open_vocab_fraction,
-            "mode": config.open_vocab_mode,
+            "fraction": config.data.open_vocab_fraction,
+            "mode": config.data.open_vocab_mode,
             "seed": seed,
             "train_classes": train_classes,
         }
         train_all = _restrict(train_all, train_classes, [class_names[i] for i in train_classes])
-    train, val = few_shot_split(train_all, config.shots, config.val_per_class, config.seed)
+    train, val = few_shot_split(train_all, config.data.shots, config.data.val_per_class, config.seed)
     return ExperimentData(benchmark, class_names, train_classes, train, val, id_test, ood, facts)
+
+
+def _folders(config: ExperimentConfig) -> ExperimentData:
+    """Image folders: ``train_dir`` (few shots and validation drawn from it, or ``val_dir``),
+    ``id_dir`` (ID test images) and ``ood_dirs``; class names are the sub-folder names, ``_`` as
+    spaces. Without ``id_dir`` the validation images are scored, for the ID accuracy only."""
+    from negprompt.data import image_folder
+
+    d = config.data
+    train_all = image_folder(_path(d.train_dir)) if d.train_dir else None
+    id_test = image_folder(_path(d.id_dir)) if d.id_dir else None
+    reference = train_all if train_all is not None else id_test
+    assert reference is not None  # validate() asks for one of them
+    folder_names = list(reference.class_names)
+    if id_test is not None and list(id_test.class_names) != folder_names:
+        raise ValueError(
+            f"--id-dir classes {list(id_test.class_names)} differ from --train-dir's {folder_names}: "
+            "give both the same sub-folders"
+        )
+    empty = ImageSet(name="none", root=reference.root, paths=[], labels=np.zeros(0, dtype=np.int64),
+                     class_names=reference.class_names)  # fmt: skip
+    train, val = empty, empty
+    if train_all is not None and config.trains:
+        if d.val_dir:
+            val = image_folder(_path(d.val_dir))
+            if list(val.class_names) != folder_names:
+                raise ValueError(
+                    f"--val-dir classes {list(val.class_names)} differ from --train-dir's {folder_names}"
+                )
+            train, _ = few_shot_split(train_all, d.shots, 0, config.seed)
+        else:
+            train, val = few_shot_split(train_all, d.shots, d.val_per_class, config.seed)
+    facts = {"folders": {k: getattr(d, k) for k in ("train_dir", "val_dir", "id_dir", "ood_dirs")}}
+    if id_test is None:
+        id_test = val
+        facts["id_test"] = "the validation images (no id_dir given): ID accuracy only"
+    ood = {}
+    for folder in d.ood_dirs or []:
+        s = image_folder(_path(folder), ood=True)
+        if s.name in ood:
+            raise ValueError(
+                f"two OOD folders are named {s.name!r}; rename one (the tables name sets by folder)"
+            )
+        ood[s.name] = s
+    names = [n.replace("_", " ") for n in folder_names]
+    return ExperimentData("folders", names, list(range(len(names))), train, val, id_test, ood, facts)
+
+
+def _path(folder: str) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(folder)))
 
 
 def _small_benchmark(config: ExperimentConfig) -> tuple[ImageSet, ImageSet, dict[str, ImageSet], str]:
     """The mini-world, the demo, the full Fashion-MNIST demo or CIFAR: (ID train, ID test, OOD sets, name)."""
     root = config.data_root_path()
-    if config.benchmark in ("mini", "mini-hard"):
+    if config.data.benchmark in ("mini", "mini-hard"):
         from negprompt.miniworld.benchmark import mini_sets
 
-        return mini_sets(root, hard=config.benchmark == "mini-hard")
-    if config.benchmark in ("demo", "demo-full"):
-        demo = materialize_demo(root, full=config.benchmark == "demo-full")
-        return demo.id_train, demo.id_test, demo.ood, config.benchmark
+        return mini_sets(root, hard=config.data.benchmark == "mini-hard")
+    if config.data.benchmark in ("demo", "demo-full"):
+        demo = materialize_demo(root, full=config.data.benchmark == "demo-full")
+        return demo.id_train, demo.id_test, demo.ood, config.data.benchmark
     from negprompt.data import cifar
 
-    which = 10 if config.benchmark == "cifar10" else 100
+    which = 10 if config.data.benchmark == "cifar10" else 100
     data = cifar(root, which)
     return data.id_train, data.id_test, {data.ood.name: data.ood}, f"CIFAR-{which}"
 
@@ -256,27 +308,32 @@ def extract_all(
 ) -> Features:
     """Image features of every set of ``data`` (computed once, then read from the cache).
 
-    The training images get ``config.n_views`` views (view 0 = test transform, the others seeded
+    The training images get ``config.training.n_views`` views (view 0 = test transform, the others seeded
     augmentations); the validation, ID test and OOD images the test transform only.
     """
-    cache = Path(os.path.expanduser(config.cache_dir)) if config.cache_dir else default_cache_dir()
+    from negprompt.distributed import extract_features_distributed
+
+    cache = config.cache_path()
 
     def extract(imageset: ImageSet, view: int = 0) -> CachedFeatures:
-        return extract_features(
+        return extract_features_distributed(  # split across ranks under torchrun, else one process
             backbone,
             imageset,
             cache_dir=cache,
             view=view,
             seed=config.seed,
-            batch_size=config.batch_size,
-            num_workers=config.num_workers,
+            batch_size=config.cache.batch_size,
+            num_workers=config.cache.num_workers,
             progress=progress,
         )
 
-    views = [extract(data.train, v) for v in range(config.n_views)]
+    if config.training.mode == "online-augment" or not config.trains:
+        views = []  # online augmentation encodes the training images every step
+    else:
+        views = [extract(data.train, v) for v in range(config.training.n_views)]
     if any(not np.array_equal(v.labels, views[0].labels) for v in views[1:]):
         raise ValueError("the feature views of the training images disagree (unreadable files?)")
-    val = extract(data.val) if len(data.val) else None
+    val = extract(data.val) if len(data.val) and config.trains else None
     id_test = EvalSet(data.id_test.name, extract(data.id_test), data.id_test.root)
     ood = [EvalSet(name, extract(s), s.root, s.class_names) for name, s in data.ood.items()]
     log.info("image features ready (cache %s)", cache)

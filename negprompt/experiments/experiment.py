@@ -19,17 +19,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from negprompt.backbone import Backbone, load_backbone
 from negprompt.evaluate import Evaluation, Method, evaluate, format_table, write_evaluation
+from negprompt.runlog import capture_log
 from negprompt.train import TrainResult, train_prompts
 from negprompt.wordnet import check_wordnet
 
 from .baselines import add_zero_shot_baselines, evidence_record, train_locoop, train_summary
 from .config import ExperimentConfig
 from .data import ExperimentData, Features, extract_all, load_data
-from .methods import capture_log, learned_method, zeroshot_method
+from .methods import learned_method, zeroshot_method
 
 log = logging.getLogger("negprompt.experiments")
 METHODS = ("zeroshot", "coop", "negprompt")
@@ -44,7 +44,7 @@ class Experiment:
             (``None``: checkpoints are not written and prompt files go to a temporary folder).
         resume: continue the training stages from the checkpoints in ``work_dir``.
         progress: show progress bars.
-        backbone: an already loaded backbone to use instead of loading ``config.model``.
+        backbone: an already loaded backbone to use instead of loading ``config.backbone.model``.
         data: the experiment's images if already listed (``load_data(config)``).
 
     After each step its results are attributes: ``data`` (:class:`ExperimentData`), ``backbone``,
@@ -66,8 +66,10 @@ class Experiment:
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.resume = resume
         self.progress = progress
-        if backbone is not None and backbone.name != config.model:
-            raise ValueError(f"the backbone given is {backbone.name!r} but config.model is {config.model!r}")
+        if backbone is not None and backbone.name != config.backbone.model:
+            raise ValueError(
+                f"the backbone given is {backbone.name!r} but config.backbone.model is {config.backbone.model!r}"
+            )
         self.backbone: Backbone | None = backbone
         self.data: ExperimentData | None = data
         self.features: Features | None = None
@@ -92,7 +94,7 @@ class Experiment:
             if ok
         ]
         steps = ", ".join(done) or "nothing yet"
-        return f"Experiment({self.config.preset!r}, model={self.config.model!r}, done: {steps})"
+        return f"Experiment({self.config.preset!r}, model={self.config.backbone.model!r}, done: {steps})"
 
     # ------------------------------------------------------------------ steps
 
@@ -104,12 +106,13 @@ class Experiment:
         return self.data
 
     def load_backbone(self) -> Backbone:
-        """Load the frozen backbone of ``config`` (once)."""
+        """Load the frozen backbone of ``config`` (once; under torchrun, on this rank's device)."""
         if self.backbone is None:
-            c = self.config
-            device = c.device
-            if device == "auto":
-                device = "cuda" if torch.cuda.is_available() else "cpu"
+            from negprompt.distributed import get_info
+
+            c = self.config.backbone
+            info = get_info()
+            device = str(info.device) if info.world > 1 else self.config.device
             with self._capture():
                 self.backbone = load_backbone(c.model, c.pretrained, device=device, precision=c.precision)
                 log.info("backbone %s, weights %s, on %s", c.model, self.backbone.weights, device)
@@ -117,8 +120,8 @@ class Experiment:
 
     def prepare(self) -> Experiment:
         """Data, backbone and image features (computed once, then read from the cache). Returns self."""
-        if self.config.neglabel:  # fail before the long steps, not after training
-            check_wordnet(self.config.wordnet_dir)
+        if self.config.evaluation.neglabel:  # fail before the long steps, not after training
+            check_wordnet(self.config.evaluation.wordnet_dir)
         data, backbone = self.load_data(), self.load_backbone()
         if self.features is not None:
             return self
@@ -127,14 +130,18 @@ class Experiment:
             self.features = extract_all(backbone, data, self.config, progress=self.progress)
         return self
 
-    def train(self, stages: Sequence[int] = (1, 2), *, stop_after_epoch: int | None = None) -> Experiment:
+    def train(
+        self, stages: Sequence[int] | None = None, *, stop_after_epoch: int | None = None
+    ) -> Experiment:
         """Train stage 1 (CoOp positives) and/or stage 2 (NegPrompt negatives). Returns self.
 
         Args:
-            stages: which stages to run now (stage 2 needs a finished stage 1).
+            stages: which stages to run now (default: those of ``config.training.stages``); stage 2
+                needs a finished stage 1, or ``config.training.init_prompts``.
             stop_after_epoch: stop each stage after this many finished epochs (for a run to be
                 resumed later; the stage is then incomplete).
         """
+        stages = self.config.stage_numbers if stages is None else tuple(stages)
         if self.features is None:
             self.prepare()
         assert self.features is not None and self.data is not None and self.backbone is not None
@@ -145,13 +152,16 @@ class Experiment:
             resume=self.resume,
             stop_after_epoch=stop_after_epoch,
             progress=self.progress,
+            text_fn=_text_fn(self.config),
         )
-        views = [v.features for v in feats.train]
-        labels = feats.train[0].labels
+        if self.config.training.mode == "online-augment":
+            views, labels = data.train, None  # the image encoder runs on augmented images every step
+        else:
+            views, labels = [v.features for v in feats.train], feats.train[0].labels
         names = data.train_class_names
         with self._capture():
             if 1 in stages:
-                log.info("stage 1 (CoOp): %d images of %d classes", len(labels), len(names))
+                log.info("stage 1 (CoOp): %d images of %d classes", len(data.train), len(names))
                 self.stage1 = train_prompts(
                     self.backbone, names, views, labels, self.config.train_config(1),
                     prompt_config=self.config.prompt_config(),
@@ -161,14 +171,14 @@ class Experiment:
                     log.info("stage 1 stopped after epoch %d", len(self.stage1.history))
                     return self
                 self._add_learned("coop", self.stage1)
-                train_locoop(self, names, views, labels, common)
+                if labels is not None:
+                    train_locoop(self, names, views, labels, common)
             if 2 in stages:
-                if self.stage1 is None or not self.stage1.completed:
-                    raise RuntimeError("stage 2 needs a finished stage 1: call train(stages=(1,)) first")
-                log.info("stage 2 (NegPrompt): %d negative contexts", self.config.n_neg)
+                learner = self._stage2_start()
+                log.info("stage 2 (NegPrompt): %d negative contexts", self.config.training.n_neg)
                 self.stage2 = train_prompts(
                     self.backbone, names, views, labels, self.config.train_config(2),
-                    learner=self.stage1.learner, checkpoint_dir=self._checkpoints(2), **common,
+                    learner=learner, checkpoint_dir=self._checkpoints(2), **common,
                 )  # fmt: skip
                 if self.stage2.completed:
                     self._add_learned("negprompt", self.stage2)
@@ -176,10 +186,34 @@ class Experiment:
                     log.info("stage 2 stopped after epoch %d", len(self.stage2.history))
         return self
 
+    def _stage2_start(self):
+        """The learner stage 2 starts from: stage 1's, or the one of ``init_prompts``."""
+        if self.stage1 is not None and self.stage1.completed:
+            return self.stage1.learner
+        path = self.config.training.init_prompts
+        if path is None:
+            raise RuntimeError("stage 2 needs a finished stage 1: call train(stages=(1,)) first")
+        from negprompt.promptfile import learner_from_file
+
+        assert self.backbone is not None
+        log.info("stage 2 starts from the prompts file %s", path)
+        return learner_from_file(path, self.backbone)
+
+    @property
+    def trained(self) -> bool:
+        """Whether every stage of ``config.training.stages`` has finished."""
+        done = {1: self.stage1, 2: self.stage2}
+        return all(done[k] is not None and done[k].completed for k in self.config.stage_numbers)
+
     def evaluate(self) -> Evaluation:
-        """Score every ID test and OOD image with zero-shot MCM, CoOp + MCM and NegPrompt."""
-        if self.stage2 is None or not self.stage2.completed:
-            raise RuntimeError("train both stages before evaluating (Experiment.train())")
+        """Score every ID test and OOD image with every method of the run (zero-shot MCM, CoOp + MCM,
+        NegPrompt, and the baselines configured: GL-MCM, LoCoOp, NegLabel)."""
+        if not self.trained:
+            raise RuntimeError(
+                f"train the stages of this run ({self.config.training.stages}) before evaluating (Experiment.train())"
+            )
+        if self.features is None:
+            self.prepare()
         assert self.features is not None and self.data is not None and self.backbone is not None
         with self._capture():
             if "zeroshot" not in self.methods:
@@ -193,7 +227,7 @@ class Experiment:
                 self.features.id_test,
                 self.features.ood,
                 self.data.class_names,
-                temperature=self.config.temperature,
+                temperature=self.config.evaluation.temperature,
             )
             log.info("evaluated %d images", len(self.evaluation.scores))
         return self.evaluation
@@ -201,7 +235,7 @@ class Experiment:
     def run(self) -> Evaluation:
         """All steps: :meth:`prepare`, :meth:`train`, :meth:`evaluate`."""
         self.prepare()
-        if self.stage2 is None or not self.stage2.completed:
+        if not self.trained:
             self.train()
         return self.evaluate()
 
@@ -212,7 +246,7 @@ class Experiment:
         if self.evaluation is None:
             raise RuntimeError("evaluate() first")
         text = format_table(self.evaluation.metrics)
-        if self.config.benchmark == "openood":  # OpenOOD's tables use the other FPR convention
+        if self.config.data.benchmark == "openood":  # OpenOOD's tables use the other FPR convention
             from negprompt.metric_conventions import fpr_conventions_table
 
             rows = list(self.record()["table_rows"].items())
@@ -252,7 +286,7 @@ class Experiment:
             "train_class_names": self.data.train_class_names,
             "stages": stages,
             "selection": {
-                "policy": self.config.select,
+                "policy": self.config.training.select,
                 "selected_epochs": {f"stage{s['stage']}": s["selected_epoch"] for s in stages},
             },
             "seeds": {"sampling": self.config.seed, "training": self.config.seed},
@@ -316,3 +350,12 @@ class Experiment:
 
     def _capture(self):
         return capture_log(self._log, self.work_dir / "log.txt" if self.work_dir else None)
+
+
+def _text_fn(config: ExperimentConfig):
+    """Prompt encoding split across ranks under torchrun (None: one process encodes all prompts)."""
+    from negprompt.distributed import ShardedTextFeatures, get_info
+
+    if get_info().world <= 1:
+        return None
+    return ShardedTextFeatures(mode=config.train_config(1).encode_mode)

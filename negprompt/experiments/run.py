@@ -102,22 +102,31 @@ def run_experiment(
         resume: continue an interrupted run of the same settings from ``<out>.partial/``.
         progress: show progress bars.
         unique: if ``out`` exists, write ``out-2``, ``out-3`` … instead of refusing.
-        backbone: an already loaded backbone (must be ``config.model``).
+        backbone: an already loaded backbone (must be ``config.backbone.model``).
 
     Raises:
         RunExistsError: ``out`` exists and ``unique`` is False.
         WorkDirError: an unfinished run is in the work folder and ``resume`` is False, or it was
             started with other settings.
     """
-    out = free_run_path(out, unique)
+    from negprompt.distributed import barrier, broadcast_object, get_info
+
+    main = get_info().is_main
+    out = broadcast_object(free_run_path(out, unique) if main else None)  # every rank: one path
     check_work_dir(config, out, resume)
     data = load_data(config)  # a wrong data layout fails here, before anything is written
-    work = open_work_dir(config, out, resume)
+    work = open_work_dir(config, out, resume) if main else work_dir_for(out)
+    barrier()
     experiment = Experiment(
-        config, work_dir=work, resume=True, progress=progress, backbone=backbone, data=data
+        config, work_dir=work, resume=True, progress=progress and main, backbone=backbone, data=data
     )
     try:
-        experiment.run()
+        experiment.prepare()  # every rank: features (sharded under torchrun), then training
+        if not experiment.trained:
+            experiment.train()
+        if not main:  # rank 0 evaluates and writes the run directory
+            return out
+        experiment.evaluate()
         path = experiment.write(out, unique=False)
     except KeyboardInterrupt:  # the message is shown once, by whoever catches it
         raise KeyboardInterrupt(

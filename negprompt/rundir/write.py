@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from negprompt.io import clean_stale_temps, temp_name
+from negprompt.io import clean_stale_temps, publish_dir, temp_name
 from negprompt.metrics import FPR_CONVENTION
 from negprompt.rundir.schema import (
     CONFIG_FILE,
@@ -200,13 +200,8 @@ def write_run(
                 cfg["name"] = final.name
             ordered = {k: cfg[k] for k in CONFIG_ORDER if k in cfg} | cfg
             (tmp / CONFIG_FILE).write_text(to_json(ordered, "config"), encoding="utf-8")
-            if not os.path.lexists(final):
-                try:
-                    os.rename(tmp, final)
-                    return final
-                except OSError:
-                    if not os.path.lexists(final):
-                        raise
+            if publish_dir(tmp, final, keep=True):
+                return final
             final = free_run_path(path, unique)  # taken by another writer meanwhile: never replace it
         raise RunExistsError(f"found no free name for run directory {path} after 100 attempts")
     except BaseException:

@@ -17,7 +17,6 @@ from .checkpoint import ResumeError, load_checkpoint, save_checkpoint
 from .config import PRESETS, TrainConfig, for_stage, lr_factor, make_config
 from .loop import train_prompts
 from .result import TrainResult, format_epoch
-from .stages import train_both
 from .step import (
     NonFiniteLossError,
     TextFeatureFn,
@@ -45,7 +44,6 @@ __all__ = [
     "make_config",
     "sample_classes",
     "save_checkpoint",
-    "train_both",
     "train_prompts",
     "train_step",
     "validate",

@@ -33,7 +33,6 @@ class TrainConfig:
         warmup_epochs, warmup_lr: constant learning rate ``warmup_lr`` during the first epochs.
         img_loss: the L_img variant of stage 2 (a name in :data:`negprompt.losses.IMG_LOSSES`).
         w_img, w_pd, w_nn: stage-2 loss weights.
-        shots, val_per_class: recorded with the run (few-shot sampling is done by ``negprompt.data``).
         seed: seeds shuffling, view choice, class subsets and the negative-context noise.
         n_views: how many feature views the trainer receives (a random one per sample each step).
         class_subset_size: None to use all C classes every step, or S to encode the prompts of S
@@ -63,8 +62,6 @@ class TrainConfig:
     w_img: float = 1.0
     w_pd: float = 0.1
     w_nn: float = 0.05
-    shots: int | None = 16
-    val_per_class: int = 4
     seed: int = 0
     n_views: int = 1
     class_subset_size: int | None = None

@@ -29,7 +29,7 @@ from negprompt.viz.embedding import (
 )
 from negprompt.viz.evidence import decision_evidence, region_box, region_png
 from negprompt.viz.explain import explanation_figure, prompt_similarities, similarity_range, top_similarities
-from negprompt.viz.explorer import flipped_images, score_digits
+from negprompt.viz.explorer import KEPT_STEPS, flipped_images, score_digits, threshold_explorer_figure
 from negprompt.viz.figures import (
     PALETTE,
     metrics_comparison_figure,
@@ -39,15 +39,24 @@ from negprompt.viz.figures import (
 )
 from negprompt.viz.images import Gallery, image_gallery, placeholder_png, thumbnail_png
 from negprompt.viz.notebook import notebook_output, weights_notice
-from negprompt.viz.tables import METRIC_LABELS, compare_metrics, config_summary, metrics_percent
+from negprompt.viz.tables import (
+    METRIC_LABELS,
+    compare_methods,
+    compare_metrics,
+    config_summary,
+    method_rows,
+    metrics_percent,
+)
 
 __all__ = [
     "DECISION_FILTERS",
     "Gallery",
+    "KEPT_STEPS",
     "METRIC_LABELS",
     "PALETTE",
     "Rates",
     "coinciding_groups",
+    "compare_methods",
     "compare_metrics",
     "config_summary",
     "context_token_table",
@@ -58,6 +67,7 @@ __all__ = [
     "exact_knn",
     "flipped_images",
     "explanation_figure",
+    "method_rows",
     "metrics_comparison_figure",
     "metrics_percent",
     "notebook_output",
@@ -79,6 +89,7 @@ __all__ = [
     "similarity_range",
     "slider_range",
     "thumbnail_png",
+    "threshold_explorer_figure",
     "threshold_at_tpr",
     "top_similarities",
     "umap_project",

@@ -187,22 +187,21 @@ def score_pair_figure(
 
 
 def metrics_comparison_figure(
-    tables: Mapping[str, pd.DataFrame], metric: str = "auroc", *, title: str = ""
+    tables: Mapping[str, pd.DataFrame], metric: str = "auroc", *, title: str = "", x: str = "dataset"
 ) -> go.Figure:
-    """Grouped bars of one metric per dataset, one bar trace per run (or per method).
+    """Grouped bars of one metric per dataset (or per method), one bar trace per run.
 
     Args:
-        tables: label -> rows of metrics.csv for one (method, score) with columns ``dataset`` and
-            ``metric`` (fractions; shown as percentages).
+        tables: label -> rows of metrics.csv with columns ``x`` and ``metric`` (fractions; shown as
+            percentages): one (method, score) per dataset, or `negprompt.viz.method_rows` (``x="row"``).
         metric: ``fpr95``, ``auroc``, ``aupr_in``, ``aupr_out`` or ``id_acc``.
         title: figure title.
+        x: the column naming the bars of a group.
     """
     fig = go.Figure()
     for i, (label, table) in enumerate(tables.items()):
         fig.add_trace(
-            go.Bar(
-                x=table["dataset"], y=100.0 * table[metric].astype(float), name=label, marker_color=_colour(i)
-            )
+            go.Bar(x=table[x], y=100.0 * table[metric].astype(float), name=label, marker_color=_colour(i))
         )
     fig.update_layout(
         barmode="group",

@@ -1,4 +1,4 @@
-"""Tables for display: metrics as percentages and a one-row summary of a run's config."""
+"""Tables for display: metrics as percentages, the methods side by side, a summary of a run's config."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["METRIC_LABELS", "compare_metrics", "config_summary", "metrics_percent"]
+from negprompt.table_rows import row_label, table_rows
+
+__all__ = [
+    "METRIC_LABELS",
+    "compare_methods",
+    "compare_metrics",
+    "config_summary",
+    "method_rows",
+    "metrics_percent",
+]
 
 METRIC_LABELS = {
     "fpr95": "FPR95 %",
@@ -80,6 +89,46 @@ def compare_metrics(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) ->
             merged[f"{label} Δ"] = (merged[cb] - merged[ca]).round(2)
             columns += [ca, cb, f"{label} Δ"]
     return merged[columns]
+
+
+def method_rows(metrics: pd.DataFrame, dataset: str = "mean") -> pd.DataFrame:
+    """The rows of the results table (`negprompt.table_rows.table_rows`) for one dataset.
+
+    Every method once with its headline score (MCM, CoOp + MCM, NegPrompt, LoCoOp + MCM, NegLabel),
+    plus the GL-MCM and L-MCM rows a run has.
+
+    Args:
+        metrics: metrics.csv of one run (fractions).
+        dataset: an OOD set, or ``mean`` (the mean over the OOD sets).
+
+    Returns:
+        Columns ``row`` (the table's name of the row), ``method``, ``score`` and the metric columns
+        of ``metrics`` (fractions), in the results table's order.
+    """
+    part = metrics[metrics["dataset"] == dataset].set_index(["method", "score"])
+    keys = [k for k in table_rows(metrics) if k in part.index]
+    out = part.loc[keys].reset_index() if keys else part.iloc[:0].reset_index()
+    out.insert(0, "row", [row_label(m, s) for m, s in keys])
+    return out.drop(columns="dataset").reset_index(drop=True)
+
+
+def compare_methods(
+    a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str], dataset: str = "mean"
+) -> pd.DataFrame:
+    """Every row of the results table of two runs side by side (`compare_metrics` on those rows).
+
+    Returns:
+        Columns ``row, method, score``, then per metric ``<label> <name a>``, ``<label> <name b>``
+        and ``<label> Δ`` (b - a, percentage points), in the results table's order (run a's rows,
+        then those only b has).
+    """
+    order = {key: i for i, key in enumerate(dict.fromkeys([*table_rows(a), *table_rows(b)]))}
+    table = compare_metrics(a, b, names)
+    table = table[table["dataset"] == dataset].drop(columns="dataset")
+    position = [order.get(key, -1) for key in zip(table["method"], table["score"])]
+    out = table.assign(_order=position).query("_order >= 0").sort_values("_order", kind="stable")
+    out.insert(0, "row", [row_label(m, s) for m, s in zip(out["method"], out["score"])])
+    return out.drop(columns="_order").reset_index(drop=True)
 
 
 def config_summary(config: Mapping[str, Any]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from negprompt.train.checkpoint import save_checkpoint
 from negprompt.viz import thumbnail_png
 from tests.conftest import write_images
 
-TINY = ["--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu"]
+TINY = ["--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu", "--no-neglabel"]
 
 
 @pytest.fixture
@@ -141,19 +141,19 @@ def test_train_refuses_a_finished_run_directory(folder, tmp_path, capsys):
     before = sorted(p.name for p in run_dir.iterdir())
     log = (run_dir / "log.txt").read_text()
     assert main(_train_args(folder, run_dir, tmp_path)) == 2
-    assert "is a run directory" in capsys.readouterr().err
+    assert "already exists" in capsys.readouterr().err
     assert sorted(p.name for p in run_dir.iterdir()) == before and (run_dir / "log.txt").read_text() == log
 
 
-def test_train_overwrite_replaces_an_earlier_training_run(folder, tmp_path, capsys):
+def test_a_second_training_run_never_replaces_the_first(folder, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(_train_args(folder, out, tmp_path)) == 0
-    first = (out / "train.json").read_text()
-    assert main(_train_args(folder, out, tmp_path)) == 2
-    assert "--overwrite" in capsys.readouterr().err
-    assert main(_train_args(folder, out, tmp_path, "--overwrite", "--lr", "0.01")) == 0
-    assert (out / "train.json").read_text() != first
-    assert (out / "log.txt").read_text().count("stage 1 epoch ") == 1  # a fresh log, not appended
+    first = (out / "config.json").read_text()
+    assert main(_train_args(folder, out, tmp_path, "--lr", "0.01")) == 2
+    assert "already exists" in capsys.readouterr().err and (out / "config.json").read_text() == first
+    assert main(_train_args(folder, out, tmp_path, "--lr", "0.01", "--unique")) == 0
+    assert '"lr": 0.01' in (tmp_path / "out-2" / "config.json").read_text()
+    assert (out / "config.json").read_text() == first
 
 
 # --------------------------------------------------------------------------- OS errors in the CLI
@@ -259,12 +259,12 @@ def test_messages_that_used_to_mislead(image_tree, tmp_path, capsys):
 
 
 def test_an_interrupt_is_reported_once(folder, tmp_path, capsys, monkeypatch):
-    import negprompt.commands.train as train
+    import negprompt.experiments.experiment as experiment
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "_data", interrupt)
+    monkeypatch.setattr(experiment, "extract_all", interrupt)
     assert main(_train_args(folder, tmp_path / "out", tmp_path)) == 130
     captured = capsys.readouterr()
     text = captured.out + captured.err
@@ -273,9 +273,10 @@ def test_an_interrupt_is_reported_once(folder, tmp_path, capsys, monkeypatch):
 
 def test_offline_weights_say_what_to_fetch_and_where_it_goes(monkeypatch):
     import negprompt.backbone as backbone
+    import negprompt.weights as weights
 
-    monkeypatch.setattr(backbone, "network_available", lambda timeout=3.0: False)
-    monkeypatch.setattr(backbone, "_cached_file", lambda cfg, cache_dir: None)
+    monkeypatch.setattr(weights, "network_available", lambda timeout=3.0: False)
+    monkeypatch.setattr(weights, "_cached_file", lambda cfg, weights_dir: None)
     with pytest.raises(backbone.WeightsError) as info:
         backbone.load_backbone("ViT-B-16", "openai")
     text = str(info.value)

@@ -22,11 +22,15 @@ def restore_threads():
 
 def test_presets_are_configured_as_the_paper_experiments_they_mirror(tmp_path):
     hard = ExperimentConfig.for_preset("mini-hard-ood", data_root=str(tmp_path))
-    assert hard.base_preset == "hard-ood" and hard.model == "negprompt-mini" and hard.benchmark == "mini-hard"
+    assert (
+        hard.base_preset == "hard-ood"
+        and hard.backbone.model == "negprompt-mini"
+        and hard.data.benchmark == "mini-hard"
+    )
     with pytest.raises(ValueError, match="protocol cannot be given"):
         ExperimentConfig.for_preset("mini-hard-ood", protocol="P1")
     ov = ExperimentConfig.for_preset("mini-open-vocab", data_root=str(tmp_path))
-    assert ov.base_preset == "open-vocab" and ov.open_vocab_fraction == 0.5
+    assert ov.base_preset == "open-vocab" and ov.data.open_vocab_fraction == 0.5
     conv = ExperimentConfig.for_preset("mini-conventional", data_root=str(tmp_path))
     with pytest.raises(ValueError, match="open_vocab_fraction only applies"):
         ExperimentConfig.for_preset("mini-conventional", open_vocab_fraction=0.5)

@@ -1,0 +1,385 @@
+"""Every dashboard page under Streamlit's AppTest, on synthetic run directories; and `negprompt app`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from negprompt import viz
+from negprompt.rundir import load_run
+from negprompt.synthetic import synthetic_run
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app" / "app.py"
+SCORE = "negprompt/negprompt"
+TIMEOUT = 120  # the first UMAP in a process compiles umap-learn's numba code
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory) -> Path:
+    """Two runs: 'alpha' (random weights, older) and 'beta' (not random, newer: listed first)."""
+    base = tmp_path_factory.mktemp("dash")
+    root = base / "runs"
+    synthetic_run(root / "alpha", seed=0, random_weights=True, image_dir=base / "images-alpha")
+    beta = synthetic_run(root / "beta", seed=1, random_weights=False, image_dir=base / "images-beta")
+    config = json.loads((beta / "config.json").read_text())
+    config["created"] = "2999-01-01T00:00:00+00:00"  # newest first, whatever the clock did
+    (beta / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def app(monkeypatch, root: Path, page: str | None = None) -> AppTest:
+    """The app, run once on its first page, then on ``page`` if given."""
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def values(field) -> list:
+    """A trace's x / y from plotly's JSON: a list, or a base64 typed array ({"dtype", "bdata"})."""
+    if isinstance(field, dict) and "bdata" in field:
+        return np.frombuffer(base64.b64decode(field["bdata"]), dtype=np.dtype(field["dtype"])).tolist()
+    return list(field)
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def mean_metrics(run_dir: Path) -> dict[str, float]:
+    m = load_run(run_dir).metrics
+    return m[(m["method"] == "negprompt") & (m["score"] == "negprompt") & (m["dataset"] == "mean")].iloc[0]
+
+
+# --------------------------------------------------------------------------- runs page
+
+
+def test_runs_page_metrics_and_random_weights_banner(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root)
+    assert at.title[0].value == "Runs"
+    assert at.selectbox(key="w_run").value == str(runs_root / "beta")
+    expected = mean_metrics(runs_root / "beta")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["FPR95 (mean)"] == f"{100 * expected['fpr95']:.2f}%"
+    assert shown["AUROC (mean)"] == f"{100 * expected['auroc']:.2f}%"
+    assert shown["ID acc (mean)"] == f"{100 * expected['id_acc']:.2f}%"
+    assert not any("Random weights" in e for e in errors(at))  # beta: real weights
+    overview = at.dataframe[0].value
+    assert sorted(overview["run"]) == ["alpha", "beta"] and set(overview["status"]) == {"ok"}
+    assert any("FPR95: fraction of OOD images accepted" in c.value for c in at.caption)
+
+    at.selectbox(key="w_run").set_value(str(runs_root / "alpha")).run()
+    assert any("Random weights" in e for e in errors(at))
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["FPR95 (mean)"] == f"{100 * mean_metrics(runs_root / 'alpha')['fpr95']:.2f}%"
+
+
+def test_no_runs_at_all(monkeypatch, tmp_path):
+    for page in (None, "scores", "embeddings", "images", "compare"):
+        at = app(monkeypatch, tmp_path / "nothing-here", page)
+        assert any("No runs found" in i.value or "needs two runs" in i.value for i in at.info), page
+        assert not at.get("plotly_chart")
+
+
+def test_damaged_run_gives_a_message_not_a_traceback(monkeypatch, runs_root, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(runs_root / "beta", root / "good")
+    broken = shutil.copytree(runs_root / "alpha", root / "broken")
+    (broken / "scores.parquet").write_bytes(b"not a parquet file")
+    at = app(monkeypatch, root)
+    assert any("broken" in e and "cannot be read" in e for e in errors(at))
+    at.selectbox(key="w_run").set_value(str(root / "broken")).run()
+    assert not at.exception
+    assert any("Cannot read run" in e and "scores.parquet" in e for e in errors(at))
+    for page in ("scores", "images", "embeddings"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, page
+        assert any("Cannot read run" in e for e in errors(at)), page
+
+
+def test_damaged_text_features(monkeypatch, runs_root, tmp_path):
+    root = tmp_path / "runs"
+    run_dir = shutil.copytree(runs_root / "beta", root / "no-prompts")
+    (run_dir / "text_features.npz").write_bytes(b"garbage")
+    at = app(monkeypatch, root, "embeddings")
+    assert any("Cannot read the text features" in e and "text_features.npz" in e for e in errors(at))
+    at.switch_page("app_pages/images.py").run()
+    at.button(key="open_row").click().run()  # the row number input starts at row 0
+    assert not at.exception
+    assert any("Image #0" in h.value for h in at.subheader)
+    assert any("Cannot explain this image" in e for e in errors(at))
+    assert len(at.image) == 24 + 1  # the gallery still shows, and the large image
+
+
+# --------------------------------------------------------------------------- score distributions
+
+
+def test_scores_page_threshold_changes_the_counts(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, "scores")
+    run = load_run(runs_root / "beta")
+    table = run.scores
+    id_scores = table.loc[table["split"] == "id", SCORE].to_numpy()
+    ood_scores = table.loc[table["split"] == "ood", SCORE].to_numpy()
+    start = viz.threshold_at_tpr(id_scores)
+    slider = next(s for s in at.slider if s.key.startswith("w_thr_"))
+    assert slider.value == pytest.approx(start)
+    shown = {m.label: m.value for m in at.metric}
+    r = viz.rates_at(id_scores, ood_scores, start)
+    assert shown["TPR (ID accepted)"] == f"{100 * r.tpr:.1f}%"
+    assert shown["OOD accepted / rejected"] == f"{r.ood_accepted} / {r.ood_rejected}"
+    figures = charts(at)
+    assert len(figures) == 5  # histograms, ROC, threshold explorer, score pair, second score's histograms
+    assert [d["type"] for d in figures[0]["data"]] == ["histogram"] * 3
+    assert [d["name"] for d in figures[1]["data"]] == ["near", "far", "chance", "at threshold"]
+    # the explorer of notebook 05: every position of its own slider, counted as decision_counts does
+    steps = figures[2]["layout"]["sliders"][0]["steps"]
+    assert len(steps) == len(viz.KEPT_STEPS) and [d["type"] for d in figures[2]["data"]][-2:] == ["table"] * 2
+    strict = viz.threshold_at_tpr(id_scores, viz.KEPT_STEPS[0] / 100)
+    counts_at_50 = steps[0]["args"][0]["cells.values"][0]
+    assert counts_at_50[2] == list(viz.decision_counts(table, SCORE, strict)["accepted"])
+
+    higher = float(np.quantile(id_scores, 0.5))
+    slider.set_value(higher).run()
+    r2 = viz.rates_at(id_scores, ood_scores, higher)
+    shown2 = {m.label: m.value for m in at.metric}
+    assert shown2["ID accepted / rejected"] == f"{r2.id_accepted} / {r2.id_rejected}"
+    assert shown2["ID accepted / rejected"] != shown["ID accepted / rejected"]
+    counts = at.dataframe[0].value
+    assert list(counts["accepted"]) == list(viz.decision_counts(table, SCORE, higher)["accepted"])
+
+    # The threshold is shared: the per-image page starts where this one was left.
+    at.switch_page("app_pages/images.py").run()
+    assert next(s for s in at.slider if s.key.startswith("w_thr_")).value == pytest.approx(higher)
+    # The reset button goes back to the 95%-TPR threshold.
+    next(b for b in at.button if b.key.startswith("reset_")).click().run()
+    assert next(s for s in at.slider if s.key.startswith("w_thr_")).value == pytest.approx(start)
+
+
+def test_empty_ood_set_is_reported(monkeypatch, runs_root, tmp_path):
+    root = tmp_path / "runs"
+    run_dir = shutil.copytree(runs_root / "beta", root / "with-empty-set")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["data"]["ood"].append("unused-set")
+    (run_dir / "config.json").write_text(json.dumps(config))
+    at = app(monkeypatch, root, "scores")
+    assert any("unused-set" in i.value and "no images" in i.value for i in at.info)
+    assert len(charts(at)[0]["data"]) == 3  # the empty set draws no histogram
+
+
+# --------------------------------------------------------------------------- prompt embeddings
+
+
+def test_embeddings_page_maps_and_token_table(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, "embeddings")
+    run = load_run(runs_root / "beta")
+    pos, neg = run.text_features_of("negprompt")
+    (figure,) = charts(at)
+    assert [d["name"] for d in figure["data"]] == ["positive", "negative 1", "negative 2"]
+    assert [len(values(d["x"])) for d in figure["data"]] == [len(pos)] * 3
+    tokens = at.dataframe[0].value
+    assert len(tokens) == 4 * (1 + neg.shape[1])  # 4 context vectors, positive + each negative set
+
+    at.radio[0].set_value("PCA").run()
+    at.checkbox[0].check().run()
+    at.number_input[0].set_value(50).run()
+    (figure,) = charts(at)
+    names = [d["name"] for d in figure["data"]]
+    assert names[:3] == ["positive", "negative 1", "negative 2"]
+    assert {n for n in names[3:]} <= {"image: synthetic", "image: near", "image: far"}
+    assert sum(len(values(d["x"])) for d in figure["data"][3:]) == 50
+    assert any("PCA of" in c.value for c in at.caption)
+
+
+# --------------------------------------------------------------------------- per-image decisions
+
+
+def test_images_page_gallery_filters_paging_and_explanation(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, "images")
+    run = load_run(runs_root / "beta")
+    table = run.scores
+    thr = viz.threshold_at_tpr(table.loc[table["split"] == "id", SCORE])
+    assert len(at.image) == 24  # the default page size
+    assert any(f"{len(table)} image(s) match" in m.value for m in at.markdown)
+    # the per-OOD-class table of the labelled near set, at the current threshold
+    breakdown = viz.ood_class_breakdown(table, SCORE, thr)
+    assert len(breakdown) > 1
+    assert any(e.label.startswith(f"OOD classes at this threshold ({len(breakdown)},") for e in at.expander)
+    shown = next(d.value for d in at.dataframe if "ood_class" in d.value.columns)
+    assert list(shown["ood_class"]) == list(breakdown["ood_class"])
+    assert list(shown["accepted"]) == list(breakdown["accepted"])
+    # the gallery filtered to one OOD class
+    hardest = str(breakdown["ood_class"].iloc[0])
+    at.multiselect(key="ood_classes").set_value([hardest]).run()
+    n_class = int((table["ood_class"] == hardest).sum())
+    assert any(f"{n_class} image(s) match" in m.value for m in at.markdown)
+    assert all(f"true: OOD ({hardest})" in c.value for c in at.caption if c.value.startswith("#"))
+    at.multiselect(key="ood_classes").set_value([]).run()
+
+    at.selectbox(key="w_kind").set_value("fp").run()
+    fp = viz.decision_table(table, SCORE, thr, kind="fp")
+    assert len(at.image) == min(24, len(fp)) > 0
+    assert any(f"{len(fp)} image(s) match" in m.value for m in at.markdown)
+    assert all("OOD" in c.value or "accepted" in c.value for c in at.caption if c.value.startswith("#"))
+    near_fp = fp[fp["dataset"] == "near"]
+    assert len(near_fp) and all(
+        any(f"true: OOD ({r.ood_class})" in c.value for c in at.caption if c.value.startswith(f"#{r.row} "))
+        for r in near_fp.head(3).itertuples()
+    )
+
+    at.selectbox(key="w_kind").set_value("all").run()
+    at.multiselect(key="datasets").set_value(["far"]).run()
+    assert len(at.image) == 24
+    at.selectbox(key="page_size").set_value(12).run()
+    assert len(at.image) == 12
+    n_far = int((table["dataset"] == "far").sum())
+    page_input = next(n for n in at.number_input if n.key.startswith("page_"))
+    n_pages = -(-n_far // 12)
+    page_input.set_value(n_pages).run()  # the last page
+    assert len(at.image) == n_far - 12 * (n_pages - 1)
+
+    row = int(fp["row"].iloc[0])
+    at.selectbox(key="w_kind").set_value("fp").run()
+    at.multiselect(key="datasets").set_value([]).run()
+    at.button(key=f"open_{row}").click().run()
+    assert any(f"Image #{row}" in h.value for h in at.subheader)
+    (figure,) = charts(at)
+    assert [d["name"] for d in figure["data"]] == ["positive prompts", "negative prompts"]
+    assert len(values(figure["data"][0]["y"])) == 5 and len(values(figure["data"][1]["y"])) == 5
+    assert any("accepted as ID" in m.value for m in at.markdown)
+
+
+def test_missing_image_shows_a_placeholder(monkeypatch, runs_root, tmp_path):
+    root = tmp_path / "runs"
+    run_dir = synthetic_run(root / "gaps", seed=3, n_id=12, ood_sets={"far": 6}, image_dir=tmp_path / "img")
+    table = load_run(run_dir).scores
+    Path(table["path"].iloc[0]).unlink()
+    at = app(monkeypatch, root, "images")
+    at.selectbox(key="w_kind").set_value("all").run()
+    at.selectbox(key="page_size").set_value(24).run()
+    assert len(at.image) == 18
+    assert sum("image not shown" in c.value for c in at.caption) == 1
+    at.button(key="open_0").click().run()
+    assert not at.exception
+    assert any("Image not shown" in w.value for w in at.warning)
+
+
+# --------------------------------------------------------------------------- compare runs
+
+
+def test_compare_page(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, "compare")
+    assert {s.value for s in at.selectbox if s.key in ("w_compare_A", "w_compare_B")} == {
+        str(runs_root / "alpha"),
+        str(runs_root / "beta"),
+    }
+    assert any("Random weights" in e and "alpha" in e for e in errors(at))
+    methods = at.dataframe[0].value
+    assert list(methods["row"]) == ["MCM (zero-shot)", "CoOp + MCM", "NegPrompt"]
+    table = at.dataframe[1].value
+    assert list(table["dataset"]) == ["near", "far", "mean"]
+    assert any(c.endswith("Δ") for c in table.columns)
+    figures = charts(at)
+    assert len(figures) == 4  # bars per method, bars per OOD set, one histogram per run
+    assert [d["type"] for d in figures[1]["data"]] == ["bar", "bar"]
+    at.radio[0].set_value("auroc").run()
+    bars = charts(at)[1]["data"]
+    a_metrics = load_run(runs_root / "beta").metrics.query("method == 'negprompt' and score == 'negprompt'")
+    assert values(bars[0]["y"]) == pytest.approx(list(100 * a_metrics["auroc"]))
+
+
+NEW_ROWS = {
+    ("zeroshot", "gl_mcm"): ("GL-MCM (zero-shot)", 0.03),
+    ("zeroshot", "l_mcm"): ("L-MCM (zero-shot)", 0.06),
+    ("locoop", "mcm"): ("LoCoOp + MCM", -0.02),
+    ("locoop", "gl_mcm"): ("LoCoOp + GL-MCM", -0.04),
+    ("neglabel", "neglabel"): ("NegLabel (zero-shot)", -0.05),
+}
+"""The rows the newer methods add to a run's results table, and how far each moves NegPrompt's FPR95."""
+
+
+def add_new_methods(run_dir: Path, shift: float = 0.0) -> None:
+    """Give a synthetic run the metrics rows of GL-MCM, L-MCM, LoCoOp and NegLabel: NegPrompt's
+    rows, their FPR95 moved by a fixed amount per method (and by ``shift``)."""
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    base = metrics[(metrics["method"] == "negprompt") & (metrics["score"] == "negprompt")]
+    extra = [
+        base.assign(method=m, score=s, fpr95=(base["fpr95"] + d + shift).clip(0, 1))
+        for (m, s), (_, d) in NEW_ROWS.items()
+    ]
+    pd.concat([metrics, *extra], ignore_index=True).to_csv(run_dir / "metrics.csv", index=False)
+
+
+def test_compare_page_puts_every_method_side_by_side(monkeypatch, tmp_path):
+    root = tmp_path / "runs"
+    for name, seed, shift in (("one", 0, 0.0), ("two", 1, 0.1)):
+        add_new_methods(synthetic_run(root / name, seed=seed, image_dir=tmp_path / f"img-{name}"), shift)
+    at = app(monkeypatch, root, "compare")
+    a, b = (load_run(root / at.selectbox(key=f"w_compare_{side}").value) for side in "AB")
+    expected = ["MCM (zero-shot)", "GL-MCM (zero-shot)", "L-MCM (zero-shot)", "CoOp + MCM", "NegPrompt",
+                "LoCoOp + MCM", "LoCoOp + GL-MCM", "NegLabel (zero-shot)"]  # fmt: skip
+    methods = at.dataframe[0].value
+    assert list(methods["row"]) == expected
+    col_a, col_b = f"FPR95 % A: {a.name}", f"FPR95 % B: {b.name}"
+    locoop = methods.set_index("row").loc["LoCoOp + GL-MCM"]
+    mean = a.metrics.query("method == 'locoop' and score == 'gl_mcm' and dataset == 'mean'")["fpr95"].iloc[0]
+    assert locoop[col_a] == pytest.approx(round(100 * mean, 2))
+    assert locoop["FPR95 % Δ"] == pytest.approx(locoop[col_b] - locoop[col_a], abs=0.011)
+    assert locoop["FPR95 % Δ"] != 0
+    bars = charts(at)[0]["data"]
+    assert [d["type"] for d in bars] == ["bar", "bar"] and list(bars[0]["x"]) == expected
+    at.radio[0].set_value("fpr95").run()
+    bars = charts(at)[0]["data"]
+    rows = viz.method_rows(b.metrics)
+    assert values(bars[1]["y"]) == pytest.approx(list(100 * rows["fpr95"]))
+
+
+# --------------------------------------------------------------------------- the `negprompt app` command
+
+
+def test_app_command_line(tmp_path):
+    from negprompt.cli import build_parser
+    from negprompt.commands.app import find_app_entry, streamlit_command
+
+    assert find_app_entry() == APP
+    command = streamlit_command(tmp_path, host="127.0.0.1", port=8999)
+    assert command[1:5] == ["-m", "streamlit", "run", str(APP)]
+    options = dict(zip(command[5:-3:2], command[6:-3:2]))
+    assert options == {
+        "--server.headless": "true",
+        "--server.address": "127.0.0.1",
+        "--server.port": "8999",
+        "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "minimal",
+    }
+    assert command[-3:] == ["--", "--runs-dir", str(tmp_path)]
+    extra = streamlit_command(tmp_path, options={"server.fileWatcherType": "none"})
+    assert extra[extra.index("--server.fileWatcherType") + 1] == "none"
+    args = build_parser().parse_args(["app", str(tmp_path), "--port", "8600"])
+    assert (args.runs_dir, args.host, args.port) == (str(tmp_path), "127.0.0.1", 8600)
+    assert callable(args.func)
+
+
+def test_missing_app_entry_is_a_clear_error(monkeypatch, tmp_path):
+    import negprompt
+    from negprompt.commands import app as app_command
+
+    monkeypatch.setattr(negprompt, "__file__", str(tmp_path / "site" / "negprompt" / "__init__.py"))
+    monkeypatch.delenv(app_command.APP_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match="pip install -e"):
+        app_command.find_app_entry()
+    monkeypatch.setenv(app_command.APP_ENV, str(APP.parent))
+    assert app_command.find_app_entry() == APP

@@ -1,0 +1,125 @@
+"""The dashboard on a run written by the experiment runner itself (not a synthetic one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from negprompt import viz
+from negprompt.cli import main
+from negprompt.rundir import load_run
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app" / "app.py"
+PAGES = ("scores", "embeddings", "images", "compare")
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("real")
+    runs = base / "runs"
+    for name in ("demo-fast", "demo-fast-b"):  # two runs, so that the compare page has a pair
+        code = main(
+            ["demo", "--fast", "--no-app", "--no-progress", "--out", str(runs / name),
+             "--data-root", str(base / "data"), "--cache-dir", str(base / "cache")]
+        )  # fmt: skip
+        assert code == 0
+    return runs
+
+
+@pytest.mark.parametrize("page", (None, *PAGES))
+def test_every_page_renders_a_real_run(demo_runs, monkeypatch, page):
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(str(e.value) for e in at.error)
+    assert "random weights" not in shown.lower()  # the bundled mini-CLIP: no red banner
+    assert not at.error, shown  # and no damaged-run messages either
+    if page in ("scores", "embeddings", "compare"):
+        assert at.get("plotly_chart"), f"no chart on the {page} page"
+    if page is None:
+        run = load_run(demo_runs / "demo-fast")
+        mean = run.metrics.query("method == 'negprompt' and score == 'negprompt' and dataset == 'mean'")
+        auroc = f"{100 * mean['auroc'].iloc[0]:.2f}"
+        assert (
+            any(auroc in str(df.value.to_string()) for df in at.dataframe)
+            or auroc in at.markdown.values.__str__()
+        )
+
+
+def test_compare_page_and_explanations_show_the_newer_methods(demo_runs, monkeypatch):
+    """GL-MCM, L-MCM and LoCoOp of a real run: their rows on the compare page, their scores on the
+    score page, and the local region that decided an image on the per-image page."""
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = load_run(at.selectbox(key="w_compare_A").value)
+    shown = list(at.dataframe[0].value["row"])
+    assert shown == list(viz.method_rows(run.metrics)["row"])
+    assert {"GL-MCM (zero-shot)", "L-MCM (zero-shot)", "LoCoOp + MCM", "LoCoOp + GL-MCM"} <= set(shown)
+
+    at.switch_page("app_pages/scores.py").run()
+    score = at.selectbox(key="w_score")
+    assert {"zeroshot/gl_mcm", "zeroshot/l_mcm", "locoop/mcm", "locoop/gl_mcm"} <= set(score.options)
+    score.set_value("locoop/gl_mcm").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = run.scores
+    start = viz.threshold_at_tpr(table.loc[table["split"] == "id", "locoop/gl_mcm"])
+    assert next(s for s in at.slider if s.key.startswith("w_thr_")).value == pytest.approx(start)
+    counts = at.dataframe[0].value
+    assert list(counts["accepted"]) == list(viz.decision_counts(table, "locoop/gl_mcm", start)["accepted"])
+
+    at.switch_page("app_pages/images.py").run()
+    at.selectbox(key="w_score").set_value("zeroshot/gl_mcm").run()
+    at.button(key="open_row").click().run()  # row 0
+    assert not at.exception, [e.value for e in at.exception]
+    region = int(run.scores["zeroshot.best_region"].iloc[0])
+    assert any(f"**Local region** (GL-MCM): patch {region}," in m.value for m in at.markdown)
+    assert any("deciding local region" in str(i.proto) for i in at.image)
+
+
+@pytest.fixture(scope="module")
+def command_runs(tmp_path_factory) -> Path:
+    """A run of ``negprompt train`` without OOD folders and one of ``negprompt zeroshot``."""
+    from tests.conftest import write_images
+
+    base = tmp_path_factory.mktemp("commands")
+    for k in range(3):
+        write_images(base / "images" / f"class_{k}", 6, seed=k, color=(70 * k, 120, 200 - 60 * k))
+    write_images(base / "ood" / "far", 5, seed=9)
+    tiny = ["--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu", "--no-neglabel",
+            "--cache-dir", str(base / "cache"), "--no-progress"]  # fmt: skip
+    train = [
+        "train",
+        "--train-dir",
+        str(base / "images"),
+        "--shots",
+        "3",
+        "--val-per-class",
+        "2",
+        "--epochs",
+        "2",
+    ]
+    assert main([*train, *tiny, "--out", str(base / "trained" / "run")]) == 0
+    zeroshot = ["zeroshot", "--id-dir", str(base / "images"), "--ood-dir", str(base / "ood" / "far")]
+    assert main([*zeroshot, *tiny, "--out", str(base / "zeroshot" / "run")]) == 0
+    return base
+
+
+@pytest.mark.parametrize("page", (None, *PAGES))
+def test_every_command_output_opens_in_the_dashboard(command_runs, monkeypatch, page):
+    """A training run without OOD sets (ID accuracy only) and a zero-shot run, on every page."""
+    assert load_run(command_runs / "trained" / "run").metrics["fpr95"].isna().all()
+    for run in ("trained", "zeroshot"):
+        monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(command_runs / run))
+        at = AppTest.from_file(str(APP), default_timeout=180).run()
+        if page:
+            at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, (run, [e.value for e in at.exception])
+        shown = " ".join(str(e.value) for e in at.error)
+        assert "cannot read" not in shown.lower(), (run, shown)

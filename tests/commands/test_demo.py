@@ -1,0 +1,89 @@
+"""`negprompt demo` end to end: the embedded benchmark with the bundled mini-CLIP, then the dashboard."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from negprompt.cli import main
+from negprompt.rundir import load_run
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """Data root and feature cache shared by the tests of this module (written once)."""
+    root = tmp_path_factory.mktemp("demo")
+    return ["--data-root", str(root / "data"), "--cache-dir", str(root / "cache"), "--no-progress"]
+
+
+def test_demo_fast_end_to_end(tmp_path, shared, capsys):
+    out = tmp_path / "demo-run"
+    assert main(["demo", "--fast", "--out", str(out), "--no-app", *shared]) == 0
+    printed = capsys.readouterr().out
+    assert "RANDOM WEIGHTS" not in printed and "demo/near-ood" in printed and "demo/far-ood" in printed
+    for label in ("MCM (zero-shot)", "CoOp + MCM", "NegPrompt", "ID = positive"):
+        assert label in printed
+    assert f"run directory: {out}" in printed
+    # the near-OOD clothing classes, hardest first, with the counts of the run's own breakdown
+    hardest = (
+        printed.split("hardest OOD classes", 1)[1].split("run directory:", 1)[0].strip().splitlines()[1:]
+    )
+    assert len(hardest) == 4 and all("(demo/near-ood):" in line for line in hardest)
+    assert {line.split(" (")[0].strip() for line in hardest} == {"coat", "shirt", "sneaker", "ankle boot"}
+    run = load_run(out)
+    assert run.config["kind"] == "demo" and not run.random_weights
+    assert run.config["backbone"]["name"] == "negprompt-mini"
+    assert run.config["backbone"]["weights"] == "miniworld-v1"
+    assert run.config["data"]["class_names"] == ["t-shirt", "trouser", "pullover", "dress", "sandal", "bag"]
+    assert run.config["data"]["ood"] == ["demo/near-ood", "demo/far-ood"]
+    assert len(run.scores) == 384 + 256 + 300
+    assert run.config["experiment"]["data"]["n_train"] == 6 * (64 - 8)
+    assert [s["config"]["epochs"] for s in run.config["experiment"]["stages"]] == [10, 10]
+    m = run.metrics
+    assert set(m.method) == {"zeroshot", "coop", "negprompt", "locoop"}  # NegLabel: opt in for the demo
+    assert "GL-MCM (zero-shot)" in printed and "LoCoOp + GL-MCM" in printed
+    assert set(m.dataset) == {"demo/near-ood", "demo/far-ood", "mean"}
+    # a model that sees: zero-shot accuracy far above chance (1/6), digits told apart from clothing
+    zeroshot = m[(m.method == "zeroshot") & (m.dataset == "demo/far-ood")].iloc[0]
+    assert zeroshot.id_acc > 0.6 and zeroshot.auroc > 0.7
+
+
+def test_demo_starts_the_dashboard_over_the_runs_folder(tmp_path, shared, monkeypatch, capsys):
+    import negprompt.commands.app as app
+
+    calls = []
+    monkeypatch.setattr(app, "launch_app", lambda *a, **k: calls.append((a, k)) or 0)
+    runs = tmp_path / "runs"
+    assert main(["demo", "--fast", "--epochs", "1", "--runs-dir", str(runs), "--port", "8599", *shared]) == 0
+    written = [p for p in runs.iterdir() if p.name.startswith("demo-fast-")]
+    assert len(written) == 1 and load_run(written[0]).config["kind"] == "demo"
+    assert calls == [((runs, "127.0.0.1", 8599), {"block": True})]
+
+    def missing(*args, **kwargs):  # the dashboard's extra is not installed
+        raise ModuleNotFoundError("No module named 'streamlit'", name="streamlit")
+
+    monkeypatch.setattr(app, "launch_app", missing)
+    assert main(["demo", "--fast", "--epochs", "1", "--out", str(tmp_path / "x"), *shared]) == 0
+    printed = capsys.readouterr().out
+    assert f"negprompt app {tmp_path}" in printed and "streamlit" in printed
+
+
+def test_demo_full_fails_fast_offline(tmp_path, shared, monkeypatch, capsys):
+    import urllib.error
+
+    import torchvision.datasets as tvd
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tvd, "FashionMNIST", offline)
+    args = ["demo", "--fast", "--full", "--no-app", "--out", str(tmp_path / "full"), *shared]
+    assert main(args) == 2
+    assert "Could not get FashionMNIST" in capsys.readouterr().err and not (tmp_path / "full").exists()

@@ -1,0 +1,168 @@
+"""NegLabel: the WordNet reader (synthetic files and the real one), NegMining, grouping, the score
+against float64 loops, the cached label bank, and an experiment end to end."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from negprompt import neglabel as NL
+from negprompt import wordnet as WN
+from negprompt.rundir import load_run
+
+HEADER = "  1 This software and database is being provided to you, the LICENSEE, by  \n  2 Princeton  \n"
+NOUNS = (
+    "00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived  \n"
+    "00002137 03 n 02 abstraction 0 abstract_entity 0 010 @ 00001740 n 0000 | a general concept  \n"
+    "02084071 05 n 02 dog 0 domestic_dog 0 042 @ 02083346 n 0000 | a member of the genus Canis  \n"
+    "03001627 06 n 01 chair 0 000 | a seat for one person  \n"
+    "04379243 06 n 01 table 0 000 | a piece of furniture  \n"
+    "09999999 06 n 01 Dog 0 000 | the same word again, other case  \n"
+)
+ADJS = (
+    "00019731 00 s 02 handy 0 ready_to_hand(p) 0 002 & 00019131 a 0000 | easy to reach  \n"
+    "00020103 00 s 02 outback(a) 0 remote 0 003 & 00019874 a 0000 | inaccessible  \n"
+    "00030000 00 a 01 green 0 000 | of the colour of grass  \n"
+)
+
+
+@pytest.fixture
+def wordnet(tmp_path):
+    folder = tmp_path / "wordnet"
+    folder.mkdir()
+    (folder / "data.noun").write_text(HEADER + NOUNS)
+    (folder / "data.adj").write_text(HEADER + ADJS)
+    return folder
+
+
+def test_reader_on_a_synthetic_file(wordnet):
+    synsets = WN.read_synsets(wordnet / "data.noun")
+    assert synsets[:3] == [["entity"], ["abstraction", "abstract entity"], ["dog", "domestic dog"]]
+    assert WN.read_synsets(wordnet / "data.adj")[:2] == [["handy", "ready to hand"], ["outback", "remote"]]
+    assert WN.wordnet_words(wordnet) == [
+        "entity",
+        "abstraction",
+        "dog",
+        "chair",
+        "table",
+        "handy",
+        "outback",
+        "green",
+    ]
+    every = WN.wordnet_words(wordnet, all_lemmas=True)
+    assert "domestic dog" in every and "remote" in every and "Dog" not in every
+    assert WN.wordnet_words(wordnet, parts=("adj",)) == ["handy", "outback", "green"]
+
+
+def test_reader_errors(wordnet, tmp_path, monkeypatch):
+    (wordnet / "data.adj").write_text(HEADER + "00030000 00 a zz green 0 000 | bad count\n")
+    with pytest.raises(ValueError, match=r"data.adj:3: not a WordNet data line"):
+        WN.read_synsets(wordnet / "data.adj")
+    with pytest.raises(FileNotFoundError, match="apt-get install wordnet-base"):
+        WN.wordnet_words(tmp_path / "nowhere")
+    monkeypatch.setenv("NEGPROMPT_WORDNET", str(wordnet))
+    assert WN.wordnet_dir() == wordnet and WN.check_wordnet() == wordnet
+
+
+def test_real_wordnet_files():
+    """Debian's wordnet-base (installed by .ci/run): WordNet 3.0's counts and first synsets."""
+    folder = WN.DEFAULT_WORDNET_DIR
+    assert (folder / "data.noun").is_file(), f"{folder}/data.noun missing; {WN.INSTALL_HINT}"
+    nouns = WN.read_synsets(folder / "data.noun")
+    adjs = WN.read_synsets(folder / "data.adj")
+    assert len(nouns) == 82115 and len(adjs) == 18156  # WordNet 3.0's synset counts
+    assert nouns[0] == ["entity"] and nouns[1] == ["physical entity"]
+    words = WN.wordnet_words(folder)
+    assert {"dog", "goldfish", "tench", "green"} <= set(words)
+    assert not any("_" in w or w.endswith(("(a)", "(p)", "(ip)")) for w in words)
+
+
+def _unit(*shape, seed=0):
+    return F.normalize(
+        torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64), dim=-1
+    )
+
+
+def test_neg_mining_against_numpy():
+    cand, ids = _unit(50, 8), _unit(6, 8, seed=1)
+    ref = np.quantile(cand.numpy() @ ids.numpy().T, 0.95, axis=1)
+    sim = NL.percentile_similarity(cand, ids, chunk=7)
+    np.testing.assert_allclose(sim.numpy(), ref, rtol=1e-5, atol=1e-6)
+    kept = NL.neg_mining(cand, ids, 10)
+    assert set(kept.tolist()) == set(np.argsort(ref)[:10].tolist())
+    assert sim[kept].max() <= np.sort(ref)[10] + 1e-6
+    with pytest.raises(ValueError, match="n_neg"):
+        NL.neg_mining(cand, ids, 51)
+
+
+def test_group_order():
+    a, b = NL.group_order(20, 4, seed=3), NL.group_order(20, 4, seed=3)
+    assert torch.equal(a, b) and sorted(a.tolist()) == list(range(20))
+    assert not torch.equal(a, NL.group_order(20, 4, seed=4))
+    with pytest.raises(ValueError, match="groups"):
+        NL.group_order(3, 4)
+
+
+@pytest.mark.parametrize(("groups", "tau"), [(1, 0.01), (3, 0.01), (4, 1.0)])
+def test_score_against_float64_loops(groups, tau):
+    s_pos, s_neg = _unit(5, 3) @ _unit(3, 3, seed=1).T, _unit(5, 3) @ _unit(10, 3, seed=2).T
+    ref = []
+    for i in range(5):
+        pos = sum(math.exp(v / tau) for v in s_pos[i].tolist())
+        per_group = [
+            pos / (pos + sum(math.exp(s_neg[i, j].item() / tau) for j in cols))
+            for cols in np.array_split(np.arange(10), groups)
+        ]
+        ref.append(sum(per_group) / groups)
+    np.testing.assert_allclose(NL.neglabel_score(s_pos, s_neg, groups, tau).numpy(), ref, rtol=1e-10)
+
+
+def test_label_bank_is_cached(tiny_backbone, tmp_path):
+    words = ["dog", "chair", "green", "remote"]
+    bank = NL.encode_label_bank(tiny_backbone, words, cache_dir=tmp_path, progress=False)
+    folders = list((tmp_path / "labels").iterdir())
+    assert len(folders) == 1 and not folders[0].name.count(".tmp")
+    assert bank.shape == (4, tiny_backbone.embed_dim) and bank.dtype == np.float16
+    np.testing.assert_allclose(np.linalg.norm(bank.astype(np.float32), axis=1), 1.0, atol=2e-3)
+    (folders[0] / "words.json").write_text("[]")  # still loaded from the folder, not re-encoded
+    again = NL.encode_label_bank(tiny_backbone, words, cache_dir=tmp_path, progress=False)
+    assert np.array_equal(bank, again) and (folders[0] / "words.json").read_text() == "[]"
+    from negprompt.experiments.methods import zeroshot_method
+
+    ref = zeroshot_method(tiny_backbone, words).pos.numpy()
+    np.testing.assert_allclose(bank.astype(np.float32), ref, atol=2e-3)
+
+
+def test_experiment_end_to_end(wordnet, tmp_path, tiny_backbone):
+    from negprompt.experiments import run_experiment
+    from tests.experiments.test_experiments_data import make_benchmark, small
+
+    data = make_benchmark(tmp_path / "data", [0, 1, 2])
+    config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), neglabel=True,
+                   wordnet_dir=str(wordnet), neglabel_n_neg=4, neglabel_groups=2, locoop=True)  # fmt: skip
+    run = load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=tiny_backbone))
+    assert run.config["methods"] == ["zeroshot", "coop", "negprompt", "locoop", "neglabel"]
+    metrics = run.metrics
+    assert {"neglabel", "gl_mcm", "l_mcm"} <= set(metrics["score"])
+    assert set(metrics.loc[metrics["score"] == "gl_mcm", "method"]) == {"zeroshot", "coop", "locoop"}
+    locoop = run.config["experiment"]["locoop"]
+    assert locoop["config"]["locoop_weight"] == 0.25 and len(locoop["history"]) == 2
+    assert all(np.isfinite(h["ood"]) and h["ood"] <= 0 for h in locoop["history"])
+    assert (tmp_path / "run" / "prompts" / "locoop.safetensors").is_file()
+    assert len(list((tmp_path / "cache" / "local").iterdir())) == 1  # the training images' local features
+    scores = run.scores
+    assert scores["neglabel.top_negative"].between(0, 3).all()
+    assert scores["zeroshot.best_region"].between(0, 15).all()  # 4 × 4 patches of the tiny ViT
+    log = (tmp_path / "run" / "log.txt").read_text()
+    for row in (
+        "NegLabel (zero-shot)",
+        "GL-MCM (zero-shot)",
+        "CoOp + GL-MCM",
+        "LoCoOp + MCM",
+        "LoCoOp + GL-MCM",
+    ):
+        assert row in log

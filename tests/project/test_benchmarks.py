@@ -1,0 +1,134 @@
+"""The benchmark scripts still run, and the recorded headline numbers are the raw results' numbers.
+
+Speed is measured by the benchmarks, not asserted here: these tests check that the scripts work at
+tiny sizes and that benchmarks/RESULTS.md quotes benchmarks/results-cpu.json faithfully.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+
+
+def test_recorded_headlines_match_the_raw_results():
+    raw = json.loads((BENCH / "results-cpu.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    step = raw["step"]
+    assert step["speedup"] == step["original"]["median_s"] / step["ours"]["median_s"]
+    quoted = [
+        f"**Speed-up: {step['speedup']:.1f}×**",
+        f"{step['speedup_min']:.1f}× between the fastest steps",
+        f"{step['speedup_cpu_time']:.1f}× in process CPU",
+        f"**{step['ours']['median_s']:.3f}**",
+        f"**{step['original']['median_s']:.2f}**",
+        f"**{100 * step['floor']['achieved_fraction']:.0f}%**",
+        f"the floor is {step['floor']['floor_s']:.2f} s",
+        f"**{raw['features']['images_per_s']:.2f} images/s**",
+        f"alone: {raw['features']['model_only_images_per_s']:.2f} images/s",
+        f"{raw['scores']['median_s']:.3f} s, **{round(raw['scores']['images_per_s'], -2):,.0f} images/s**",
+    ]
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote results-cpu.json: {missing}"
+
+
+def test_recorded_faithful_comparison_and_scoring_match_their_raw_results():
+    raw = json.loads((BENCH / "results-cpu-faithful-1thread.json").read_text())
+    scoring = json.loads((BENCH / "results-cpu-scoring.json").read_text())["vs_plain"]
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    ours, faithful, ratio = raw["ours"], raw["faithful"], raw["speedups"]["faithful"]
+    assert raw["headline_baseline"] == "faithful" and ratio["speedup"] == raw["speedup"]
+    assert ratio["speedup"] == faithful["median_s"] / ours["median_s"]
+    quoted = [
+        f"**Speed-up over the faithful baseline: {ratio['speedup']:.1f}×**",
+        f"{ratio['speedup_cpu_time']:.1f}× in process CPU time",
+        f"| ours | **{ours['median_s']:.2f}** | {ours['min_s']:.2f} | {ours['cpu_s']:.2f} |",
+        f"| faithful | **{faithful['median_s']:.1f}** |",
+        f"**{scoring['overhead']:.2f}×** (medians), {scoring['overhead_cpu_time']:.2f}× in process",
+    ]
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote the raw results: {missing}"
+
+
+def test_scoring_benchmark_runs_at_a_tiny_size():
+    from benchmarks import bench_scores
+
+    out = bench_scores.run(torch.device("cpu"), images=40, classes=7)
+    assert (out["images"], out["prompts"], out["scores"]) == (40, 21, 5)
+    assert out["median_s"] > 0 and out["pairs_per_s"] == 40 * 21 / out["median_s"]
+
+
+def test_scoring_vs_plain_torch_runs_and_agrees():
+    from benchmarks import bench_scores
+
+    out = bench_scores.vs_plain(torch.device("cpu"), images=50, classes=5, repeats=2)
+    assert out["max_abs_diff"] < 1e-6 and out["prompts"] == 15
+    assert out["overhead"] == out["score_s"] / out["plain_s"] and len(out["times_plain_s"]) == 2
+
+
+def test_step_benchmark_runs_our_pattern_at_a_tiny_size(tmp_path):
+    out = tmp_path / "step.json"
+    cmd = [sys.executable, "-m", "benchmarks.bench_step", "--pattern", "ours", "--classes", "3"]
+    cmd += ["--warmup", "0", "--repeats", "1", "--threads", "1", "--json-out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert (result["pattern"], result["classes"], result["n_neg"]) == ("ours", 3, 2)
+    # stage 2 encodes the 2 negative prefixes once, then the 3 x 2 name + EOT suffixes by length
+    prefixes, *suffixes = result["text_groups"]
+    assert prefixes == [2, 5, 5, 0]  # 2 contexts of SOS + 4 tokens, no read-out
+    assert sum(g[0] for g in suffixes) == 6 and all(g[2] == 5 + g[1] for g in suffixes)
+    assert result["median_s"] > 0 and len(result["times_s"]) == 1
+    assert abs(result["counted_flops"] / result["text_flops"] - 1) < 0.1  # the analytic count holds
+
+
+def test_faithful_baseline_loops_compute_the_batched_losses():
+    from benchmarks.baselines import loop_pd_nn
+    from negprompt.losses import nn_loss, pd_loss
+
+    gen = torch.Generator().manual_seed(3)
+    pos, neg = torch.randn(7, 16, generator=gen), torch.randn(7, 3, 16, generator=gen)
+    pd, nn_ = loop_pd_nn(pos, neg)
+    torch.testing.assert_close(pd, pd_loss(pos, neg))
+    torch.testing.assert_close(nn_, nn_loss(neg))
+
+
+def test_gpu_check_dry_run_fills_every_section(tmp_path):
+    """The GPU check's CPU dry run (tiny model, C = 5) runs every section without an error."""
+    out = tmp_path / "gpu.json"
+    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--dry-run", "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    sections = ("environment", "matmul", "ours", "profile_ours", "faithful", "agreement", "smoke_train")
+    failed = {k: result[k]["error"] for k in sections if "error" in result[k]}
+    assert not failed, failed
+    assert result["dry_run"] is True and result["model"]["name"] == "negprompt-tiny"
+    assert result["ours"]["classes"] == result["faithful"]["classes"] == 5
+    assert result["speedup_vs_faithful"] == result["faithful"]["median_s"] / result["ours"]["median_s"]
+    assert result["agreement"]["prefix_fp32_vs_full_fp32_max_abs"] < 1e-5
+    assert result["agreement"]["bf16_vs_fp32_min_cosine"] > 0.99
+    assert result["smoke_train"]["finite"] and result["smoke_train"]["steps"] == 1
+    assert "speed-up vs faithful" in done.stdout
+
+
+def test_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
+    from benchmarks import bench_methods
+
+    out = bench_methods.run(
+        torch.device("cpu"), images=2, classes=5, words=30, n_neg=10, groups=2, score_images=50,
+        backbone=tiny_backbone, train_classes=3,
+    )  # fmt: skip
+    assert (out["patches"], out["neglabel_m"], out["bank_words"]) == (16, 10, 30)
+    assert out["bank_cache_mb"] == 30 * tiny_backbone.embed_dim * 2 / 2**20
+    assert out["encode_global_local_images_per_s"] > 0 and out["neglabel_score_images_per_s"] > 0
+    assert out["train_images"] == 48 and out["coop_epoch_s"] > 0 and out["locoop_epoch_s"] > 0

@@ -1,0 +1,61 @@
+"""The deciding local region and negative label of one image: pure functions and the per-image page."""
+
+from __future__ import annotations
+
+import json
+from io import BytesIO
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from negprompt import viz
+from negprompt.rundir import load_run
+from negprompt.synthetic import synthetic_run
+from tests.app.test_app import app
+
+
+def test_region_box_follows_the_centre_crop():
+    assert viz.region_box(224, 224, 0, 14) == (0, 0, 16, 16)
+    assert viz.region_box(224, 224, 195, 14) == (208, 208, 224, 224)
+    # a landscape image: the centre square starts 50 px from the left
+    assert viz.region_box(300, 200, 3 * 4 + 1, 4) == (100, 150, 150, 200)
+    with pytest.raises(ValueError, match="outside"):
+        viz.region_box(10, 10, 16, 4)
+
+
+def test_region_png_outlines_the_patch(tmp_path):
+    path = tmp_path / "white.png"
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(path)
+    img = np.asarray(Image.open(BytesIO(viz.region_png(path, 5, 4, size=64))))
+    assert tuple(img[16, 20]) == (230, 30, 30)  # top edge of patch 5 = row 1, column 1
+    assert tuple(img[40, 40]) == (255, 255, 255)
+
+
+def test_decision_evidence_lines():
+    item = pd.Series({"m.best_region": 5, "m.top_negative": 1})
+    lines = viz.decision_evidence(item, "m", {"local_grid": 4, "neglabel": {"words": ["ant", "bolt"]}})
+    assert "patch 5, row 2 and column 2 of the 4 × 4 grid" in lines[0] and "*bolt*" in lines[1]
+    assert viz.decision_evidence(item, "other", {"local_grid": 4}) == []
+    assert viz.decision_evidence(item, "m", {}) == []
+
+
+def test_images_page_shows_the_evidence(monkeypatch, tmp_path):
+    root = tmp_path / "runs"
+    run_dir = synthetic_run(root / "ev", seed=2, n_id=12, ood_sets={"far": 6}, image_dir=tmp_path / "img")
+    scores = pd.read_parquet(run_dir / "scores.parquet")
+    scores["negprompt.best_region"] = np.arange(len(scores)) % 16
+    scores["negprompt.top_negative"] = np.arange(len(scores)) % 2
+    scores.to_parquet(run_dir / "scores.parquet", index=False)
+    config = json.loads((run_dir / "config.json").read_text())
+    config.setdefault("experiment", {}).update(local_grid=4, neglabel={"words": ["ant", "bolt"]})
+    (run_dir / "config.json").write_text(json.dumps(config))
+    row = 3
+    at = app(monkeypatch, root, "images")
+    at.button(key=f"open_{row}").click().run()
+    assert not at.exception
+    text = [m.value for m in at.markdown]
+    assert any(f"patch {row % 16}," in t for t in text) and any("*bolt*" in t for t in text)
+    assert any("deciding local region" in str(i.proto) for i in at.image)
+    assert load_run(run_dir).scores["negprompt.top_negative"].iloc[row] == 1
