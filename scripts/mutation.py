@@ -74,7 +74,11 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "backbone": (
         ["negprompt/backbone.py", "negprompt/weights.py"],
-        ["tests/backbone/test_backbone.py", "tests/features/test_cache_identity.py"],
+        [
+            "tests/backbone/test_backbone.py",
+            "tests/backbone/test_weights_probe.py",
+            "tests/features/test_cache_identity.py",
+        ],
     ),
     "config": (
         ["negprompt/experiments/config.py", "negprompt/commands/options.py", "negprompt/defaults.py"],

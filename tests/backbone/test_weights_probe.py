@@ -1,0 +1,77 @@
+"""The model-hub probe and the log filter of weight loading, without any network access.
+
+The probe's socket is replaced: a test sees which host and timeout it was asked for, and whether
+the offline setting stops it before any connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import pytest
+
+import negprompt.weights as weights
+from negprompt.backbone import _DropOpenClipRandomInit
+
+
+class _Socket:
+    """Records every (host, timeout) the probe connects to; ``answer`` says whether the hub answers."""
+
+    def __init__(self):
+        self.seen, self.answer = [], True
+
+    def create_connection(self, address, timeout=None):
+        self.seen.append((address, timeout))
+        if not self.answer:
+            raise OSError("unreachable")
+        return contextlib.nullcontext()
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    fake = _Socket()
+    monkeypatch.setattr(weights.socket, "create_connection", fake.create_connection)
+    return fake
+
+
+@pytest.mark.parametrize("offline", [None, "0", "", "false", "False"])
+def test_the_probe_connects_to_the_hub_with_its_timeout_when_online(monkeypatch, connections, offline):
+    if offline is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    assert weights.network_available(0.25) is True
+    connections.answer = False
+    assert weights.network_available() is False
+    assert connections.seen == [(("huggingface.co", 443), 0.25), (("huggingface.co", 443), 3.0)]
+
+
+@pytest.mark.parametrize("offline", ["1", "true", "yes"])
+def test_offline_mode_answers_without_connecting(monkeypatch, connections, offline):
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    assert weights.network_available(5.0) is False
+    assert connections.seen == []
+
+
+def test_a_hub_model_without_network_is_refused_after_a_probe_with_the_given_timeout(monkeypatch):
+    asked = []
+    monkeypatch.setattr(weights, "network_available", lambda timeout: asked.append(timeout) or False)
+    with pytest.raises(
+        weights.WeightsError, match=r"^hf-hub:org/model cannot be fetched: the model hub cannot"
+    ):
+        weights.check_hub("hf-hub:org/model", 0.5)
+    monkeypatch.setattr(weights, "network_available", lambda timeout: asked.append(timeout) or True)
+    weights.check_hub("hf-hub:org/model", 0.75)
+    assert asked == [0.5, 0.75]
+
+
+def test_only_open_clips_random_init_line_is_dropped():
+    def record(message):
+        return logging.LogRecord("root", logging.WARNING, __file__, 1, message, None, None)
+
+    drop = _DropOpenClipRandomInit()
+    random_init = "No pretrained weights loaded for model 'ViT-B-16'. Model initialized randomly."
+    assert drop.filter(record(random_init)) is False
+    assert drop.filter(record("Loading pretrained ViT-B-16 weights (openai).")) is True
+    assert drop.filter(record("no pretrained weights loaded is not open_clip's wording")) is True
