@@ -75,3 +75,58 @@ def test_only_open_clips_random_init_line_is_dropped():
     assert drop.filter(record(random_init)) is False
     assert drop.filter(record("Loading pretrained ViT-B-16 weights (openai).")) is True
     assert drop.filter(record("no pretrained weights loaded is not open_clip's wording")) is True
+
+
+def test_a_checkpoint_with_a_one_element_logit_scale_loads(tmp_path):
+    import torch
+
+    from negprompt.backbone import TINY_MODEL, load_backbone
+
+    with pytest.warns(UserWarning):  # the random-weights warning
+        source = load_backbone(TINY_MODEL, "none", seed=2).model
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    assert state["logit_scale"].ndim == 0
+    state["logit_scale"] = torch.full((1,), 3.25)  # older checkpoints store it as [1]
+    torch.save(state, tmp_path / "tiny.pt")
+    loaded = load_backbone(TINY_MODEL, str(tmp_path / "tiny.pt")).model
+    assert loaded.logit_scale.shape == () and float(loaded.logit_scale) == 3.25
+    torch.testing.assert_close(loaded.text_projection, source.text_projection, rtol=0, atol=0)
+
+
+def test_the_local_hub_cache_is_searched_for_the_safetensors_file_first(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    present = tmp_path / "open_clip_model.safetensors"
+    present.write_bytes(b"weights")
+    asked = []
+
+    def lookup(repo_id, filename, cache_dir):
+        asked.append((repo_id, filename, cache_dir))
+        return str(present) if filename.endswith(".safetensors") and repo_id == "org/repo" else None
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lookup)
+    assert weights._cached_file({"hf_hub": "org/repo/open_clip_pytorch_model.bin"}, "wd") == present
+    assert asked == [("org/repo", "open_clip_pytorch_model.safetensors", "wd")]
+    asked.clear()
+    assert weights._cached_file({"hf_hub": "org/repo/"}, "wd") == present  # the repository's default names
+    assert asked == [("org/repo", "open_clip_model.safetensors", "wd")]
+    asked.clear()
+    assert weights._cached_file({"hf_hub": "org/other/weights.bin"}, "wd") is None
+    assert asked == [("org/other", "weights.safetensors", "wd"), ("org/other", "weights.bin", "wd")]
+    local = tmp_path / "given.pt"
+    local.write_bytes(b"w")
+    assert weights._cached_file({"file": str(local), "hf_hub": "org/repo/"}, "wd") == local
+    assert weights._cached_file({"file": str(tmp_path / "absent.pt")}, "wd") is None
+    assert weights._cached_file({}, "wd") is None
+
+
+def test_a_backbone_describes_itself_for_run_directories(tiny_backbone):
+    described = tiny_backbone.describe()
+    assert {k: v for k, v in described.items() if k != "warning"} == {
+        "name": "negprompt-tiny",
+        "pretrained": "none",
+        "weights": "random",
+        "random_weights": True,
+        "precision": "fp32",
+    }
+    assert described["warning"].startswith("RANDOM WEIGHTS")
