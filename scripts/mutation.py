@@ -77,6 +77,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         [
             "tests/backbone/test_backbone.py",
             "tests/backbone/test_weights_probe.py",
+            "tests/backbone/test_backbone_transforms.py",
             "tests/features/test_cache_identity.py",
         ],
     ),
