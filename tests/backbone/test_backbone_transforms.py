@@ -26,7 +26,8 @@ def test_the_weights_are_held_in_the_asked_precision(precision, dtype):
     assert backbone.describe()["precision"] == precision
 
 
-def test_the_training_augmentation_pads_by_4_crops_and_normalises(tiny_backbone):
+def test_the_training_augmentation_pads_by_4_crops_and_normalises():
+    tiny_backbone = _tiny()
     transform = tiny_backbone.train_transform
     norm = transform.transforms[-1]
     mean, std = torch.tensor(norm.mean), torch.tensor(norm.std)

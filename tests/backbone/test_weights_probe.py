@@ -102,6 +102,8 @@ def test_the_local_hub_cache_is_searched_for_the_safetensors_file_first(monkeypa
 
     def lookup(repo_id, filename, cache_dir):
         asked.append((repo_id, filename, cache_dir))
+        if repo_id == "org/bin-only":
+            return str(present) if filename == "open_clip_pytorch_model.bin" else None
         return str(present) if filename.endswith(".safetensors") and repo_id == "org/repo" else None
 
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lookup)
@@ -113,11 +115,16 @@ def test_the_local_hub_cache_is_searched_for_the_safetensors_file_first(monkeypa
     asked.clear()
     assert weights._cached_file({"hf_hub": "org/other/weights.bin"}, "wd") is None
     assert asked == [("org/other", "weights.safetensors", "wd"), ("org/other", "weights.bin", "wd")]
+    asked.clear()
+    assert weights._cached_file({"hf_hub": "org/bin-only/"}, "wd") == present  # the second default name
+    assert [a[1] for a in asked] == ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    asked.clear()
     local = tmp_path / "given.pt"
     local.write_bytes(b"w")
     assert weights._cached_file({"file": str(local), "hf_hub": "org/repo/"}, "wd") == local
     assert weights._cached_file({"file": str(tmp_path / "absent.pt")}, "wd") is None
     assert weights._cached_file({}, "wd") is None
+    assert asked == []  # no hub repository: the hub cache is not even asked
 
 
 def test_a_backbone_describes_itself_for_run_directories(tiny_backbone):
