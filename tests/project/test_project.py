@@ -63,7 +63,7 @@ def test_mutation_targets_cover_the_core_with_existing_files():
     mutation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mutation)
     core = {"metrics", "scores", "losses", "prompts", "features", "train", "backbone", "rundir"}
-    assert set(mutation.TARGETS) == core
+    assert core <= set(mutation.TARGETS)  # the core, and any other module given a target
     for module, (sources, tests) in mutation.TARGETS.items():
         assert all(list(ROOT.glob(s)) for s in sources), f"{module}: a source pattern matches nothing"
         assert all((ROOT / t).is_file() for t in tests), f"{module}: a test file is missing"
