@@ -44,3 +44,26 @@ def test_the_training_augmentation_pads_by_4_crops_and_normalises():
         padded_rows = [bool(torch.allclose(x[:, r, size // 2], padding, atol=1e-5)) for r in range(size)]
         bands.append(padded_rows.index(False))  # rows of padding at the top
     assert max(bands) == 4 and min(bands) == 0
+
+
+def test_the_training_augmentation_resizes_bicubically_like_the_authors():
+    from torchvision import transforms as T
+
+    backbone = _tiny()
+    norm = backbone.train_transform.transforms[-1]
+    size = backbone.image_size
+    gradient = Image.radial_gradient("L").resize((3 * size, 2 * size)).convert("RGB")  # needs resizing
+    reference = T.Compose(
+        [
+            T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
+            T.RandomCrop(size, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(norm.mean, norm.std),
+        ]
+    )
+    for seed in range(3):
+        torch.manual_seed(seed)
+        got = backbone.train_transform(gradient)
+        torch.manual_seed(seed)
+        torch.testing.assert_close(got, reference(gradient), atol=1e-6, rtol=0)
