@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,3 +55,48 @@ def test_config_defaults_and_unknown_fields():
     with pytest.raises(ValueError, match=r"^unknown TrainConfig field\(s\) \['lrr'\]; valid: \[.*'lr'"):
         TrainConfig.from_dict({"lrr": 0.1})
     assert TrainConfig.from_dict(TrainConfig(lr=0.3).to_dict()) == TrainConfig(lr=0.3)
+
+
+def test_feature_and_label_inputs_are_normalised_exactly():
+    """Every accepted input form gives the same float32 [V, N, D] / int64 [N] tensors; bad ones are named."""
+    from types import SimpleNamespace
+
+    from negprompt.train.sources import as_labels, as_views
+
+    cpu = torch.device("cpu")
+    rows = np.arange(12, dtype=np.float64).reshape(3, 4) / 7  # float64: converted, not kept
+    expected = torch.tensor(rows, dtype=torch.float32)[None]
+    for given in (
+        rows,
+        torch.tensor(rows),
+        SimpleNamespace(features=rows),
+        [rows],
+        [SimpleNamespace(features=rows)],
+    ):
+        got = as_views(given, cpu)
+        assert got.dtype == torch.float32 and got.device == cpu and torch.equal(got, expected)
+    two = as_views([rows, rows + 1], cpu)
+    assert two.shape == (2, 3, 4) and torch.equal(two[1], torch.tensor(rows + 1, dtype=torch.float32))
+    assert torch.equal(as_views(np.stack([rows, rows]), cpu), torch.cat([expected, expected]))
+    with pytest.raises(ValueError, match=r"^the list of feature views is empty$"):
+        as_views([], cpu)
+    with pytest.raises(
+        ValueError, match=r"^feature views differ in shape: \[\(2, 4\), \(3, 4\)\]; every view"
+    ):
+        as_views([rows, rows[:2]], cpu)
+    with pytest.raises(ValueError, match=r"^features must be \[N, D\] or \[V, N, D\], got shape \(4,\)$"):
+        as_views(rows[0], cpu)
+
+    for given in (
+        [2, 0, 1],
+        np.array([2, 0, 1], dtype=np.int32),
+        torch.tensor([2, 0, 1]),
+        SimpleNamespace(labels=[2, 0, 1]),
+    ):
+        got = as_labels(given, 3, 3)
+        assert got.dtype == torch.int64 and got.tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match=r"^val labels have shape \(2,\) but there are 3 feature rows$"):
+        as_labels([0, 1], 3, 3, what="val labels")
+    with pytest.raises(ValueError, match=r"^labels must lie in 0\.\.1 \(2 class names\); found 0\.\.2$"):
+        as_labels([0, 1, 2], 3, 2)
+    assert as_labels([], 0, 2).shape == (0,)
