@@ -17,11 +17,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from negprompt import comparison as C
 from negprompt import metrics as M
 from negprompt import rundir
 from negprompt import scores as S
+from negprompt.checks import to_json
 from negprompt.features import CachedFeatures
-from negprompt.table_rows import row_label, table_rows
+from negprompt.table_rows import all_rows, row_label, table_rows
+from negprompt.uncertainty import Bootstrap
+
+DEFAULT_BOOTSTRAP = Bootstrap()
+"""1,000 seeded resamples at 95% (`negprompt.uncertainty`); frozen, so safe as a default."""
 
 
 @dataclass
@@ -75,6 +81,7 @@ class Evaluation:
     metrics: pd.DataFrame
     image_features: np.ndarray
     methods: list[Method] = field(default_factory=list)
+    bootstrap: Bootstrap | None = None
 
 
 def evaluate(
@@ -84,6 +91,7 @@ def evaluate(
     class_names: Sequence[str],
     *,
     temperature: float = 1.0,
+    bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP,
 ) -> Evaluation:
     """Score every image of the ID set and the OOD sets with every method.
 
@@ -91,7 +99,7 @@ def evaluate(
     Returns the per-image table, the metrics table (one row per method, score and OOD set plus a
     ``mean`` row per method and score) and the image features in table order. Without OOD sets
     (a training run on image folders) only the ID accuracy is measured: the ``mean`` rows then
-    have empty OOD metrics.
+    have empty OOD metrics. ``bootstrap`` draws the intervals of `metrics_table` (None: none).
     """
     sets = [(id_set, "id")] + [(s, "ood") for s in ood_sets]
     for s, _ in sets:
@@ -131,7 +139,7 @@ def evaluate(
             columns[f"{method.name}/{name}"] = values.numpy().astype(np.float64)
         columns.update(_local_columns(method, sets))
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
-    return Evaluation(table, metrics_table(table, methods), feats, list(methods))
+    return Evaluation(table, metrics_table(table, methods, bootstrap), feats, list(methods), bootstrap)
 
 
 def _neglabel_columns(method: Method, feats: torch.Tensor, pos: torch.Tensor, temperature: float):
@@ -177,8 +185,15 @@ def _ood_class_names(s: EvalSet, labels: np.ndarray) -> list[str]:
     return [names[i] if i >= 0 else "" for i in labels.tolist()]
 
 
-def metrics_table(table: pd.DataFrame, methods: Sequence[Method]) -> pd.DataFrame:
-    """Metrics of every ``<method>/<score>`` column of a scores table against each OOD set."""
+def metrics_table(
+    table: pd.DataFrame, methods: Sequence[Method], bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP
+) -> pd.DataFrame:
+    """Metrics of every ``<method>/<score>`` column of a scores table against each OOD set.
+
+    With ``bootstrap`` (the default: 1,000 seeded resamples), every metric gets its percentile
+    interval (``<metric>_low`` / ``<metric>_high``) and every trained row its paired difference to
+    the best training-free row (``ref_*``, ``d_*``; `negprompt.comparison`). ``None``: points only.
+    """
     is_id = (table["split"] == "id").to_numpy()
     ood_names = list(dict.fromkeys(table.loc[~is_id, "dataset"]))
     rows = []
@@ -205,7 +220,25 @@ def metrics_table(table: pd.DataFrame, methods: Sequence[Method]) -> pd.DataFram
             rows.append(
                 {"method": method.name, "score": score_name, "dataset": "mean", **mean, "id_acc": acc}
             )
-    return pd.DataFrame(rows, columns=list(rundir.METRICS_COLUMNS))
+    points = pd.DataFrame(rows, columns=list(rundir.METRICS_COLUMNS))
+    if bootstrap is None or points.empty:
+        return points
+    return with_intervals(points, table, bootstrap)
+
+
+def with_intervals(
+    metrics: pd.DataFrame, scores: pd.DataFrame, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP
+) -> pd.DataFrame:
+    """A metrics table with the interval and comparison columns of `negprompt.comparison` added.
+
+    Every row is resampled on the same images, so the trained rows' differences are paired.
+    """
+    draws: dict = {}
+    keys = ["method", "score", "dataset"]
+    base = metrics[[c for c in metrics.columns if c not in C.INTERVAL_COLUMNS + C.REFERENCE_COLUMNS]]
+    spans = C.row_intervals(scores, all_rows(base), bootstrap, draws=draws)
+    refs = C.against_training_free(base, draws, bootstrap.level)
+    return base.merge(spans, on=keys, how="left").merge(refs, on=keys, how="left")
 
 
 def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None = None) -> str:
@@ -256,8 +289,12 @@ def write_evaluation(
     train_class_names: Sequence[str] | None = None,
     log: str = "",
     unique: bool = False,
+    checks: Sequence | None = None,
 ) -> Path:
-    """Write an evaluation as a run directory (see ``docs/run-directory.md``); returns its path."""
+    """Write an evaluation as a run directory (see ``docs/run-directory.md``); returns its path.
+
+    ``checks`` (`negprompt.checks.Check` list) is written as ``checks.json``.
+    """
     methods = evaluation.methods
     text = {f"{m.name}.pos": m.pos.detach().float().cpu().numpy() for m in methods}
     text.update({f"{m.name}.neg": m.neg.detach().float().cpu().numpy() for m in methods if m.neg is not None})
@@ -277,6 +314,8 @@ def write_evaluation(
         },
         "experiment": experiment or {},
     }
+    if evaluation.bootstrap is not None:
+        config["intervals"] = evaluation.bootstrap.to_dict()
     return rundir.write_run(
         path,
         config=config,
@@ -288,4 +327,5 @@ def write_evaluation(
         context_tokens={m.name: m.context_tokens for m in methods if m.context_tokens},
         log=log,
         unique=unique,
+        checks=None if checks is None else to_json(checks),
     )

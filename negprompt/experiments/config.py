@@ -214,6 +214,13 @@ class EvaluationSettings:
     wordnet_dir: str | None = setting(
         None, "WordNet 3.0 folder (default $NEGPROMPT_WORDNET or /usr/share/wordnet)", resume_free=True
     )
+    bootstrap: int = setting(
+        1000,
+        "bootstrap resamples of the test images for every interval (>= 1000 recommended)",
+        resume_free=True,
+    )
+    bootstrap_seed: int = setting(0, "seed of the bootstrap resamples", resume_free=True)
+    ci_level: float = setting(0.95, "confidence level of every interval", resume_free=True)
 
 
 @dataclass
@@ -436,6 +443,10 @@ class ExperimentConfig:
             )
         if e.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {e.temperature}")
+        if e.bootstrap < 2 or not 0 < e.ci_level < 1:
+            raise ValueError(
+                f"intervals need bootstrap >= 2 resamples and 0 < ci_level < 1, got {e.bootstrap} and {e.ci_level}"
+            )
         if e.neglabel_n_neg < 1 or not 1 <= e.neglabel_groups <= e.neglabel_n_neg:
             raise ValueError(
                 f"NegLabel needs neglabel_n_neg >= 1 and 1 <= neglabel_groups <= neglabel_n_neg, got "
@@ -481,6 +492,13 @@ class ExperimentConfig:
     def stage_numbers(self) -> tuple[int, ...]:
         """The stages this run trains: (), (1,), (2,) or (1, 2)."""
         return {"none": (), "1": (1,), "2": (2,), "both": (1, 2)}[self.training.stages]
+
+    def bootstrap(self):
+        """The bootstrap of every interval (`negprompt.uncertainty.Bootstrap`) from the evaluation settings."""
+        from negprompt.uncertainty import Bootstrap
+
+        e = self.evaluation
+        return Bootstrap(n_resamples=e.bootstrap, level=e.ci_level, seed=e.bootstrap_seed)
 
     def train_config(self, stage: int) -> TrainConfig:
         """The :class:`TrainConfig` of stage 1 or 2: train preset, the training section, ``stage<k>``."""
