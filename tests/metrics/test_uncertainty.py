@@ -115,7 +115,9 @@ def test_paired_difference_is_b_minus_a_on_the_same_resamples():
             low, high = np.percentile(diff, [2.5, 97.5])
             assert got[name][metric].low == pytest.approx(low)
             assert got[name][metric].high == pytest.approx(high)
-    assert got["near"]["auroc"].value == pytest.approx(M.auroc(id_b, oods_b["near"]) - M.auroc(id_a, oods_a["near"]))
+    assert got["near"]["auroc"].value == pytest.approx(
+        M.auroc(id_b, oods_b["near"]) - M.auroc(id_a, oods_a["near"])
+    )
 
 
 def test_a_row_against_itself_differs_by_exactly_zero():
