@@ -48,5 +48,5 @@ def test_a_damaged_checks_file_is_named_and_the_rest_of_the_run_still_loads(tmp_
     (out / "checks.json").write_text(text, encoding="utf-8")
     run = R.load_run(out)
     with pytest.raises(R.RunDirError, match="checks.json"):
-        run.checks
+        _ = run.checks
     assert len(run.metrics) == 2 and run.log  # everything else is shown
