@@ -44,6 +44,7 @@ from negprompt.viz.tables import (
     compare_methods,
     compare_metrics,
     config_summary,
+    leaderboard_table,
     method_rows,
     metrics_percent,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "exact_knn",
     "flipped_images",
     "explanation_figure",
+    "leaderboard_table",
     "method_rows",
     "metrics_comparison_figure",
     "metrics_percent",
