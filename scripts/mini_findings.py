@@ -44,9 +44,19 @@ def run(out: Path, preset: str, seed: int, device: str = "cpu", **overrides) -> 
 
 
 def rows(path: Path) -> list[dict]:
-    """The run's mean-over-OOD-sets rows and each OOD set's rows."""
+    """Every row of the run's metrics (each OOD set and the mean), with intervals and the trained
+    rows' paired differences to the best training-free row."""
     m = load_run(path).metrics
-    return m[["method", "score", "dataset", "fpr95", "auroc", "id_acc"]].to_dict("records")
+    return json.loads(m.to_json(orient="records"))
+
+
+def seed_summary(paths: dict[int, Path]) -> list[dict]:
+    """mean ± sd over seeds with pooled intervals (`negprompt.experiments.seeds.summarize`)."""
+    from negprompt.experiments.seeds import summarize
+
+    runs = {seed: load_run(p) for seed, p in paths.items()}
+    table = summarize({s: r.metrics for s, r in runs.items()}, {s: r.scores for s, r in runs.items()})
+    return json.loads(table.to_json(orient="records"))
 
 
 def negative_similarity(path: Path) -> float | None:
@@ -235,6 +245,16 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=1))
         print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
 
+    paths: dict[tuple, dict[int, Path]] = {}
+
+    def done(key, path) -> None:  # noqa: F811 - also remember the path for the seed summaries
+        preset, seed, overrides = key
+        record(result, preset, seed, overrides, Path(path), args.parts)
+        result["runs"][Path(path).name] = {"preset": preset, "seed": seed, **overrides}
+        paths.setdefault((preset, json.dumps(overrides, sort_keys=True)), {})[seed] = Path(path)
+        args.json.write_text(json.dumps(result, indent=1))
+        print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
+
     jobs = [(str(args.out), args.device, args.epochs, t) for t in todo]
     if args.jobs <= 1:
         for job in jobs:
@@ -246,6 +266,9 @@ def main(argv=None) -> int:
         with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
             for fut in as_completed([pool.submit(_task, job) for job in jobs]):
                 done(*fut.result())
+    for (preset, overrides), by_seed in paths.items():
+        result.setdefault("summary", {}).setdefault(preset, {})[overrides] = seed_summary(by_seed)
+    args.json.write_text(json.dumps(result, indent=1))
     return 0
 
 
