@@ -208,11 +208,11 @@ class EvaluationSettings:
     local_scores: bool = setting(
         True, "GL-MCM scores of the zero-shot and CoOp prompts (ViT backbones)", resume_free=True
     )
-    neglabel: bool = setting(True, "NegLabel with WordNet's labels (needs wordnet-base)", resume_free=True)
+    neglabel: bool = setting(True, "NegLabel with WordNet's labels (shipped)", resume_free=True)
     neglabel_n_neg: int = setting(10_000, "NegLabel's M negative labels", resume_free=True)
     neglabel_groups: int = setting(100, "NegLabel's G groups", resume_free=True)
     wordnet_dir: str | None = setting(
-        None, "WordNet 3.0 folder (default $NEGPROMPT_WORDNET or /usr/share/wordnet)", resume_free=True
+        None, "WordNet 3.0 folder ($NEGPROMPT_WORDNET, /usr/share/wordnet, else shipped)", resume_free=True
     )
 
 

@@ -94,9 +94,10 @@ def neglabel_method(
     the number of candidates). See `negprompt.neglabel`.
     """
     from negprompt.neglabel import encode_label_bank, group_order, neg_mining
-    from negprompt.wordnet import wordnet_words
+    from negprompt.wordnet import wordnet_source, wordnet_words
 
     words = wordnet_words(wordnet_dir)
+    log.info("NegLabel: WordNet 3.0 from %s", wordnet_source(wordnet_dir))
     bank = encode_label_bank(backbone, words, cache_dir=cache_dir, progress=progress)
     own = {c.lower() for c in class_names}
     cand = torch.tensor([i for i, w in enumerate(words) if w.lower() not in own], dtype=torch.long)
