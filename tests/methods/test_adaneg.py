@@ -204,3 +204,73 @@ def test_bad_input_names_the_setting_and_the_fix():
         adaneg_scores(feats, pos, neg, AdaNegConfig(groups=12))
     with pytest.raises(ValueError, match="permutation"):
         adaneg_scores(feats, pos, neg, AdaNegConfig(groups=5), group_perm=torch.arange(9))
+
+
+def test_csp_and_adaneg_in_an_experiment(tmp_path, tiny_backbone):
+    """Both methods in metrics.csv with their labels; AdaNeg's scores are those of its recorded stream."""
+    from negprompt.experiments import run_experiment
+    from negprompt.rundir import load_run
+    from tests.experiments.test_experiments_data import make_benchmark, small
+    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
+
+    wordnet = tmp_path / "wordnet"
+    wordnet.mkdir()
+    (wordnet / "data.noun").write_text(HEADER + NOUNS)
+    (wordnet / "data.adj").write_text(HEADER + ADJS)
+    data = make_benchmark(tmp_path / "data", [0, 1, 2])
+    config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), neglabel=True, csp=True,
+                   csp_fraction=0.5, adaneg=True, adaneg_pool="csp", adaneg_memory=3, adaneg_groups=2,
+                   adaneg_batch_size=4, stream_seed=7, wordnet_dir=str(wordnet), neglabel_n_neg=4,
+                   neglabel_groups=2)  # fmt: skip
+    run = load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=tiny_backbone))
+    metrics = run.metrics
+    assert {"csp", "adaneg"} <= set(metrics["method"])
+    assert set(metrics.loc[metrics["method"] == "adaneg", "score"]) == {"adaneg"}
+    assert set(metrics.loc[metrics["method"] == "csp", "score"]) == {"csp"}
+    record = run.config["experiment"]
+    assert record["adaneg"]["pool"] == "csp" and record["adaneg"]["stream_seed"] == 7
+    assert record["adaneg"]["adapts_on_test_stream"] and record["csp"]["groups"] == 2
+    assert record["table_rows"]["adaneg"] == "adaneg"
+    scores = run.scores
+    position = scores["adaneg.stream_position"].to_numpy()
+    assert sorted(position) == list(range(len(scores)))
+    assert not np.array_equal(position, np.arange(len(scores)))  # shuffled, not in table order
+    # the run's scores are AdaNeg's on the recorded stream (features and labels from the run directory)
+    text = np.load(tmp_path / "run" / "text_features.npz")
+    from negprompt.adaneg import AdaNegConfig
+    from negprompt.experiments.methods import csp_method
+    from negprompt.neglabel import group_order
+
+    csp = csp_method(tiny_backbone, run.config["data"]["class_names"], fraction=0.5, groups=2, seed=0,
+                     cache_dir=tmp_path / "cache", wordnet_dir=wordnet, progress=False)  # fmt: skip
+    assert list(csp.neg_label_words) == record["csp"]["words"] and len(csp.neg_label_words) == 6
+    np.testing.assert_allclose(csp.pos.numpy(), text["csp.pos"], atol=1e-6)
+    order = np.argsort(position)
+    feats = torch.from_numpy(run.image_features.astype(np.float32)[order])
+    cfg = AdaNegConfig(memory=3, groups=2, batch_size=4)
+    want, want_pred = adaneg_scores(feats, csp.pos, csp.neg_labels, cfg, group_perm=group_order(6, 2, 0))
+    np.testing.assert_allclose(scores["adaneg/adaneg"].to_numpy()[order], want.numpy(), rtol=1e-6, atol=1e-9)
+    assert np.array_equal(scores["pred.adaneg"].to_numpy()[order], want_pred.numpy())
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "AdaNeg (adapts on the test stream)" in log and "CSP (zero-shot)" in log
+    assert np.allclose(text["adaneg.pos"], text["csp.pos"])
+    assert np.isfinite(scores["adaneg/adaneg"]).all() and np.isfinite(scores["csp/csp"]).all()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"adaneg": True}, "AdaNeg adapts the labels of neglabel, which is off"),
+        (
+            {"adaneg": True, "neglabel": True, "adaneg_pool": "csp"},
+            "AdaNeg adapts the labels of csp, which is off",
+        ),
+        ({"csp": True, "csp_fraction": 0.0}, "CSP and AdaNeg need 0 < csp_fraction <= 1"),
+        ({"adaneg": True, "neglabel": True, "adaneg_memory": 1}, "CSP and AdaNeg need 0 < csp_fraction <= 1"),
+    ],
+)
+def test_config_errors(settings, message):
+    from negprompt.experiments import ExperimentConfig
+
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig.for_preset("demo", **settings)

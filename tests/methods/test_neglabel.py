@@ -215,6 +215,9 @@ def test_label_bank_is_cached(tiny_backbone, tmp_path):
 
     ref = zeroshot_method(tiny_backbone, words).pos.numpy()
     np.testing.assert_allclose(bank.astype(np.float32), ref, atol=2e-3)
+    np.save(folders[0] / "features.npy", np.zeros((4, 3), dtype=np.float16))  # another backbone's width
+    with pytest.raises(ValueError, match="delete that folder to encode the bank again"):
+        NL.encode_label_bank(tiny_backbone, words, cache_dir=tmp_path, progress=False)
 
 
 def test_experiment_end_to_end(wordnet, tmp_path, tiny_backbone):
