@@ -106,7 +106,7 @@ def adaneg_scores(
     """AdaNeg's scores and predictions of a test stream, in stream order.
 
     Args:
-        feats: [N, D] L2-normalised image features in the order they arrive.
+        feats: [N, D] L2-normalised image features in the order they arrive (their device is used).
         pos: [C, D] ID text features; neg: [M, D] negative label features.
         config: the settings.
         group_perm: a permutation of ``range(M − M mod G)`` forming the groups (the official code
@@ -123,8 +123,10 @@ def adaneg_scores(
     perm = torch.arange(kept) if group_perm is None else group_perm.long()
     if sorted(perm.tolist()) != list(range(kept)):
         raise ValueError(f"group_perm must be a permutation of range({kept})")
+    device = feats.device
+    pos, neg, perm = pos.to(device), neg.to(device), perm.to(device)
     text = torch.cat([pos, neg])
-    memory = torch.zeros(c + m, config.memory + 1, feats.shape[1])
+    memory = torch.zeros(c + m, config.memory + 1, feats.shape[1], device=device)
     memory[:, 0] = text
     entropy = np.zeros((c + m, config.memory + 1))
     filled = np.ones(c + m, dtype=np.int64)
@@ -161,10 +163,10 @@ def adaneg_scores(
             if remember(row, f[i], _entropy(kappa * s[i, c:])):
                 changed.add(row)
         if changed:
-            rows = torch.tensor(sorted(changed))
+            rows = torch.tensor(sorted(changed), device=device)
             proxies[rows] = torch.nn.functional.normalize(memory[rows].sum(dim=1), dim=-1)
         adapted = f @ proxies.T
         mixed = torch.softmax(kappa * s, dim=1) + config.weight * torch.softmax(kappa * adapted, dim=1)
         preds.append(mixed[:, :c].argmax(dim=1))
         scores.append(grouped(adapted).double() + config.weight * vanilla.double())
-    return torch.cat(scores), torch.cat(preds)
+    return torch.cat(scores).cpu(), torch.cat(preds).cpu()
