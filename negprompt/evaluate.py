@@ -144,7 +144,7 @@ def evaluate(
 
 
 def _neglabel_columns(method: Method, feats: torch.Tensor, pos: torch.Tensor, temperature: float):
-    """Predictions, ``{"neglabel": [N]}`` (τ = 0.01 · T) and each image's closest negative label."""
+    """Predictions, ``{<method name>: [N]}`` (τ = 0.01 · T) and each image's closest negative label."""
     from negprompt.neglabel import TAU, neglabel_score
 
     bank = method.neg_labels.detach().float().cpu()
