@@ -274,3 +274,27 @@ def test_config_errors(settings, message):
 
     with pytest.raises(ValueError, match=message):
         ExperimentConfig.for_preset("demo", **settings)
+
+
+def test_zeroshot_command_turns_them_on(image_tree, tmp_path, capsys):
+    """`negprompt zeroshot --neglabel --csp --adaneg`: both rows printed and in metrics.csv."""
+    from negprompt.cli import main
+    from negprompt.rundir import load_run
+    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
+
+    wordnet = tmp_path / "wordnet"
+    wordnet.mkdir()
+    (wordnet / "data.noun").write_text(HEADER + NOUNS)
+    (wordnet / "data.adj").write_text(HEADER + ADJS)
+    out = tmp_path / "zs"
+    args = ["zeroshot", "--id-dir", str(image_tree / "id"), "--ood-dir", str(image_tree / "ood"),
+            "--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--wordnet-dir", str(wordnet),
+            "--neglabel", "--neglabel-n-neg", "4", "--neglabel-groups", "2", "--csp", "--csp-fraction", "0.5",
+            "--adaneg", "--adaneg-memory", "3", "--adaneg-groups", "2", "--stream-seed", "1"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "AdaNeg (adapts on the test stream)" in printed and "CSP (zero-shot)" in printed
+    run = load_run(out)
+    assert {"neglabel", "csp", "adaneg"} <= set(run.metrics["method"])
+    assert run.config["experiment"]["adaneg"]["stream_seed"] == 1
