@@ -48,6 +48,7 @@ def run(
     dim: int = 512,
     csp_nouns: int = 97_476,
     csp_adjectives: int = 16_148,
+    csp_groups: int = 100,
 ) -> dict:
     """AdaNeg over one stream (official ImageNet settings) and CSP's mining and grouped score."""
     from negprompt.adaneg import AdaNegConfig, adaneg_scores
@@ -75,13 +76,13 @@ def run(
 
     nouns, adjs = _unit(gen, csp_nouns, dim), _unit(gen, csp_adjectives, dim)
     start = time.perf_counter()
-    order = csp_negatives(nouns, adjs, pos, fraction=0.15, groups=100, seed=0)
+    order = csp_negatives(nouns, adjs, pos, fraction=0.15, groups=csp_groups, seed=0)
     mining = time.perf_counter() - start
     bank = torch.cat([nouns, adjs])[order]
     start = time.perf_counter()
     for i in range(0, images, 4096):
         f = feats[i : i + 4096]
-        neglabel_score(f @ pos.T, f @ bank.T, 100)
+        neglabel_score(f @ pos.T, f @ bank.T, csp_groups)
     scoring = time.perf_counter() - start
     out["csp"] = {
         "candidates": csp_nouns + csp_adjectives,
@@ -95,12 +96,12 @@ def run(
     return out
 
 
-def encode_rate(device: torch.device, words: int) -> dict:
+def encode_rate(device: torch.device, words: int, backbone=None) -> dict:
     """Sentences/s of `negprompt.csp.encode_ensemble` (8 noun prompts per word) on ViT-B-16."""
     from benchmarks.common import load_vit
     from negprompt.csp import NOUN_TEMPLATES, encode_ensemble
 
-    vit = load_vit(device)
+    vit = backbone or load_vit(device)
     names = [f"word{i}" for i in range(words)]
     start = time.perf_counter()
     encode_ensemble(vit, names, NOUN_TEMPLATES, cache_dir=None, batch_size=256, progress=False)

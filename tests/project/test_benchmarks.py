@@ -132,3 +132,15 @@ def test_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
     assert out["bank_cache_mb"] == 30 * tiny_backbone.embed_dim * 2 / 2**20
     assert out["encode_global_local_images_per_s"] > 0 and out["neglabel_score_images_per_s"] > 0
     assert out["train_images"] == 48 and out["coop_epoch_s"] > 0 and out["locoop_epoch_s"] > 0
+
+
+def test_adaptive_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
+    from benchmarks import bench_adaptive
+
+    out = bench_adaptive.run(
+        images=300, classes=5, n_neg=20, dim=16, csp_nouns=200, csp_adjectives=40, csp_groups=4
+    )
+    assert out["adaneg"]["images_per_s"] > 0 and out["adaneg"]["memory_tensor_mb"] == 25 * 11 * 16 * 4 / 2**20
+    assert out["csp"]["negatives"] == 30 + 6 and out["csp"]["score_images_per_s"] > 0
+    rate = bench_adaptive.encode_rate(torch.device("cpu"), 3, backbone=tiny_backbone)
+    assert rate["sentences"] == 24 and rate["sentences_per_s"] > 0
