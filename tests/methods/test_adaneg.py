@@ -298,3 +298,20 @@ def test_zeroshot_command_turns_them_on(image_tree, tmp_path, capsys):
     run = load_run(out)
     assert {"neglabel", "csp", "adaneg"} <= set(run.metrics["method"])
     assert run.config["experiment"]["adaneg"]["stream_seed"] == 1
+
+
+def test_an_empty_ood_set_is_refused_before_adapting():
+    from negprompt.evaluate import Method, evaluate
+    from negprompt.experiments.methods import adaneg_method
+    from tests.evaluate.test_evaluate import _set
+
+    feats, pos, neg = _inputs()
+    base = Method("neglabel", pos, None, neg_labels=neg, neg_groups=2)
+    method = adaneg_method(base, AdaNegConfig(memory=3, groups=2, batch_size=4), progress=False)
+    id_set = _set("id", feats[:12].numpy(), [0, 1, 2] * 4)
+    with pytest.raises(ValueError, match="set 'empty' has no images to evaluate"):
+        evaluate([method], id_set, [_set("empty", np.zeros((0, 8)), [])], ["a", "b", "c"])
+    result = evaluate([method], id_set, [_set("ood", feats[12:].numpy(), [0] * 12)], ["a", "b", "c"])
+    assert set(result.metrics["score"]) == {"adaneg"} and len(result.scores["adaneg.stream_position"]) == 24
+    with pytest.raises(ValueError, match="adaneg_groups must lie in"):
+        adaneg_method(base, AdaNegConfig(groups=12))
