@@ -46,8 +46,8 @@ def run(
     classes: int = 1000,
     n_neg: int = 10_000,
     dim: int = 512,
-    csp_nouns: int = 97_476,
-    csp_adjectives: int = 16_148,
+    csp_nouns: int = 95_808,
+    csp_adjectives: int = 17_825,
     csp_groups: int = 100,
 ) -> dict:
     """AdaNeg over one stream (official ImageNet settings) and CSP's mining and grouped score."""

@@ -144,3 +144,18 @@ def test_adaptive_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
     assert out["csp"]["negatives"] == 30 + 6 and out["csp"]["score_images_per_s"] > 0
     rate = bench_adaptive.encode_rate(torch.device("cpu"), 3, backbone=tiny_backbone)
     assert rate["sentences"] == 24 and rate["sentences_per_s"] > 0
+
+
+def test_recorded_adaptive_methods_match_their_raw_results():
+    raw = json.loads((BENCH / "results-adaptive-cpu.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    adaneg, csp = raw["adaneg"], raw["csp"]
+    quoted = [
+        f"{adaneg['seconds']:.0f} s, **{adaneg['images_per_s']:.0f} images/s**",
+        f"| {adaneg['memory_tensor_mb']:.0f} MB |",
+        f"{adaneg['peak_rss_mb']:,.0f} MB ({raw['inputs_peak_rss_mb']:,.0f} MB before AdaNeg",
+        f"{csp['mining_seconds']:.1f} s, {csp['negatives']:,} negatives kept",
+        f"{csp['score_seconds']:.0f} s, **{csp['score_images_per_s']:.0f} images/s**",
+    ]
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote results-adaptive-cpu.json: {missing}"
