@@ -157,5 +157,7 @@ def test_recorded_adaptive_methods_match_their_raw_results():
         f"{csp['mining_seconds']:.1f} s, {csp['negatives']:,} negatives kept",
         f"{csp['score_seconds']:.0f} s, **{csp['score_images_per_s']:.0f} images/s**",
     ]
+    encoding = json.loads((BENCH / "results-adaptive-encoding-cpu.json").read_text())["csp_encoding"]
+    quoted.append(f"**{encoding['sentences_per_s']:.1f} prompts/s**")
     missing = [q for q in quoted if q not in text]
     assert not missing, f"RESULTS.md does not quote results-adaptive-cpu.json: {missing}"
