@@ -9,7 +9,7 @@ every (method, score, OOD set), and :func:`write_evaluation` stores it all as a 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,10 @@ class Method:
         neg_label_words: the M negative labels; neg_groups: G, the number of groups.
         local_scores: ``{set name: {score: [N]}}`` computed at extraction time
             (`negprompt.local.local_scores`), added as ``<method>/<score>`` columns.
+        adapt: for a method that adapts on the test stream (AdaNeg): a function of all test image
+            features ``[N, D]`` (table order) and the temperature returning predictions ``[N]``,
+            ``{score: [N]}`` and ``{column: [N]}`` (added as ``<method>.<column>``); None otherwise.
+        adapt_record: its settings, for the run directory.
     """
 
     name: str
@@ -56,6 +60,8 @@ class Method:
     neg_label_words: Sequence[str] = ()
     neg_groups: int = 1
     local_scores: dict | None = None
+    adapt: Callable | None = None
+    adapt_record: dict | None = None
 
 
 @dataclass
@@ -129,7 +135,10 @@ def evaluate(
     for method in methods:
         pos = method.pos.detach().float().cpu()
         neg = None if method.neg is None else method.neg.detach().float().cpu()
-        if method.neg_labels is not None:
+        if method.adapt is not None:
+            pred, scores, extra = method.adapt(feats32, temperature)
+            columns.update({f"{method.name}.{k}": np.asarray(v) for k, v in extra.items()})
+        elif method.neg_labels is not None:
             pred, scores, top = _neglabel_columns(method, feats32, pos, temperature)
             columns[f"{method.name}.top_negative"] = top
         else:
@@ -143,10 +152,15 @@ def evaluate(
 
 
 def _neglabel_columns(method: Method, feats: torch.Tensor, pos: torch.Tensor, temperature: float):
-    """Predictions, ``{"neglabel": [N]}`` (τ = 0.01 · T) and each image's closest negative label."""
+    """Predictions, ``{<method name>: [N]}`` (τ = 0.01 · T) and each image's closest negative label."""
     from negprompt.neglabel import TAU, neglabel_score
 
     bank = method.neg_labels.detach().float().cpu()
+    if bank.shape[1] != feats.shape[1]:
+        raise ValueError(
+            f"{method.name}: the label bank has width {bank.shape[1]} but the image features {feats.shape[1]}; it "
+            "was encoded with another backbone: encode it again with this one (delete its folder under <cache>/labels/)"
+        )
     preds, scores, tops = [], [], []
     for start in range(0, len(feats), S.DEFAULT_BATCH_SIZE):
         f = feats[start : start + S.DEFAULT_BATCH_SIZE]
@@ -154,7 +168,7 @@ def _neglabel_columns(method: Method, feats: torch.Tensor, pos: torch.Tensor, te
         preds.append(s_pos.argmax(dim=1))
         scores.append(neglabel_score(s_pos, s_neg, method.neg_groups, TAU * temperature))
         tops.append(s_neg.argmax(dim=1))
-    return torch.cat(preds), {"neglabel": torch.cat(scores)}, torch.cat(tops).numpy()
+    return torch.cat(preds), {method.name: torch.cat(scores)}, torch.cat(tops).numpy()
 
 
 def _local_columns(method: Method, sets: list[tuple[EvalSet, str]]) -> dict[str, np.ndarray]:
@@ -255,8 +269,9 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
         rows = table_rows(metrics)
     ood_names = [d for d in dict.fromkeys(metrics["dataset"]) if d != "mean"] + ["mean"]
     width = [max(17, len(d) + 2) for d in ood_names]  # long set names widen their column
-    header = ["method".ljust(28)] + [f"{d:>{w}}" for d, w in zip(ood_names, width)] + ["   ID acc"]
-    sub = [" " * 28] + [f"{'FPR95 / AUROC':>{w}}" for w in width] + [""]
+    first = max([28] + [len(row_label(m, s)) + 2 for m, s in rows])  # long labels widen the first column
+    header = ["method".ljust(first)] + [f"{d:>{w}}" for d, w in zip(ood_names, width)] + ["   ID acc"]
+    sub = [" " * first] + [f"{'FPR95 / AUROC':>{w}}" for w in width] + [""]
     lines = ["".join(header), "".join(sub)]
     for method, score in rows:
         sel = metrics[(metrics["method"] == method) & (metrics["score"] == score)].set_index("dataset")
@@ -271,7 +286,7 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
         ]
         acc = sel["id_acc"].iloc[0]
         row = "".join(f"{c:>{w}}" for c, w in zip(cells, width))
-        lines.append(label[:27].ljust(28) + row + f"   {100 * acc:6.2f}")
+        lines.append(label.ljust(first) + row + f"   {100 * acc:6.2f}")
     lines.append(f"({M.FPR_CONVENTION}; all values in %)")
     return "\n".join(lines)
 

@@ -28,6 +28,8 @@ HEADLINE = {
     "negprompt": "negprompt",
     "neglabel": "neglabel",
     "locoop": "mcm",
+    "csp": "csp",
+    "adaneg": "adaneg",
 }
 """The score each method is reported with in the paper-shaped table."""
 LABELS = {
@@ -36,6 +38,8 @@ LABELS = {
     "negprompt": "NegPrompt",
     "neglabel": "NegLabel (zero-shot)",
     "locoop": "LoCoOp + MCM",
+    "csp": "CSP (zero-shot)",
+    "adaneg": "AdaNeg (adapts on the test stream)",
 }
 """The name of each method's headline row."""
 EXTRA_ROWS = {

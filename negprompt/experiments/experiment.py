@@ -121,7 +121,8 @@ class Experiment:
 
     def prepare(self) -> Experiment:
         """Data, backbone and image features (computed once, then read from the cache). Returns self."""
-        if self.config.evaluation.neglabel:  # fail before the long steps, not after training
+        e = self.config.evaluation
+        if e.neglabel or e.csp:  # fail before the long steps, not after training
             check_wordnet(self.config.evaluation.wordnet_dir)
         data, backbone = self.load_data(), self.load_backbone()
         if self.features is not None:
@@ -222,7 +223,8 @@ class Experiment:
                     self.backbone, self.data.class_names, self.config.prompt_config()
                 )
             add_zero_shot_baselines(self)
-            methods = [self.methods[m] for m in METHODS + ("locoop", "neglabel") if m in self.methods]
+            extra = ("locoop", "neglabel", "csp", "adaneg")
+            methods = [self.methods[m] for m in METHODS + extra if m in self.methods]
             self.evaluation = evaluate(
                 methods,
                 self.features.id_test,
@@ -327,6 +329,8 @@ class Experiment:
                     ("coop", "mcm"),
                     ("negprompt", "negprompt"),
                     ("neglabel", "neglabel"),
+                    ("csp", "csp"),
+                    ("adaneg", "adaneg"),
                 )
                 if m in self.methods
             },
