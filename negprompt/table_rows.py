@@ -58,11 +58,13 @@ SCORE_LABELS = {
     "negprompt": "NegPrompt",
     "posi_nega": "pos−neg",
     "neglabel": "NegLabel",
+    "csp": "CSP",
+    "adaneg": "AdaNeg",
 }
 """How a score is named in row labels of the whole leaderboard."""
-TRAINING_FREE = frozenset({"zeroshot", "neglabel"})
+TRAINING_FREE = frozenset({"zeroshot", "neglabel", "csp", "adaneg"})
 """Methods that learn nothing from the ID training images (hand-made prompts, mined labels)."""
-ADAPTS_ON_TEST: frozenset[str] = frozenset()
+ADAPTS_ON_TEST = frozenset({"adaneg"})
 """Training-free methods that adapt on the test stream: never the training-free reference."""
 
 
