@@ -124,6 +124,8 @@ def markdown(c: dict) -> str:
             f"{t['steps_done']} steps, {t['seconds_this_process']:.0f} s in the last process, final loss "
             f"(mean of the last 50 steps) {t['final_loss_mean_last_50']:.4f}."
         )
+    notes = "".join(f"- {c[k]}\n" for k in ("ood_concepts_in_pretraining", "text_context") if k in c)
+    notes = f"## What to know before reading results\n\n{notes}\n" if notes else ""
     chosen = c.get("selection", "not recorded")
     compared = c.get("recipes_compared") or {}
     if compared:
@@ -154,7 +156,7 @@ Trained on {t["device_name"]} ({t["device"]}): {timing}
 
 {chosen}
 
-## Data and licences
+{notes}## Data and licences
 
 {data}
 
