@@ -488,9 +488,8 @@ class ExperimentConfig:
     def train_config(self, stage: int) -> TrainConfig:
         """The :class:`TrainConfig` of stage 1 or 2: train preset, the training section, ``stage<k>``."""
         t = self.training
-        reserved = {"stage", "seed", "n_views", "select", "mode", "device"}
         own = getattr(t, f"stage{stage}")
-        clash = sorted(reserved & set(own))
+        clash = sorted(STAGE_RESERVED & set(own))
         if clash:
             raise ValueError(
                 f"training.stage{stage} may not set {clash}: they are experiment settings "
@@ -595,6 +594,10 @@ def field_types(cls: type) -> dict[str, object]:
     return typing.get_type_hints(cls)
 
 
+STAGE_RESERVED = frozenset({"stage", "seed", "n_views", "select", "mode", "device"})
+"""Training settings that are experiment settings and may not be set per stage."""
+
+
 def _check_stage_settings(stage: int, own: dict) -> None:
     """Each ``stage<k>`` setting (``--stage1 KEY=VALUE``) names a training setting and has its type."""
     if not own:
@@ -607,8 +610,8 @@ def _check_stage_settings(stage: int, own: dict) -> None:
     known = {f.name: f for f in dataclass_fields(TrainConfig)}
     hints = typing.get_type_hints(TrainConfig)
     for key, value in own.items():
-        if key not in known:
-            continue  # unknown keys are named by make_config with the valid ones
+        if key not in known or key in STAGE_RESERVED:
+            continue  # unknown and reserved keys are named by make_config / train_config
         kinds = tuple(a for a in typing.get_args(hints[key]) if a is not type(None)) or (hints[key],)
         if value is None and type(None) in typing.get_args(hints[key]):
             continue
