@@ -99,3 +99,18 @@ def test_unreadable_images_are_grouped_by_reason(tiny_backbone, tmp_path):
     assert "not an image format PIL can decode: 2" in message
     assert "truncated or damaged image data: 1" in message or "decode: 3" in message
     assert root_reads_all or "no permission to read it: 1" in message
+
+
+def test_a_huge_n_neg_is_refused_with_its_estimate_before_training(tree, capsys, monkeypatch):
+    import negprompt.train.loop as loop
+    import negprompt.train.memory as memory
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started although the estimate does not fit")
+
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 1 << 30)  # 1 GiB free
+    monkeypatch.setattr(loop, "_Trainer", never)
+    code, err = _run(tree, capsys, "--device", "cpu", "--n-neg", "100000", command="train")
+    assert code == 2, err
+    assert "--n-neg 100000: stage 2 would need about" in err and "1.0 GiB are free" in err
+    assert "use --n-neg" in err and not (tree / "out").exists()
