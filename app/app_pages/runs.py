@@ -56,5 +56,5 @@ with right:
     st.caption(f"{run.config.get('fpr_convention') or FPR_CONVENTION}. All values in percent.")
     with st.expander("All methods and scores"):
         sh.as_table(viz.metrics_percent(metrics))
-with st.expander("Log"):
+with st.expander("Log"), sh.reported("The log cannot be shown", stop=False):
     st.code(run.log or "(no log.txt)", language=None)
