@@ -79,6 +79,20 @@ def streamlit_command(
     return [*command, "--", "--runs-dir", str(Path(runs_dir).expanduser().absolute())]
 
 
+def app_environment(runs_dir: str | os.PathLike, images: list[str | os.PathLike] | None = None) -> dict:
+    """The server's environment: ``$NEGPROMPT_RUNS_DIR`` and ``$NEGPROMPT_IMAGE_DIRS`` (its earlier
+    value, then ``images`` as absolute paths, separated by ``os.pathsep``)."""
+    folders = [
+        os.environ.get(IMAGE_DIRS_ENV, ""),
+        *(str(Path(f).expanduser().absolute()) for f in images or []),
+    ]
+    return {
+        **os.environ,
+        RUNS_DIR_ENV: str(runs_dir),
+        IMAGE_DIRS_ENV: os.pathsep.join(f for f in folders if f),
+    }
+
+
 def launch_app(
     runs_dir: str | os.PathLike = "runs",
     host: str = "127.0.0.1",
@@ -109,11 +123,7 @@ def launch_app(
     print(
         f"negprompt dashboard on http://{host}:{port} (runs from {command[-1]}); Ctrl-C stops it", flush=True
     )
-    folders = [
-        os.environ.get(IMAGE_DIRS_ENV, ""),
-        *(str(Path(f).expanduser().absolute()) for f in images or []),
-    ]
-    env = {**os.environ, RUNS_DIR_ENV: command[-1], IMAGE_DIRS_ENV: os.pathsep.join(f for f in folders if f)}
+    env = app_environment(command[-1], images)
     process = subprocess.Popen(command, env=env)
     if not block:
         return process

@@ -286,3 +286,31 @@ with sh.page_frame():
     assert "before" in at.markdown[0].value
     assert "unexpected error (KeyError: 'boom')" in at.error[0].value
     assert _shared.page_frame  # the frame app.py wraps every page in
+
+
+def test_the_app_command_passes_allowed_image_folders_to_the_server(tmp_path, monkeypatch):
+    from negprompt.commands.app import IMAGE_DIRS_ENV, app_environment
+
+    monkeypatch.setenv(IMAGE_DIRS_ENV, "/already")
+    env = app_environment(tmp_path / "runs", ["pics", tmp_path / "more"])
+    assert env[IMAGE_DIRS_ENV].split(os.pathsep) == [
+        "/already",
+        str(Path("pics").absolute()),
+        str(tmp_path / "more"),
+    ]
+    assert env["NEGPROMPT_RUNS_DIR"] == str(tmp_path / "runs")
+
+
+def test_the_dashboard_allows_only_its_own_folders(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(APP.parent))
+    import _shared
+
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv(
+        "NEGPROMPT_IMAGE_DIRS", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")])
+    )
+    monkeypatch.setattr("sys.argv", ["app.py", "--images", str(tmp_path / "c")])
+    folders = _shared.image_folders()
+    assert folders[0] == os.path.realpath(tmp_path / "runs")
+    assert folders[1] == os.path.realpath(os.path.expanduser("~/.cache/negprompt/data"))
+    assert set(folders[2:]) == {os.path.realpath(tmp_path / x) for x in "abc"}
