@@ -279,16 +279,26 @@ class Run:
         if not self._exists(TEXT_FEATURES_FILE):
             return {}
 
+        n = len(self.class_names)
+        labels = self.scores["label"].to_numpy() if not n else np.empty(0, dtype=np.int64)
+        top = int(labels.max()) if labels.size else -1  # without class names: the largest ID label
+
         def read(file: Path) -> dict[str, np.ndarray]:
             with np.load(file, allow_pickle=False) as npz:
                 texts = {key: npz[key] for key in npz.files}
             _, texts = check_arrays(None, texts, 0)
-            n = len(self.class_names)
+            counts = {arr.shape[0] for arr in texts.values()}
+            if len(counts) > 1:
+                raise RunDirError(
+                    f"the methods' text features hold different class counts {sorted(counts)}; one run "
+                    "has one list of classes",
+                    rule="class counts agree",
+                )
             for key, arr in texts.items():
-                if n and arr.shape[0] != n:
+                if (n and arr.shape[0] != n) or arr.shape[0] <= top:
+                    have = f"{n} class names (config data.class_names)" if n else f"ID labels up to {top}"
                     raise RunDirError(
-                        f"text_features[{key!r}] holds {arr.shape[0]} classes, but the run has {n} "
-                        "class names (config data.class_names)",
+                        f"text_features[{key!r}] holds {arr.shape[0]} classes, but the run has {have}",
                         rule="class counts agree",
                     )
             return texts

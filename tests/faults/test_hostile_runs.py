@@ -314,3 +314,14 @@ def test_the_dashboard_allows_only_its_own_folders(tmp_path, monkeypatch):
     assert folders[0] == os.path.realpath(tmp_path / "runs")
     assert folders[1] == os.path.realpath(os.path.expanduser("~/.cache/negprompt/data"))
     assert set(folders[2:]) == {os.path.realpath(tmp_path / x) for x in "abc"}
+
+
+def test_without_class_names_the_text_features_must_cover_the_labels(good, tmp_path):
+    run_dir = Path(shutil.copytree(good, tmp_path / "run"))
+    _edit_config(run_dir, lambda c: c["data"].pop("class_names"))
+    _texts(run_dir, lambda t: {k: v[:3] for k, v in t.items()})  # 3 classes, labels go up to 5
+    with pytest.raises(RunDirError, match=r"holds 3 classes, but the run has ID labels up to 5"):
+        _ = load_run(run_dir).text_features
+    _texts(run_dir, lambda t: {k: (v if k.startswith("coop") else v[:2]) for k, v in t.items()})
+    with pytest.raises(RunDirError, match=r"different class counts \[2, 3\]"):
+        _ = load_run(run_dir).text_features
