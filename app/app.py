@@ -5,10 +5,11 @@ entry script as an old-style multipage app until the entry script has run once, 
 to a page's URL would bypass this page table.
 """
 
+import _shared as sh
 import streamlit as st
 
 st.set_page_config(page_title="negprompt", page_icon=":material/explore:", layout="wide")
-st.navigation(
+page = st.navigation(
     [
         st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:", default=True),
         st.Page("app_pages/scores.py", title="Score distributions", icon=":material/bar_chart:"),
@@ -16,4 +17,6 @@ st.navigation(
         st.Page("app_pages/images.py", title="Per-image decisions", icon=":material/photo_library:"),
         st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
     ]
-).run()
+)
+with sh.page_frame():  # no page shows an exception: a damaged run shows what is wrong with it
+    page.run()

@@ -69,7 +69,7 @@ def explain(run, column: str, row: int, threshold: float, names: list[str]) -> N
         )
         if evidence and region is not None and grid:
             try:
-                path = resolve_image_path(run, str(item["path"]))
+                path = resolve_image_path(run, str(item["path"]), allowed=sh.image_folders())
                 st.image(viz.region_png(path, int(region), int(grid)), caption="the deciding local region")
             except (OSError, ValueError) as err:  # RunDirError is a ValueError
                 st.caption(f"The local region cannot be outlined: {err}")
