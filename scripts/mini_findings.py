@@ -291,7 +291,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--report", action="store_true", help="print the tables of --json and stop")
     ap.add_argument(
-        "--summarize", action="store_true", help="recompute the seed summaries of --json from the runs in --out"
+        "--summarize",
+        action="store_true",
+        help="recompute the seed summaries of --json from the runs in --out",
     )
     args = ap.parse_args(argv)
     if args.report:

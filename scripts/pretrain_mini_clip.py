@@ -118,7 +118,9 @@ def markdown(c: dict) -> str:
     t = c["trained_on"]
     prompt = c["zero_shot_prompt"].format("<class>")
     if t.get("seconds_this_process") is None or t.get("final_loss_mean_last_50") is None:
-        timing = f"{t['steps_done']} steps; wall time and final loss not recorded ({t.get('note', 'no note')})."
+        timing = (
+            f"{t['steps_done']} steps; wall time and final loss not recorded ({t.get('note', 'no note')})."
+        )
     else:
         timing = (
             f"{t['steps_done']} steps, {t['seconds_this_process']:.0f} s in the last process, final loss "
@@ -132,7 +134,8 @@ def markdown(c: dict) -> str:
         sets = list(next(iter(compared.values())))
         chosen += "\n\n| recipe | " + " | ".join(sets) + " |\n|---" * 1 + "|---" * len(sets) + "|\n"
         chosen += "\n".join(
-            f"| {name} | " + " | ".join(f"{100 * v[k]:.1f}%" for k in sets) + " |" for name, v in compared.items()
+            f"| {name} | " + " | ".join(f"{100 * v[k]:.1f}%" for k in sets) + " |"
+            for name, v in compared.items()
         )
     return f"""# {c["model"]} / {c["tag"]}
 
