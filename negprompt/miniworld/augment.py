@@ -101,6 +101,7 @@ def compose(
     *,
     outline: bool = False,
     clutter: tuple[np.ndarray, ...] = (),
+    kind: str | None = None,
 ) -> np.ndarray:
     """One picture of ``subject`` (uint8 RGBA glyph ``[G, G, 4]``): uint8 ``[size, size, 3]``.
 
@@ -109,9 +110,11 @@ def compose(
         rng: the picture's random numbers.
         aug: settings. outline: the glyph is a monochrome outline (inked by contrast, paper background).
         clutter: candidate glyphs for clutter (one or two are drawn when clutter happens).
+        kind: the background kind (:data:`BACKGROUND_KINDS`); None draws one.
     """
     big = 2 * aug.size
-    kind = BACKGROUND_KINDS[int(rng.integers(len(BACKGROUND_KINDS)))]
+    if kind is None:
+        kind = BACKGROUND_KINDS[int(rng.integers(len(BACKGROUND_KINDS)))]
     canvas = background(kind, aug.size, rng, aug.texture_part)
     if outline and kind in ("texture", "noise", "gradient"):
         canvas = 0.35 * canvas + 0.65 * 255.0  # paper: keep the ink readable
