@@ -2,7 +2,8 @@
 
 ``index.noun`` maps a lemma to its synsets (most frequent sense first); a synset is the line of
 ``data.noun`` at its byte offset, holding its words and pointers (``@`` = hypernym). A concept name is
-looked up whole (``hot dog``), else by its last word (``dog face`` → ``face``) only when that word
+looked up whole (``hot dog``), else cut before its first preposition (``woman with headscarf`` →
+``woman``) and looked up by that, else by its last word (``dog face`` → ``face``) only when that word
 names the thing itself, else by its first word (``dog face`` → ``dog``). The first sense that names a
 drawable thing is taken (lexicographer files :data:`THINGS`: animals, artifacts, body, food, objects,
 plants, shapes, substances): WordNet orders senses by frequency, so ``hot dog`` is the food, not
@@ -23,6 +24,7 @@ _PARTS = frozenset({"face", "button", "sign", "symbol", "mark", "hand", "gesture
 """Last words that name a form, not the thing (``dog face`` is a dog, not a face)."""
 
 
+_PREPOSITIONS = frozenset({"with", "in", "on", "of", "for", "at", "from", "over", "under", "without"})
 THINGS = frozenset({5, 6, 8, 13, 17, 20, 25, 27})
 """WordNet lexicographer files of drawable things (noun.animal, artifact, body, food, object, plant,
 shape, substance)."""
@@ -82,7 +84,9 @@ class WordNet:
     def lookup(self, name: str, depth: int = 2) -> Lexeme | None:
         """Synonyms and up to ``depth`` hypernyms of a concept name (rules in the module docstring)."""
         words = name.lower().replace("-", " ").split()
-        candidates = [" ".join(words)]
+        cut = next((i for i, w in enumerate(words) if w in _PREPOSITIONS and i > 0), len(words))
+        whole, words = " ".join(words), words[:cut]  # "face with halo": the head is "face"
+        candidates = [whole, " ".join(words)]
         if len(words) > 1:
             if words[-1] not in _PARTS:
                 candidates.append(words[-1])

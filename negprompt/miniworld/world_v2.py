@@ -19,7 +19,7 @@ from . import artists as A
 from . import wording
 from .augment import BACKGROUND_KINDS, Augment, compose
 from .emoji import Concept, Hierarchy, load_hierarchy
-from .lexicon import WordNet
+from .lexicon import Lexeme, WordNet
 from .world import Domain
 
 PART_SEEDS = {"pretrain": 11, "val": 12, "test": 13}
@@ -56,6 +56,7 @@ def pictures(
     keys: dict[tuple[str, str, str], int] = {}
     captions, facts = [], []
     lexemes: dict[str, object] = {}
+    names = frozenset(n.lower() for n in position)
     i = 0
     for concept, artist in tqdm(pairs, desc=f"rendering {name}", disable=not progress, mininterval=2.0):
         glyph = A.glyph(artist, concept)
@@ -63,7 +64,7 @@ def pictures(
             raise ValueError(f"artist {artist!r} has no drawing of {concept.name!r}")
         style = A.ARTISTS[artist].style
         if concept.name not in lexemes:
-            lexemes[concept.name] = lexicon.lookup(concept.name) if lexicon is not None else None
+            lexemes[concept.name] = _lexeme(lexicon, concept.name, names)
         lex = lexemes[concept.name]
         base = wording.concept_captions(concept, style, lex)
         clutter = tuple(g for g in clutter_pool[artist] if g is not glyph and g is not None)
@@ -80,6 +81,16 @@ def pictures(
             group[i] = keys[key]
             i += 1
     return Domain(name, images, group, captions, facts, labels, tuple(classes))
+
+
+def _lexeme(lexicon: WordNet | None, name: str, names: frozenset[str]) -> Lexeme | None:
+    """WordNet's words for ``name`` without those that name another concept (a caption naming a
+    concept must mean that concept)."""
+    lex = lexicon.lookup(name) if lexicon is not None else None
+    if lex is None:
+        return None
+    return Lexeme(lex.lemma, tuple(w for w in lex.synonyms if w not in names),
+                  tuple(w for w in lex.hypernyms if w not in names))  # fmt: skip
 
 
 def clutter_glyphs(hierarchy: Hierarchy, artist: str, every: int = CLUTTER_EVERY) -> tuple:
