@@ -105,14 +105,13 @@ def drawn_pairs(concepts, artist_names) -> list[tuple[Concept, str]]:
 
 
 def pretraining_pairs(
-    hierarchy: Hierarchy, split: dict, artist_names: tuple[str, ...] = tuple(A.ARTISTS)
+    hierarchy: Hierarchy, split: dict, artist_names: tuple[str, ...] | None = None
 ) -> list[tuple[Concept, str]]:
     """All drawn pairs (of ``artist_names``) except the covariate artist's drawings of the ID concepts."""
     ids = set(split["id"])
     cov = split["covariate_artist"]
-    return [
-        (c, a) for c, a in drawn_pairs(hierarchy.concepts, artist_names) if not (a == cov and c.name in ids)
-    ]
+    names = tuple(A.ARTISTS) if artist_names is None else artist_names
+    return [(c, a) for c, a in drawn_pairs(hierarchy.concepts, names) if not (a == cov and c.name in ids)]
 
 
 def evaluation_sets(
