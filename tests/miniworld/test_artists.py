@@ -45,3 +45,24 @@ def test_debian_artists_cover_enough_concepts():
     h = load_hierarchy()
     assert len(artists.coverage("noto", h.concepts)) >= 1500
     assert len(artists.coverage("symbola", h.concepts)) >= 500
+
+
+def test_a_damaged_png_names_the_file_and_the_command(tmp_path):
+    (tmp_path / "1f415.png").write_bytes(b"not a png")
+    from negprompt.miniworld.sources import MiniWorldDataError
+
+    with pytest.raises(MiniWorldDataError, match="1f415.png is damaged.*negprompt data prepare miniworld-v2"):
+        artists.draw_twemoji(Concept("dog", "G", "s", (0x1F415,)), tmp_path)
+
+
+def test_a_damaged_font_says_how_to_reinstall_it(tmp_path, monkeypatch):
+    from negprompt.miniworld import assets
+    from negprompt.miniworld.sources import MiniWorldDataError
+
+    bad = tmp_path / "broken.ttf"  # (a real font name would be found by Pillow in the system folders)
+    bad.write_bytes(b"\0" * 100)
+    monkeypatch.setitem(
+        assets.DEBIAN, "symbola", assets.DebianAsset("Symbola", "fonts-symbola", str(bad), "free")
+    )
+    with pytest.raises(MiniWorldDataError, match="apt-get install --reinstall fonts-symbola"):
+        artists.draw_symbola(Concept("watch", "G", "s", (0x231A,)))

@@ -58,3 +58,15 @@ def test_an_unknown_part_is_an_error(h, pairs):
 def test_published_split_names_are_concepts(h):
     pub = splits.published()
     assert set(pub["id"]) | set(pub["near_ood"]) | set(pub["far_ood"]) <= set(h.by_name)
+
+
+def test_the_test_sets_are_large_enough(h):
+    """At the default 7 pictures per drawing: at least 2,000 ID pictures and 1,000 per OOD set, counted
+    with the Debian artists alone (the npm artist only adds pictures)."""
+    pub = splits.published()
+    debian = ["noto", "symbola"]
+    count = {
+        k: 7 * len(W.drawn_pairs([h.by_name[n] for n in pub[k]], debian))
+        for k in ("id", "near_ood", "far_ood")
+    }
+    assert count["id"] >= 2000 and count["near_ood"] >= 1000 and count["far_ood"] >= 1000
