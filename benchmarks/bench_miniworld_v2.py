@@ -9,6 +9,7 @@ local copy); the glyph cache is cold for the rendering measurement, as in a fres
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import time
@@ -17,17 +18,20 @@ from pathlib import Path
 from benchmarks.common import REPO, write_json
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, required=True, help="an empty cache folder (deleted first)")
     ap.add_argument("--url", default=None, help="twemoji=URL: fetch from a local copy instead of npm")
     ap.add_argument("--pictures", type=int, default=2000)
-    args = ap.parse_args()
+    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-miniworld-v2.json")
+    args = ap.parse_args(argv)
     from negprompt.miniworld import assets, splits
     from negprompt.miniworld import world_v2 as W
     from negprompt.miniworld.emoji import load_hierarchy
     from negprompt.miniworld.lexicon import WordNet
 
+    if args.root.name != assets.WORLD:  # it is deleted first: never an unrelated folder
+        raise SystemExit(f"--root must end in {assets.WORLD}")
     shutil.rmtree(args.root, ignore_errors=True)
     asset = assets.NPM["twemoji"]
     t0 = time.perf_counter()
@@ -38,11 +42,7 @@ def main() -> None:
     again_s = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in args.root.rglob("*") if f.is_file())
     unpacked = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    import os
-
     os.environ["NEGPROMPT_DATA"] = str(args.root.parent)
-    if args.root.name != assets.WORLD:
-        raise SystemExit(f"--root must end in {assets.WORLD}")
     t0 = time.perf_counter()
     h = load_hierarchy()
     wn = WordNet()
@@ -67,7 +67,7 @@ def main() -> None:
         "render_s": round(render_s, 2),
         "pictures_per_s": round(len(d) / render_s, 1),
     }
-    write_json(REPO / "benchmarks" / "results-miniworld-v2.json", result)
+    write_json(args.json, result)
     print(result)
 
 
