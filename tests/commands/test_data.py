@@ -58,3 +58,12 @@ def test_a_damaged_download_is_an_error_with_the_restoring_command(small_twemoji
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "does not match its recorded SHA-256" in err and "negprompt data prepare miniworld-v2" in err
+
+
+def test_missing_debian_packages_are_named_with_their_install_command(monkeypatch, tmp_path, capsys):
+    gone = assets.DebianAsset("Symbola font", "fonts-symbola", str(tmp_path / "none.ttf"), "free")
+    monkeypatch.setitem(assets.DEBIAN, "symbola", gone)
+    assert main(["data", "prepare", "miniworld-v2", "--root", str(tmp_path / "c"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "fonts-symbola" in err and "sudo apt-get install fonts-symbola" in err
+    assert not (tmp_path / "c").exists()  # nothing fetched before the Debian parts are there
