@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "train": "negprompt.commands.train",
     "run": "negprompt.commands.run",
     "app": "negprompt.commands.app",
+    "data": "negprompt.commands.data",
 }
 """Sub-command name -> module, in the order ``negprompt --help`` lists them (every entry must load)."""
 
