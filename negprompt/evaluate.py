@@ -256,8 +256,11 @@ def write_evaluation(
     train_class_names: Sequence[str] | None = None,
     log: str = "",
     unique: bool = False,
+    tables: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
-    """Write an evaluation as a run directory (see ``docs/run-directory.md``); returns its path."""
+    """Write an evaluation as a run directory (see ``docs/run-directory.md``); returns its path.
+
+    ``tables``: further tables of the run by file name (e.g. ``validation_scores.parquet``)."""
     methods = evaluation.methods
     text = {f"{m.name}.pos": m.pos.detach().float().cpu().numpy() for m in methods}
     text.update({f"{m.name}.neg": m.neg.detach().float().cpu().numpy() for m in methods if m.neg is not None})
@@ -288,4 +291,5 @@ def write_evaluation(
         context_tokens={m.name: m.context_tokens for m in methods if m.context_tokens},
         log=log,
         unique=unique,
+        tables=tables,
     )

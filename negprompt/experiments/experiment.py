@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from negprompt.backbone import Backbone, load_backbone
-from negprompt.evaluate import Evaluation, Method, evaluate, format_table, write_evaluation
+from negprompt.evaluate import EvalSet, Evaluation, Method, evaluate, format_table, write_evaluation
 from negprompt.runlog import capture_log
 from negprompt.train import TrainResult, train_prompts
 from negprompt.wordnet import check_wordnet
@@ -78,6 +78,7 @@ class Experiment:
         self.locoop: TrainResult | None = None
         self.methods: dict[str, Method] = {}
         self.evaluation: Evaluation | None = None
+        self.validation_scores: pd.DataFrame | None = None
         self._log: list[str] = []
         self._tmp: tempfile.TemporaryDirectory | None = None
 
@@ -230,7 +231,18 @@ class Experiment:
                 temperature=self.config.evaluation.temperature,
             )
             log.info("evaluated %d images", len(self.evaluation.scores))
+            val = self.validation_set()
+            if val is not None:  # recorded for thresholds chosen on ID images that are not test images
+                self.validation_scores = evaluate(
+                    methods, val, [], self.data.class_names, temperature=self.config.evaluation.temperature
+                ).scores
         return self.evaluation
+
+    def validation_set(self) -> EvalSet | None:
+        """The ID validation images as an evaluated set (None without validation features)."""
+        if self.features is None or self.features.val is None or self.data is None:
+            return None
+        return EvalSet(f"validation:{self.data.val.name}", self.features.val, self.data.val.root)
 
     def run(self) -> Evaluation:
         """All steps: :meth:`prepare`, :meth:`train`, :meth:`evaluate`."""
@@ -326,6 +338,9 @@ class Experiment:
             train_class_names=self.data.train_class_names,
             log=text,
             unique=unique,
+            tables=None
+            if self.validation_scores is None
+            else {"validation_scores.parquet": self.validation_scores},
         )
 
     # ------------------------------------------------------------------ internals

@@ -25,6 +25,7 @@ from negprompt.rundir.schema import (
     SCORE_COLUMN,
     SCORES_FILE,
     TEXT_FEATURES_FILE,
+    VALIDATION_SCORES_FILE,
     RunDirError,
     check_config,
 )
@@ -174,6 +175,14 @@ class Run:
     def scores(self) -> pd.DataFrame:
         """``scores.parquet``: one row per evaluated image, ID images first."""
         return self._read(SCORES_FILE, pd.read_parquet)
+
+    @cached_property
+    def validation_scores(self) -> pd.DataFrame | None:
+        """``validation_scores.parquet``: the ID validation images' scores, or None (runs without
+        validation images, and runs written before it was recorded)."""
+        if not self._exists(VALIDATION_SCORES_FILE):
+            return None
+        return self._read(VALIDATION_SCORES_FILE, pd.read_parquet)
 
     @cached_property
     def image_features(self) -> np.ndarray | None:
