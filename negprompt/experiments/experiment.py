@@ -127,7 +127,7 @@ class Experiment:
         if self.features is not None:
             return self
         with self._capture():
-            log.info("%r", data)
+            log.info("%s", data.summary(trains=self.config.trains))
             self.features = extract_all(backbone, data, self.config, progress=self.progress)
         return self
 

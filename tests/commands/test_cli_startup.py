@@ -76,3 +76,18 @@ def test_suggestions_only_when_close():
     assert suggest_option("--n-negs", parser) == "--n-neg"
     assert suggest_option("--shots=4", parser) == "--shots"
     assert suggest_option("--zzzzzz", parser) is None
+
+
+def test_the_settings_choices_are_the_trainings():
+    """The settings module spells out the training names it offers (to stay free of torch)."""
+    from dataclasses import fields
+
+    from negprompt.experiments.config import MODES, SELECT, TRAIN_PRESETS, TrainingSettings
+    from negprompt.losses import IMG_LOSSES
+    from negprompt.train import PRESETS
+    from negprompt.train import config as train_config
+
+    assert TRAIN_PRESETS == tuple(PRESETS)
+    assert (SELECT, MODES) == (train_config.SELECT, train_config.MODES)
+    img_loss = next(f for f in fields(TrainingSettings) if f.name == "img_loss")
+    assert img_loss.metadata["choices"] == tuple(IMG_LOSSES)
