@@ -81,12 +81,10 @@ def run(args: argparse.Namespace) -> int:
         cleanup()
     if not info.is_main:
         return 0
-    skipped = detector.last_inputs.skipped_summary() if detector.last_inputs else ""
+    skipped = detector.last_inputs.skipped_summary() if detector.last_inputs else ""  # logged already
     text = "\n".join([*lines, f"rule: {detector.threshold.describe()}", skipped]).strip() + "\n"
     path = write_detections(out, detector, decisions, feats, overwrite=args.overwrite, log=text)
     accepted = int(decisions["decision"].eq("id").sum())
     print(f"{accepted} of {len(decisions)} images accepted as in-distribution ({detector.threshold.score})")
-    if skipped:
-        print(skipped)
     print(f"decisions: {path / 'decisions.csv'}\nrun directory: {path}")
     return 0
