@@ -41,13 +41,27 @@ def register(sub) -> None:
     )
     rule = p.add_mutually_exclusive_group()
     rule.add_argument(
-        "--tpr", type=float, default=0.95, help="keep this fraction of the run's ID validation images (0.95)"
+        "--tpr",
+        type=_fraction,
+        default=0.95,
+        help="keep this fraction of the run's ID validation images (0.95)",
     )
     rule.add_argument("--threshold", type=float, default=None, help="a fixed threshold instead of --tpr")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … or auto (cuda when available)")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: the run's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _fraction(text: str) -> float:
+    """``--tpr``: a number in (0, 1] (an argparse error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], e.g. 0.95, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
     from negprompt.distributed import cleanup, init_distributed
     from negprompt.runlog import capture_log
 
-    if args.threshold is None and not 0 < args.tpr <= 1:
-        raise ValueError(f"--tpr must be in (0, 1], got {args.tpr}")
     out = check_output(args.out or default_run_dir("detect"), args.overwrite)
     check_outputs(out.parent)
     lines: list[str] = []

@@ -48,6 +48,7 @@ def test_parsing_imports_no_torch():
         ["run", "no-such-preset"],  # an invalid choice
         ["train", "--epochs", "many"],  # a value of the wrong type
         ["detect", "runs/x"],  # a missing required option
+        ["detect", "runs/x", "--images", "a", "--tpr", "1.5"],  # a value out of range
         ["trian"],  # a mistyped command
     ]
     result = _probe(argvs)

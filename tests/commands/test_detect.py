@@ -274,3 +274,13 @@ def test_the_runs_stored_text_features_are_used_once_checked(trained, tmp_path):
     detector = Detector.from_run(nudged, device="cpu", progress=False)
     negprompt = next(m for m in detector.methods if m.name == "negprompt")
     np.testing.assert_array_equal(negprompt.neg.numpy(), texts["negprompt.neg"])
+
+
+def test_a_run_not_written_by_the_experiments_is_refused(trained, tmp_path, capsys):
+    from negprompt.synthetic import synthetic_run
+
+    foreign = synthetic_run(tmp_path / "synthetic", image_dir=tmp_path / "images")
+    assert _detect((foreign, *trained[1:]), tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert str(foreign / "config.json") in err and "experiment settings" in err
+    assert not (tmp_path / "out").exists()
