@@ -65,7 +65,10 @@ def _score_columns(frame):
 
 def test_detect_reproduces_the_runs_own_scores_and_classes(trained, tmp_path, capsys):
     run = load_run(trained[0])
-    assert run.validation_scores is not None and len(run.validation_scores) == 3 * 2
+    val = run.validation_scores  # recorded at training time: every score, on images never tested
+    assert val is not None and len(val) == 3 * 2 and (val["split"] == "id").all()
+    assert set(_score_columns(run.scores)) <= set(val.columns)
+    assert not set(val["path"]) & set(run.scores["path"])
     out = tmp_path / "det"
     assert _detect(trained, out) == 0
     printed = capsys.readouterr().out
