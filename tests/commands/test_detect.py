@@ -287,3 +287,30 @@ def test_a_run_not_written_by_the_experiments_is_refused(trained, tmp_path, caps
     err = capsys.readouterr().err
     assert str(foreign / "config.json") in err and "experiment settings" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_neglabel_is_rebuilt_from_the_runs_words(image_tree, tmp_path):
+    nouns = "".join(
+        f"0{i:07d} 03 n 01 {word} 0 000 | gloss  \n"
+        for i, word in enumerate(["entity", "chair", "table", "lamp", "river", "cloud", "stone"])
+    )
+    wordnet = tmp_path / "wordnet"
+    wordnet.mkdir()
+    (wordnet / "data.noun").write_text("  1 licence header  \n" + nouns)
+    (wordnet / "data.adj").write_text("  1 licence header  \n00030000 00 a 01 green 0 000 | grass  \n")
+    run, cache = tmp_path / "zs", tmp_path / "cache"
+    argv = [
+        "zeroshot", "--id-dir", str(image_tree / "id"), "--ood-dir", str(image_tree / "ood"),
+        "--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu", "--cache-dir", str(cache),
+        "--out", str(run), "--neglabel", "--wordnet-dir", str(wordnet), "--neglabel-n-neg", "4",
+        "--neglabel-groups", "2", "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert len(load_run(run).config["experiment"]["neglabel"]["words"]) == 4
+    detector = Detector.from_run(run, device="cpu", progress=False)
+    assert detector.threshold.score == "neglabel/neglabel"
+    table = detector.scores(image_tree, cache_dir=cache, progress=False)
+    joined = load_run(run).scores.merge(table, on="path", suffixes=("", ".detect"))
+    assert len(joined) == 15 + 6
+    for column in ("neglabel/neglabel", "pred.neglabel", "neglabel.top_negative"):
+        np.testing.assert_array_equal(joined[column], joined[column + ".detect"])
