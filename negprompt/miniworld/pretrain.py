@@ -27,10 +27,10 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 import negprompt.backbone  # noqa: F401  (registers the model configs)
 from negprompt.io import atomic_write
+from negprompt.progress import tqdm
 
 from .world import DOMAIN_WEIGHTS, Domain, fact_vocabulary, positives
 

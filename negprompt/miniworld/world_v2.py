@@ -13,7 +13,8 @@ the ID concepts (:mod:`.splits`); evaluation sets come from :func:`evaluation_se
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
+
+from negprompt.progress import tqdm
 
 from . import artists as A
 from . import wording

@@ -21,6 +21,11 @@ CONFIG_FILE, METRICS_FILE, SCORES_FILE = "config.json", "metrics.csv", "scores.p
 IMAGE_FEATURES_FILE, TEXT_FEATURES_FILE = "image_features.npy", "text_features.npz"
 CONTEXT_TOKENS_FILE, LOG_FILE, PROMPTS_DIR = "context_tokens.json", "log.txt", "prompts"
 CHECKS_FILE = "checks.json"
+VALIDATION_SCORES_FILE = "validation_scores.parquet"
+"""Optional: the ID validation images' scores (same columns as ``scores.parquet``), for thresholds."""
+STANDARD_FILES = (CONFIG_FILE, METRICS_FILE, SCORES_FILE, IMAGE_FEATURES_FILE, TEXT_FEATURES_FILE,
+                  CONTEXT_TOKENS_FILE, LOG_FILE, PROMPTS_DIR)  # fmt: skip
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_-]+\.(csv|parquet)$")
 
 METRICS_COLUMNS = ("method", "score", "dataset", "fpr95", "auroc", "aupr_in", "aupr_out", "id_acc")
 """Required columns of ``metrics.csv``, in order; the last five are fractions in [0, 1] or empty."""
