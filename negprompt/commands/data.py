@@ -38,9 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("choose an action: negprompt data prepare miniworld-v2")
     if args.world not in WORLDS:
         raise UserError(f"unknown world {args.world!r}; valid worlds: {', '.join(WORLDS)}")
-    from tqdm.auto import tqdm
-
     from negprompt.miniworld import assets
+    from negprompt.progress import tqdm
 
     urls = {}
     for item in args.url:
