@@ -120,8 +120,14 @@ def row_intervals(
     if resamples is None:
         resamples = table_resamples(scores, bootstrap)
     out = []
+    seen: dict[bytes, dict] = {}  # rows with the same scores and predictions resample alike
     for method, score in rows:
-        per_set = row_draws(scores, method, score, resamples)
+        column = scores[f"{method}/{score}"].to_numpy()
+        pred = f"pred.{method}"
+        key = column.tobytes() + (scores[pred].to_numpy().tobytes() if pred in scores.columns else b"")
+        if key not in seen:
+            seen[key] = row_draws(scores, method, score, resamples)
+        per_set = seen[key]
         if draws is not None:
             draws[(method, score)] = per_set
         for dataset, values in per_set.items():

@@ -129,59 +129,73 @@ def _groups(sorted_values: np.ndarray) -> np.ndarray | None:
     return None if starts.size == sorted_values.size else starts
 
 
-class _Ranked:
-    """Per-resample counts of "positives" (one set) against "negatives" (another), by threshold.
+class _Sorted:
+    """One set's scores, highest first, with cumulative per-resample counts (``[n + 1, B]`` int32).
 
-    For every distinct positive score v, highest first: ``w`` = positives at v, ``tp`` = positives
-    >= v, ``fp_ge`` / ``fp_gt`` = negatives >= v / > v; each ``[U, B]`` (resamples along the
-    last axis, so that every cumulative sum runs over contiguous rows).
+    ``distinct`` are the distinct scores (highest first); ``w`` how many images of each were drawn
+    and ``at_least`` how many with a score >= it, each ``[U, B]`` (resamples along the last axis,
+    so that every cumulative sum runs over contiguous rows). `count_ge` / `count_gt` give the same
+    counts at other scores (those of another set).
     """
 
-    def __init__(self, pos: np.ndarray, neg: np.ndarray, c_pos: np.ndarray, c_neg: np.ndarray) -> None:
-        order = np.argsort(-pos, kind="stable")
-        values = pos[order]
-        starts = _groups(values)
-        w = c_pos[order]
-        if starts is not None:
-            w = np.add.reduceat(w, starts, axis=0)
-            values = values[starts]
-        self.w = w
-        self.tp = np.cumsum(w, axis=0, dtype=np.int32)
-        neg_desc = -np.sort(-neg)
-        cum = np.zeros((neg.size + 1, c_neg.shape[1]), dtype=np.int32)
-        np.cumsum(c_neg[np.argsort(-neg, kind="stable")], axis=0, out=cum[1:])
-        at_least = np.searchsorted(-neg_desc, -values, side="right")  # negatives >= v
-        above = np.searchsorted(-neg_desc, -values, side="left")  # negatives > v
-        self.fp_ge = cum[at_least]
-        self.fp_gt = self.fp_ge if np.array_equal(at_least, above) else cum[above]
+    def __init__(self, scores: np.ndarray, counts: np.ndarray) -> None:
+        order = np.argsort(-scores, kind="stable")
+        self.values = scores[order]
+        self.cum = np.zeros((scores.size + 1, counts.shape[1]), dtype=np.int32)
+        np.cumsum(counts[order], axis=0, out=self.cum[1:])
+        starts = _groups(self.values)
+        if starts is None:  # all scores differ: one image per distinct score
+            self.distinct, self.at_least = self.values, self.cum[1:]
+            self.w = self.at_least - self.cum[:-1]
+        else:
+            ends = np.r_[starts[1:], scores.size]
+            self.distinct, self.at_least = self.values[starts], self.cum[ends]
+            self.w = self.at_least - self.cum[starts]
 
-    def average_precision(self, n_pos: int) -> np.ndarray:
-        """AP with these positives: Σ_v w(v) · tp(v) / (tp(v) + fp_ge(v)) / n_pos, per resample."""
-        precision = self.tp / np.maximum(self.tp + self.fp_ge, 1)
-        return np.einsum("ub,ub->b", self.w, precision) / n_pos
+    def count_ge(self, v: np.ndarray) -> np.ndarray:
+        """``[len(v), B]``: images of this set with a score >= each of ``v``."""
+        return self.cum[np.searchsorted(-self.values, -v, side="right")]
+
+    def count_gt(self, v: np.ndarray) -> np.ndarray:
+        """``[len(v), B]``: images of this set with a score > each of ``v``."""
+        return self.cum[np.searchsorted(-self.values, -v, side="left")]
+
+    def has_ties_with(self, v: np.ndarray) -> bool:
+        """Whether any of ``v`` equals a score of this set."""
+        pos = np.searchsorted(-self.values, -v, side="left")
+        return bool(np.any(self.values[np.minimum(pos, self.values.size - 1)] == v))
 
 
-def _metrics_from_counts(
-    id_arr: np.ndarray, ood: np.ndarray, c_id: np.ndarray, c_ood: np.ndarray
-) -> dict[str, np.ndarray]:
-    """FPR95, AUROC, AUPR-In and AUPR-Out of every resample (rows of the counts), ``[B]`` each."""
-    n_id, n_ood = id_arr.size, ood.size
-    r = _Ranked(id_arr, ood, c_id, c_ood)
+def _dot(a: np.ndarray, b: np.ndarray, bound: int) -> np.ndarray:
+    """Σ over rows of a · b, per resample, exactly: in int32 when every sum stays below ``bound`` <
+    2³¹ (counts times counts of two sets: at most n_id · n_ood), else in int64."""
+    if bound < 2**31:
+        return np.einsum("ub,ub->b", a, b)
+    return np.einsum("ub,ub->b", a.astype(np.int64), b.astype(np.int64))
+
+
+def _metrics_from_counts(ids: _Sorted, ood: _Sorted, n_id: int, n_ood: int) -> dict[str, np.ndarray]:
+    """FPR95, AUROC, AUPR-In and AUPR-Out of every resample (columns of the counts), ``[B]`` each."""
+    tp, w_id = ids.at_least, ids.w  # ID images >= / at each distinct ID score
+    fp_ge = ood.count_ge(ids.distinct)  # OOD images >= each distinct ID score
+    fp_gt = ood.count_gt(ids.distinct) if ood.has_ties_with(ids.distinct) else fp_ge
     # FPR95: the threshold is the ID score at rank k from the top, k the smallest with k/n >= 0.95
     # (as negprompt.metrics computes it); its group is the first whose tp reaches k.
     kept = np.arange(1, n_id + 1, dtype=np.float64) / n_id
     k = int(np.argmax(kept >= 0.95)) + 1
-    group = np.count_nonzero(r.tp < k, axis=0)
-    fpr = r.fp_ge[group, np.arange(r.tp.shape[1])] / n_ood
-    # AUROC = P(s_id > s_ood) + ½ P(s_id = s_ood), summed over the ID groups.
-    wide = np.int64 if n_id * n_ood >= 2**30 else np.int32
-    below = np.einsum("ub,ub->b", r.w.astype(wide), (n_ood - r.fp_ge).astype(wide), dtype=np.int64)
-    ties = 0.0
-    if r.fp_gt is not r.fp_ge:
-        ties = np.einsum("ub,ub->b", r.w.astype(wide), (r.fp_ge - r.fp_gt).astype(wide), dtype=np.int64)
-    auroc = (below + 0.5 * ties) / (n_id * n_ood)
-    aupr_in = r.average_precision(n_id)
-    aupr_out = _Ranked(-ood, -id_arr, c_ood, c_id).average_precision(n_ood)
+    group = np.count_nonzero(tp < k, axis=0)
+    fpr = fp_ge[group, np.arange(tp.shape[1])] / n_ood
+    # AUROC = P(s_id > s_ood) + ½ P(s_id = s_ood), summed over the distinct ID scores.
+    pairs = n_id * n_ood
+    below = pairs - _dot(w_id, fp_ge, pairs)  # Σ w = n_id in every resample
+    ties = _dot(w_id, fp_ge - fp_gt, pairs) if fp_gt is not fp_ge else 0
+    auroc = (below + 0.5 * ties) / pairs
+    # AUPR-In: Σ_v w(v) · precision(v) / n_id over the distinct ID scores (other thresholds add 0).
+    aupr_in = np.einsum("ub,ub->b", w_id, tp / np.maximum(tp + fp_ge, 1)) / n_id
+    # AUPR-Out ranks by −score: at each distinct OOD score u, OOD and ID images with a score <= u.
+    tp_out = n_ood - (ood.at_least - ood.w)
+    fp_out = n_id - ids.count_gt(ood.distinct)
+    aupr_out = np.einsum("ub,ub->b", ood.w, tp_out / np.maximum(tp_out + fp_out, 1)) / n_ood
     return {
         "fpr95": fpr,
         "auroc": np.clip(auroc, 0.0, 1.0),
@@ -240,8 +254,9 @@ def resampled_metrics(
     widest = id_arr.size + max((s.size for s in oods.values()), default=0)
     step = max(1, _CHUNK_ELEMENTS // widest)
     for lo in range(0, b, step):
+        ids = _Sorted(id_arr, c_id[:, lo : lo + step])  # once per chunk, for every OOD set
         for (name, ood), counts in zip(oods.items(), c_oods):
-            part = _metrics_from_counts(id_arr, ood, c_id[:, lo : lo + step], counts[:, lo : lo + step])
+            part = _metrics_from_counts(ids, _Sorted(ood, counts[:, lo : lo + step]), id_arr.size, ood.size)
             for metric, values in part.items():
                 out[name].setdefault(metric, []).append(values)
     result = {name: {m: np.concatenate(v) for m, v in per.items()} for name, per in out.items()}
