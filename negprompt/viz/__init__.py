@@ -28,7 +28,17 @@ from negprompt.viz.embedding import (
     warm_umap,
 )
 from negprompt.viz.evidence import decision_evidence, region_box, region_png
-from negprompt.viz.explain import explanation_figure, prompt_similarities, similarity_range, top_similarities
+from negprompt.viz.explain import (
+    decomposition_figure,
+    explain_row,
+    explanation_figure,
+    nearest_images,
+    prompt_similarities,
+    run_temperature,
+    similarity_range,
+    terms_table,
+    top_similarities,
+)
 from negprompt.viz.explorer import KEPT_STEPS, flipped_images, score_digits, threshold_explorer_figure
 from negprompt.viz.figures import (
     PALETTE,
@@ -67,6 +77,11 @@ __all__ = [
     "exact_knn",
     "flipped_images",
     "explanation_figure",
+    "decomposition_figure",
+    "explain_row",
+    "nearest_images",
+    "run_temperature",
+    "terms_table",
     "method_rows",
     "metrics_comparison_figure",
     "metrics_percent",
