@@ -202,8 +202,16 @@ def select_score(run: Run, *, name: str = "score", label: str = "Score", where=N
         st.stop()
     default = "negprompt/negprompt" if "negprompt/negprompt" in columns else columns[0]
     key = seed_widget(name, default, valid=lambda v: v in columns)
-    column = (where or st.sidebar).selectbox(label, columns, key=key)
+    column = (where or st.sidebar).selectbox(label, columns, key=key, help=score_help_text(columns))
     return remember(name, column)
+
+
+def score_help_text(columns: list[str]) -> str:
+    """One line of help per score name among ``columns`` (``<method>/<score>``)."""
+    from negprompt.explain import SCORE_HELP
+
+    names = dict.fromkeys(c.split("/", 1)[-1] for c in columns)
+    return "  \n".join(f"**{n}**: {SCORE_HELP.get(n, 'a score of the run')}" for n in names)
 
 
 def split_scores(run: Run, column: str) -> tuple[np.ndarray, dict[str, np.ndarray], str]:

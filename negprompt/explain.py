@@ -33,6 +33,7 @@ import pandas as pd
 
 __all__ = [
     "EXPLAINERS",
+    "SCORE_HELP",
     "Explanation",
     "ThresholdPosition",
     "caption",
@@ -45,10 +46,30 @@ __all__ = [
     "explain_neglabel",
     "explain_negprompt",
     "explain_posi_nega",
+    "score_help",
     "threshold_position",
 ]
 
 LOWEST = "lowest group's positive mass"
+
+SCORE_HELP = {
+    "negprompt": "the best class's probability in a softmax over positive and negative prompts (NegPrompt)",
+    "mcm": "the best class's probability in a softmax over the positive prompts only (MCM)",
+    "maxlogit": "the largest cosine similarity to a positive prompt (max-logit)",
+    "energy": "T · log Σ_c exp(cosine_c / T) over the positive prompts (energy)",
+    "posi_nega": "the predicted class's positive minus its best negative probability",
+    "gl_mcm": "MCM of the whole image plus MCM of its best local region (GL-MCM)",
+    "l_mcm": "MCM of the image's best local region (L-MCM)",
+    "neglabel": "the class prompts' share of a softmax over classes and WordNet negative labels (NegLabel)",
+}
+"""One line per score name, for the help beside score pickers."""
+
+
+def score_help(column: str) -> str:
+    """One line on a ``<method>/<score>`` column (or a bare score name)."""
+    method, _, score = column.rpartition("/")
+    line = SCORE_HELP.get(score, "a score of the run")
+    return f"{line}, with the prompts of {method}" if method else line
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,7 @@ def test_damaged_text_features(monkeypatch, runs_root, tmp_path):
     at = app(monkeypatch, root, "embeddings")
     assert any("Cannot read the text features" in e and "text_features.npz" in e for e in errors(at))
     at.switch_page("app_pages/images.py").run()
+    at.selectbox(key="w_kind").set_value("all").run()  # the gallery opens on the errors
     at.button(key="open_row").click().run()  # the row number input starts at row 0
     assert not at.exception
     assert any("Image #0" in h.value for h in at.subheader)
@@ -212,6 +213,13 @@ def test_images_page_gallery_filters_paging_and_explanation(monkeypatch, runs_ro
     run = load_run(runs_root / "beta")
     table = run.scores
     thr = viz.threshold_at_tpr(table.loc[table["split"] == "id", SCORE])
+    # the gallery opens on the errors, the most confident first
+    errors_ = viz.decision_table(table, SCORE, thr, kind="errors", sort="margin")
+    assert at.selectbox(key="w_kind").value == "errors"
+    assert any(f"{len(errors_)} image(s) match" in m.value for m in at.markdown)
+    first = next(c.value for c in at.caption if c.value.startswith("#"))
+    assert first.startswith(f"#{errors_['row'].iloc[0]} ")
+    at.selectbox(key="w_kind").set_value("all").run()
     assert len(at.image) == 24  # the default page size
     assert any(f"{len(table)} image(s) match" in m.value for m in at.markdown)
     # the per-OOD-class table of the labelled near set, at the current threshold
@@ -257,9 +265,20 @@ def test_images_page_gallery_filters_paging_and_explanation(monkeypatch, runs_ro
     at.button(key=f"open_{row}").click().run()
     assert any(f"Image #{row}" in h.value for h in at.subheader)
     (figure,) = charts(at)
-    assert [d["name"] for d in figure["data"]] == ["positive prompts", "negative prompts"]
-    assert len(values(figure["data"][0]["y"])) == 5 and len(values(figure["data"][1]["y"])) == 5
-    assert any("accepted as ID" in m.value for m in at.markdown)
+    # the decomposition: the largest prompt shares, then the positive vs negative mass
+    exp = viz.explain_row(
+        SCORE, table.iloc[row], run.image_features[row], *run.text_features_of("negprompt"),
+        run.config["data"]["class_names"], run.config,
+    )  # fmt: skip
+    mass = next(d for d in figure["data"] if d["name"] == "mass")
+    assert values(mass["x"])[0] == pytest.approx(exp.terms["positive mass P⁺"], rel=1e-6)
+    assert sum(len(values(d["y"])) for d in figure["data"] if d["name"] != "mass") == 10
+    caption = at.get("markdown")
+    text = " ".join(m.value for m in caption)
+    assert f"{100 * exp.terms['positive mass P⁺']:.1f}%" in text and "accepted as ID" in text
+    margin = float(table[SCORE].iat[row]) - thr
+    assert any(m.label == "Distance to the threshold" and m.value == f"{margin:+.4g}" for m in at.metric)
+    assert any("Nearest ID test images" in m.value for m in at.markdown)
 
 
 def test_missing_image_shows_a_placeholder(monkeypatch, runs_root, tmp_path):

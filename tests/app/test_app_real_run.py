@@ -79,8 +79,22 @@ def test_compare_page_and_explanations_show_the_newer_methods(demo_runs, monkeyp
     at.button(key="open_row").click().run()  # row 0
     assert not at.exception, [e.value for e in at.exception]
     region = int(run.scores["zeroshot.best_region"].iloc[0])
-    assert any(f"**Local region** (GL-MCM): patch {region}," in m.value for m in at.markdown)
+    caption = " ".join(m.value for m in at.markdown)
+    assert f"region {region} adds" in caption  # the GL-MCM caption, from its global and local parts
     assert any("deciding local region" in str(i.proto) for i in at.image)
+    exp = viz.explain_row(
+        "zeroshot/gl_mcm", table.iloc[0], run.image_features[0], *run.text_features_of("zeroshot"),
+        run.config["data"]["class_names"], run.config,
+    )  # fmt: skip
+    assert exp.score == pytest.approx(table["zeroshot/gl_mcm"].iat[0], rel=1e-3)
+    assert f"q₁ = {exp.terms['global MCM q₁']:.3g}" in caption
+
+    # max-logit: its own caption, in cosines; no local region of another score, no softmax mass
+    at.selectbox(key="w_score").set_value("zeroshot/maxlogit").run()
+    at.button(key="open_row").click().run()
+    caption = " ".join(m.value for m in at.markdown)
+    assert "has cosine" in caption and "softmax mass" not in caption
+    assert not any("deciding local region" in str(i.proto) for i in at.image)
 
 
 @pytest.fixture(scope="module")
