@@ -49,6 +49,14 @@ from negprompt.viz.figures import (
 )
 from negprompt.viz.images import Gallery, image_gallery, placeholder_png, thumbnail_png
 from negprompt.viz.notebook import notebook_output, weights_notice
+from negprompt.viz.promptmap import (
+    IDENTICAL_TOL,
+    identical_groups,
+    map_figure,
+    map_points,
+    map_sentence,
+    map_trustworthiness,
+)
 from negprompt.viz.tables import (
     METRIC_LABELS,
     compare_methods,
@@ -60,6 +68,12 @@ from negprompt.viz.tables import (
 
 __all__ = [
     "DECISION_FILTERS",
+    "IDENTICAL_TOL",
+    "identical_groups",
+    "map_figure",
+    "map_points",
+    "map_sentence",
+    "map_trustworthiness",
     "Gallery",
     "KEPT_STEPS",
     "METRIC_LABELS",

@@ -188,21 +188,70 @@ def test_embeddings_page_maps_and_token_table(monkeypatch, runs_root):
     at = app(monkeypatch, runs_root, "embeddings")
     run = load_run(runs_root / "beta")
     pos, neg = run.text_features_of("negprompt")
+    at.radio[0].set_value("PCA").run()
+    at.checkbox[0].uncheck().run()
     (figure,) = charts(at)
     assert [d["name"] for d in figure["data"]] == ["positive", "negative 1", "negative 2"]
     assert [len(values(d["x"])) for d in figure["data"]] == [len(pos)] * 3
+    assert not at.warning  # no identical prompts in this run: no merge sentence
     tokens = at.dataframe[0].value
     assert len(tokens) == 4 * (1 + neg.shape[1])  # 4 context vectors, positive + each negative set
 
-    at.radio[0].set_value("PCA").run()
-    at.checkbox[0].check().run()
+    at.checkbox[0].check().run()  # prompts and images, projected together
     at.number_input[0].set_value(50).run()
     (figure,) = charts(at)
     names = [d["name"] for d in figure["data"]]
     assert names[:3] == ["positive", "negative 1", "negative 2"]
-    assert {n for n in names[3:]} <= {"image: synthetic", "image: near", "image: far"}
+    table = run.scores
+    id_names = {f"ID: {c}" for c in table.loc[table["split"] == "id", "label_name"]}
+    assert set(names[3:]) <= id_names | {"OOD: near", "OOD: far"}  # ID by class, OOD by set
+    assert len(set(names[3:]) & id_names) > 1
     assert sum(len(values(d["x"])) for d in figure["data"][3:]) == 50
+    rows = [r for d in figure["data"][3:] for r in values(d["customdata"])]
+    for d in figure["data"][3:]:  # each image point carries its run row: its class is its trace's
+        for r in values(d["customdata"]):
+            expected = (
+                f"ID: {table['label_name'].iat[r]}"
+                if table["split"].iat[r] == "id"
+                else f"OOD: {table['dataset'].iat[r]}"
+            )
+            assert d["name"] == expected
+    assert len(set(rows)) == 50
+    trust = next(m for m in at.metric if m.label == "Trustworthiness")
+    assert 0.0 <= float(trust.value) <= 1.0
     assert any("PCA of" in c.value for c in at.caption)
+
+    # a click on an image point opens its explanation (Streamlit's plotly selection event)
+    row = rows[0]
+    at.session_state["map"] = {
+        "selection": {"points": [{"customdata": row}], "point_indices": [0], "box": [], "lasso": []}
+    }
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"Image #{row}" in h.value for h in at.subheader)
+    assert any(m.label == "Distance to the threshold" for m in at.metric)
+
+
+def test_identical_negatives_are_one_marker_with_a_sentence(monkeypatch, runs_root, tmp_path):
+    root = tmp_path / "runs"
+    run_dir = shutil.copytree(runs_root / "beta", root / "same-negatives")
+    with np.load(run_dir / "text_features.npz") as npz:
+        text = {k: npz[k] for k in npz.files}
+    for key in [k for k in text if k.endswith(".neg")]:
+        text[key][:, 1] = text[key][:, 0]  # M = 2 copies that never separated
+    np.savez(run_dir / "text_features.npz", **text)
+    at = app(monkeypatch, root, "embeddings")
+    at.radio[0].set_value("PCA").run()
+    at.checkbox[0].uncheck().run()
+    n_classes = len(text["negprompt.pos"])
+    sentence = at.warning[0].value
+    assert sentence.startswith(f"{3 * n_classes} prompts are drawn as {2 * n_classes} markers")
+    assert f"negative 1 and negative 2 are the same vector for {n_classes} classes" in sentence
+    (figure,) = charts(at)
+    assert [d["name"] for d in figure["data"]] == ["positive", "negative 1 = negative 2"]
+    merged = figure["data"][1]
+    assert len(values(merged["x"])) == n_classes and set(merged["text"]) == {"×2"}
+    assert all("2 identical prompts" in h for h in merged["hovertext"])
 
 
 # --------------------------------------------------------------------------- per-image decisions
