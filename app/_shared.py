@@ -272,12 +272,6 @@ def tpr95_threshold(path: str, column: str) -> float:
     return viz.threshold_at_tpr(run.scores.loc[run.scores["split"] == "id", column].to_numpy())
 
 
-@st.cache_data(show_spinner="Preparing the explorer…", max_entries=8)
-def explorer_figure(path: str, column: str):
-    """`negprompt.viz.threshold_explorer_figure` of a run's score column (cached per run and column)."""
-    return viz.threshold_explorer_figure(open_run(path).scores, column)
-
-
 def threshold_slider(run: Run, column: str, where=None) -> float:
     """The decision threshold of ``column`` (starts at the 95%-TPR threshold), shared by the pages."""
     values = run.scores[column].to_numpy(dtype=np.float64)

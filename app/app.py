@@ -6,8 +6,20 @@ to a page's URL would bypass this page table.
 """
 
 import streamlit as st
+from PIL import Image, ImageDraw
 
-st.set_page_config(page_title="negprompt", page_icon=":material/explore:", layout="wide")
+
+@st.cache_resource
+def favicon() -> Image.Image:
+    """The tab icon, drawn here: a ``:material/…:`` or emoji icon would be fetched from the internet."""
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((4, 4, 60, 60), fill=(31, 119, 180, 255))
+    draw.line((18, 32, 46, 32), fill=(255, 255, 255, 255), width=8)
+    return img
+
+
+st.set_page_config(page_title="negprompt", page_icon=favicon(), layout="wide")
 st.navigation(
     [
         st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:", default=True),

@@ -143,16 +143,20 @@ def test_scores_page_threshold_changes_the_counts(monkeypatch, runs_root):
     assert shown["TPR (ID accepted)"] == f"{100 * r.tpr:.1f}%"
     assert shown["OOD accepted / rejected"] == f"{r.ood_accepted} / {r.ood_rejected}"
     figures = charts(at)
-    assert len(figures) == 5  # histograms, ROC, threshold explorer, score pair, second score's histograms
+    assert len(figures) == 4  # histograms, ROC, score pair, second score's histograms
     assert [d["type"] for d in figures[0]["data"]] == ["histogram"] * 3
     assert [d["name"] for d in figures[1]["data"]] == ["near", "far", "chance", "at threshold"]
-    # the explorer of notebook 05: every position of its own slider, counted as decision_counts does
-    steps = figures[2]["layout"]["sliders"][0]["steps"]
-    assert len(steps) == len(viz.KEPT_STEPS) and [d["type"] for d in figures[2]["data"]][-2:] == ["table"] * 2
-    strict = viz.threshold_at_tpr(id_scores, viz.KEPT_STEPS[0] / 100)
-    counts_at_50 = steps[0]["args"][0]["cells.values"][0]
-    assert counts_at_50[2] == list(viz.decision_counts(table, SCORE, strict)["accepted"])
-
+    # both ways of summing up the OOD sets, each named, with the convention stated
+    ood = {n: table.loc[table["dataset"] == n, SCORE].to_numpy() for n in ("near", "far")}
+    mean_fpr = np.mean([viz.rates_at(id_scores, v, start).fpr for v in ood.values()])
+    assert shown["FPR (mean over sets)"] == f"{100 * mean_fpr:.1f}%"
+    assert shown["FPR (pooled)"] == f"{100 * r.fpr:.1f}%"
+    assert any('"mean" rows average the metric over the OOD sets' in c.value for c in at.caption)
+    assert not any("notebook" in str(el.value).lower() for el in [*at.caption, *at.markdown, *at.info])
+    # at the 95%-TPR threshold no image flips
+    assert any(
+        e.label.endswith(": 0") for e in at.expander if e.label.startswith("Images decided differently")
+    )
     higher = float(np.quantile(id_scores, 0.5))
     slider.set_value(higher).run()
     r2 = viz.rates_at(id_scores, ood_scores, higher)
@@ -161,6 +165,16 @@ def test_scores_page_threshold_changes_the_counts(monkeypatch, runs_root):
     assert shown2["ID accepted / rejected"] != shown["ID accepted / rejected"]
     counts = at.dataframe[0].value
     assert list(counts["accepted"]) == list(viz.decision_counts(table, SCORE, higher)["accepted"])
+    # the flipped images follow the page's threshold (one threshold per page)
+    flips = viz.flipped_images(table, SCORE, start, higher)
+    assert any(
+        e.label.endswith(f": {len(flips)}") for e in at.expander if e.label.startswith("Images decided")
+    )
+    shown_flips = next(d.value for d in at.dataframe if "image" in d.value.columns)
+    assert list(shown_flips["row"]) == list(flips["row"].head(20))
+    assert all(
+        u.startswith("data:image/png;base64,") for u in shown_flips["image"]
+    )  # thumbnails, no file names
 
     # The threshold is shared: the per-image page starts where this one was left.
     at.switch_page("app_pages/images.py").run()
