@@ -108,33 +108,41 @@ def show(run: Run, column: str, row: int, threshold: float, names: list[str], *,
             except (OSError, ValueError) as err:  # RunDirError is a ValueError
                 st.caption(f"The local region cannot be outlined: {err}")
     with detail:
-        cells = st.columns(2)
-        cells[0].metric("Distance to the threshold", f"{position.margin:+.4g}", help="score − threshold")
-        cells[1].metric(
-            "ID images scoring lower",
-            f"{position.id_percentile:.1f}%",
-            f"threshold at {position.threshold_percentile:.1f}%",
-            delta_color="off",
-            help="the score's percentile among the run's ID test images, and the threshold's",
-        )
         try:
             exp = explanation(run, column, row, names)
         except (RunDirError, OSError):
             raise  # a damaged run: the page's error frame names the file
-        except Exception as err:  # a damaged or partial run, a model that cannot be rebuilt
+        except Exception as err:  # a partial run, a model that cannot be rebuilt
             st.info(f"No decomposition of {column} for this image: {err}")
             exp = None
-        if exp is not None:
-            st.container(key=f"caption_{key}").markdown(E.caption(exp, position, names))
-            if abs(exp.score - score) > 1e-3 * max(1.0, abs(score)):
-                st.warning(
-                    f"The decomposition gives {exp.score:.5g}, the run stored {score:.5g}: the stored "
-                    "features do not reproduce this score."
-                )
-            st.caption(f"{exp.formula}.")
-            st.plotly_chart(viz.decomposition_figure(exp), key=f"decomposition_{key}")
-            sh.as_table(viz.terms_table(exp), where=st.expander("The terms of the score"))
+        decomposition(exp, position, names, key=key)
+        if exp is not None and abs(exp.score - score) > 1e-3 * max(1.0, abs(score)):
+            st.warning(
+                f"The decomposition gives {exp.score:.5g}, the run stored {score:.5g}: the stored "
+                "features do not reproduce this score."
+            )
     nearest_id(run, row, names, key)
+
+
+def decomposition(
+    exp: E.Explanation | None, position: E.ThresholdPosition, names: list[str], *, key: str
+) -> None:
+    """The distance to the threshold, the caption, the formula, the bars of the shares and the terms."""
+    cells = st.columns(2)
+    cells[0].metric("Distance to the threshold", f"{position.margin:+.4g}", help="score − threshold")
+    cells[1].metric(
+        "ID images scoring lower",
+        f"{position.id_percentile:.1f}%",
+        f"threshold at {position.threshold_percentile:.1f}%",
+        delta_color="off",
+        help="the score's percentile among the run's ID test images, and the threshold's",
+    )
+    if exp is None:
+        return
+    st.container(key=f"caption_{key}").markdown(E.caption(exp, position, names))
+    st.caption(f"{exp.formula}.")
+    st.plotly_chart(viz.decomposition_figure(exp), key=f"decomposition_{key}")
+    sh.as_table(viz.terms_table(exp), where=st.expander("The terms of the score"))
 
 
 def nearest_id(run: Run, row: int, names: list[str], key: str, k: int = 5) -> None:

@@ -27,5 +27,6 @@ st.navigation(
         st.Page("app_pages/embeddings.py", title="Prompt embeddings", icon=":material/scatter_plot:"),
         st.Page("app_pages/images.py", title="Per-image decisions", icon=":material/photo_library:"),
         st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
+        st.Page("app_pages/ask.py", title="Ask the run", icon=":material/help:"),
     ]
 ).run()

@@ -1,8 +1,6 @@
 """Score distributions: ID vs OOD histograms, a live threshold, ROC curves, the images that flip at that
 threshold and two scores side by side."""
 
-import base64
-
 import _images as im
 import _shared as sh
 import numpy as np
@@ -50,12 +48,6 @@ with right:
         st.info("No OOD images: no ROC curve.")
 
 
-def thumbnail_url(run_path: str, path: str) -> str:
-    """A data URL of an image's thumbnail (a placeholder when it cannot be read), for a table cell."""
-    data, _ = im.load_image(run_path, path)
-    return "data:image/png;base64," + base64.b64encode(data).decode()
-
-
 base = sh.tpr95_threshold(str(run.path), column)
 flips = viz.flipped_images(run.scores, column, base, threshold)
 digits = viz.score_digits(run.scores[column].to_numpy())
@@ -66,7 +58,7 @@ with st.expander(f"Images decided differently than at the 95%-TPR threshold: {le
     )
     if len(flips):
         shown = flips.head(20).copy()
-        shown.insert(1, "image", [thumbnail_url(str(run.path), str(p)) for p in shown["path"]])
+        shown.insert(1, "image", [im.thumbnail_url(str(run.path), str(p)) for p in shown["path"]])
         shown["now"] = np.where(shown["accepted"], "accepted", "rejected")
         shown["class"] = [
             o if isinstance(o, str) and o else n

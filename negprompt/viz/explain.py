@@ -171,6 +171,7 @@ def explain_row(
     config: dict,
     *,
     label_features: np.ndarray | None = None,
+    local_features: np.ndarray | None = None,
 ) -> Explanation:
     """The `negprompt.explain.Explanation` of one row of a run's scores table for score ``column``.
 
@@ -184,6 +185,8 @@ def explain_row(
         column: ``<method>/<score>``.
         item: the row of ``scores.parquet``.
         image_feature: [D]; pos: [C, D]; neg: [C, M, D] or None.
+        local_features: [P, D] the image's local features, when at hand (a new image): GL-MCM and
+            L-MCM are then decomposed from them, and ``item`` may be empty.
     """
     from negprompt import explain as E
 
@@ -201,6 +204,9 @@ def explain_row(
     names = list(class_names)[: len(s_pos)]
     region = item.get(f"{method}.best_region")
     region = int(region) if region is not None and pd.notna(region) else None
+    if score in ("gl_mcm", "l_mcm") and local_features is not None:
+        s_local = unit(local_features) @ unit(pos).T
+        return E.explain(score, s_pos, s_neg, t, names, s_local=s_local)
     if score == "gl_mcm":
         local = item.get(f"{method}/l_mcm")
         if local is None or pd.isna(local):

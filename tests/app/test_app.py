@@ -465,3 +465,8 @@ def test_missing_app_entry_is_a_clear_error(monkeypatch, tmp_path):
         app_command.find_app_entry()
     monkeypatch.setenv(app_command.APP_ENV, str(APP.parent))
     assert app_command.find_app_entry() == APP
+
+
+def test_ask_page_without_a_model(monkeypatch, runs_root):
+    at = app(monkeypatch, runs_root, "ask")
+    assert any("cannot answer live questions" in i.value and "without a model" in i.value for i in at.info)

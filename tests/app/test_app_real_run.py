@@ -137,3 +137,58 @@ def test_every_command_output_opens_in_the_dashboard(command_runs, monkeypatch, 
         assert not at.exception, (run, [e.value for e in at.exception])
         shown = " ".join(str(e.value) for e in at.error)
         assert "cannot read" not in shown.lower(), (run, shown)
+
+
+# --------------------------------------------------------------------------- ask the run
+
+
+def test_ask_page_scores_a_path_and_refuses_one_outside(demo_runs, monkeypatch):
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    at.switch_page("app_pages/ask.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = load_run(at.selectbox(key="w_run").value)
+    row = int((run.scores["split"] == "ood").to_numpy().argmax())  # an OOD image
+    at.text_input(key="image_path").set_value(run.scores["path"].iat[row]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert set(table["column"]) == set(run.score_columns)  # every method and score of the run
+    for column, value, decision in zip(table["column"], table["value"], table["decision"]):
+        assert value == pytest.approx(run.scores[column].iat[row], rel=1e-3, abs=1e-4), column
+        threshold = viz.threshold_at_tpr(run.scores.loc[run.scores["split"] == "id", column])
+        assert decision == ("accepted as ID" if value >= threshold else "rejected as OOD")
+    text = " ".join(m.value for m in at.markdown)
+    assert "of the softmax mass over all prompts" in text  # NegPrompt's decomposition, explained
+    at.selectbox(key="own_column").set_value("zeroshot/gl_mcm").run()
+    assert "adds λ ·" in " ".join(m.value for m in at.markdown)  # its local part, from the image's patches
+
+    at.text_input(key="image_path").set_value(str(demo_runs.parent / "elsewhere.png")).run()
+    assert any("Path refused" in e.value and "outside the data roots" in e.value for e in at.error)
+
+
+def test_ask_page_what_if_vocabulary(demo_runs, monkeypatch):
+    from negprompt import live
+
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    at.switch_page("app_pages/ask.py").run()
+    run = load_run(at.selectbox(key="w_run").value)
+    files = {p: p.stat().st_mtime_ns for p in run.path.rglob("*")}
+    names = run.config["data"]["class_names"]
+    text = "\n".join([f"{names[0]} => tee", *names[1:], "coat"])
+    at.text_area(key="vocabulary").set_value(text).run()
+    at.button(key="rescore").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("kept in this browser session only" in s.value for s in at.success)
+    shown = next(d.value for d in at.dataframe if "decisions changed" in d.value.columns)
+    expected = live.whatif(run, live.run_backbone(run.config), live.parse_vocabulary(text, names))
+    mean = expected.metrics[expected.metrics["dataset"] == "mean"]
+    row = shown[shown["method/score"] == "negprompt/negprompt"].iloc[0]
+    want = mean[(mean["method"] == "negprompt") & (mean["score"] == "negprompt")].iloc[0]
+    assert row["AUROC after %"] == pytest.approx(100 * want["auroc"], abs=1e-6)
+    flips = int((expected.changed["column"] == "negprompt/negprompt").sum())
+    assert row["decisions changed"] == flips > 0
+    assert {p: p.stat().st_mtime_ns for p in run.path.rglob("*")} == files  # the run is only read
+    at.text_area(key="vocabulary").set_value("tee => shirt").run()
+    at.button(key="rescore").click().run()
+    assert any("'tee' is not a class" in e.value for e in at.error)
