@@ -41,7 +41,7 @@ FPR_CONVENTION = (
 """How the ``fpr95`` of every negprompt table is defined; printed beside tables and stored in runs."""
 
 MEAN_CONVENTION = (
-    "\"mean\" rows average the metric over the OOD sets (each set weighs the same); \"pooled\" counts "
+    '"mean" rows average the metric over the OOD sets (each set weighs the same); "pooled" counts '
     "all OOD images together"
 )
 """How several OOD sets are summarised; stated beside every number that combines them."""

@@ -362,25 +362,82 @@ def test_missing_image_shows_a_placeholder(monkeypatch, runs_root, tmp_path):
 # --------------------------------------------------------------------------- compare runs
 
 
-def test_compare_page(monkeypatch, runs_root):
+@pytest.fixture(scope="module")
+def overlapping_runs(tmp_path_factory) -> Path:
+    """Runs 'a' and 'b' on the same images, except that b lacks 'near', has 'near-ood' instead and
+    only half of 'far'; b's scores are a's moved by noise."""
+    base = tmp_path_factory.mktemp("overlap")
+    root, images = base / "runs", base / "images"
+    synthetic_run(root / "a", seed=0, image_dir=images, random_weights=False)
+    b = synthetic_run(
+        root / "b", seed=0, image_dir=images, random_weights=False, ood_sets={"near-ood": 40, "far": 20}
+    )
+    scores = pd.read_parquet(b / "scores.parquet")
+    rng = np.random.default_rng(5)
+    for column in [c for c in scores.columns if "/" in c]:
+        scores[column] += 0.02 * rng.normal(size=len(scores))
+    scores.to_parquet(b / "scores.parquet")
+    return root
+
+
+def test_compare_page_matches_sets_by_images(monkeypatch, overlapping_runs):
+    from negprompt import matching as X
+    from negprompt.metrics import ood_metrics
+
+    at = app(monkeypatch, overlapping_runs, "compare")
+    a, b = (load_run(at.selectbox(key=f"w_compare_{side}").value) for side in "AB")
+    assert {a.name, b.name} == {"a", "b"}
+    sets = at.dataframe[0].value
+    assert set(sets["relation"]) == {"same images", "partly shared", "only in A", "only in B"}
+    warning = at.warning[0].value
+    assert "means only over the shared OOD sets (far)" in warning
+    assert (
+        "near (only in" in warning
+        and "near-ood (only in" in warning
+        and "far / far (partly shared" in warning
+    )
+
+    # per shared set: the metrics of both runs on the same images, mean over the shared sets only
+    ka, kb = X.path_keys(a.scores), X.path_keys(b.scores)
+    shared = sorted(
+        set(ka[(a.scores["dataset"] == "far").to_numpy()])
+        & set(kb[(b.scores["dataset"] == "far").to_numpy()])
+    )
+    va, vb = dict(zip(ka, a.scores[SCORE])), dict(zip(kb, b.scores[SCORE]))
+    ids = list(ka[(a.scores["split"] == "id").to_numpy()])
+    fpr_a = ood_metrics([va[k] for k in ids], [va[k] for k in shared])["fpr95"]
+    fpr_b = ood_metrics([vb[k] for k in ids], [vb[k] for k in shared])["fpr95"]
+    per_set = next(d.value for d in at.dataframe if "shared OOD images" in d.value.columns)
+    assert list(per_set["OOD set (A's name)"]) == ["far", "mean"]
+    far = per_set.iloc[0]
+    assert far["shared OOD images"] == len(shared) == 20
+    assert far["FPR95 % A"] == pytest.approx(100 * fpr_a) and far["FPR95 % B"] == pytest.approx(100 * fpr_b)
+    assert far["FPR95 % Δ"] == pytest.approx(100 * (fpr_b - fpr_a))
+    if "Δ 95% interval" in per_set.columns:  # the paired bootstrap, where negprompt.uncertainty has it
+        low, high = (float(v) for v in far["Δ 95% interval"].strip("[]").split(","))
+        assert low <= far["FPR95 % Δ"] <= high
+    methods = next(d.value for d in at.dataframe if "row" in d.value.columns)
+    assert methods.set_index("row").loc["NegPrompt", f"FPR95 % A: {a.name}"] == pytest.approx(100 * fpr_a)
+
+    # the disagreements, each run at its own 95%-TPR threshold, and both explanations side by side
+    thr = [viz.threshold_at_tpr(r.scores.loc[r.scores["split"] == "id", SCORE]) for r in (a, b)]
+    flips = X.disagreements(a.scores, b.scores, SCORE, SCORE, *thr, ka, kb)
+    assert any(h.value == f"Where they disagree: {len(flips)} shared image(s)" for h in at.subheader)
+    assert len(flips) > 0
+    first = flips.iloc[0]
+    at.button(key=f"pair_{first['row A']}_{first['row B']}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [h.value for h in at.subheader if h.value.startswith("Image #")]
+    assert shown == [f"Image #{first['row A']}", f"Image #{first['row B']}"]
+    assert sum(m.label == "Distance to the threshold" for m in at.metric) == 2
+
+
+def test_compare_two_runs_without_shared_images(monkeypatch, runs_root):
     at = app(monkeypatch, runs_root, "compare")
-    assert {s.value for s in at.selectbox if s.key in ("w_compare_A", "w_compare_B")} == {
-        str(runs_root / "alpha"),
-        str(runs_root / "beta"),
-    }
     assert any("Random weights" in e and "alpha" in e for e in errors(at))
-    methods = at.dataframe[0].value
-    assert list(methods["row"]) == ["MCM (zero-shot)", "CoOp + MCM", "NegPrompt"]
-    table = at.dataframe[1].value
-    assert list(table["dataset"]) == ["near", "far", "mean"]
-    assert any(c.endswith("Δ") for c in table.columns)
-    figures = charts(at)
-    assert len(figures) == 4  # bars per method, bars per OOD set, one histogram per run
-    assert [d["type"] for d in figures[1]["data"]] == ["bar", "bar"]
-    at.radio[0].set_value("auroc").run()
-    bars = charts(at)[1]["data"]
-    a_metrics = load_run(runs_root / "beta").metrics.query("method == 'negprompt' and score == 'negprompt'")
-    assert values(bars[0]["y"]) == pytest.approx(list(100 * a_metrics["auroc"]))
+    assert any("share no ID image or no OOD image" in e for e in errors(at))
+    at.radio(key="match_by").set_value("content").run()  # other pixels, too: still nothing shared
+    assert any("share no ID image or no OOD image" in e for e in errors(at))
 
 
 NEW_ROWS = {
@@ -407,23 +464,23 @@ def add_new_methods(run_dir: Path, shift: float = 0.0) -> None:
 
 def test_compare_page_puts_every_method_side_by_side(monkeypatch, tmp_path):
     root = tmp_path / "runs"
-    for name, seed, shift in (("one", 0, 0.0), ("two", 1, 0.1)):
-        add_new_methods(synthetic_run(root / name, seed=seed, image_dir=tmp_path / f"img-{name}"), shift)
+    for name, seed, shift in (("one", 0, 0.0), ("two", 0, 0.1)):  # the same image files
+        add_new_methods(synthetic_run(root / name, seed=seed, image_dir=tmp_path / "img"), shift)
     at = app(monkeypatch, root, "compare")
     a, b = (load_run(root / at.selectbox(key=f"w_compare_{side}").value) for side in "AB")
     expected = ["MCM (zero-shot)", "GL-MCM (zero-shot)", "L-MCM (zero-shot)", "CoOp + MCM", "NegPrompt",
                 "LoCoOp + MCM", "LoCoOp + GL-MCM", "NegLabel (zero-shot)"]  # fmt: skip
-    methods = at.dataframe[0].value
+    methods = next(d.value for d in at.dataframe if "row" in d.value.columns)
     assert list(methods["row"]) == expected
     col_a, col_b = f"FPR95 % A: {a.name}", f"FPR95 % B: {b.name}"
     locoop = methods.set_index("row").loc["LoCoOp + GL-MCM"]
     mean = a.metrics.query("method == 'locoop' and score == 'gl_mcm' and dataset == 'mean'")["fpr95"].iloc[0]
-    assert locoop[col_a] == pytest.approx(round(100 * mean, 2))
-    assert locoop["FPR95 % Δ"] == pytest.approx(locoop[col_b] - locoop[col_a], abs=0.011)
-    assert locoop["FPR95 % Δ"] != 0
+    assert locoop[col_a] == pytest.approx(100 * mean)  # no per-image scores, the same images: metrics.csv
+    assert locoop["FPR95 % Δ (B − A)"] == pytest.approx(locoop[col_b] - locoop[col_a])
+    assert locoop["FPR95 % Δ (B − A)"] != 0
     bars = charts(at)[0]["data"]
     assert [d["type"] for d in bars] == ["bar", "bar"] and list(bars[0]["x"]) == expected
-    at.radio[0].set_value("fpr95").run()
+    at.radio[1].set_value("fpr95").run()
     bars = charts(at)[0]["data"]
     rows = viz.method_rows(b.metrics)
     assert values(bars[1]["y"]) == pytest.approx(list(100 * rows["fpr95"]))
