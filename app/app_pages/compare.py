@@ -20,9 +20,7 @@ GALLERY = 12
 st.title("Compare runs")
 root = sh.runs_dir()
 paths = sh.list_runs(str(root))
-if not paths:
-    st.info(f"Comparing needs runs; `{root}` holds none.")
-    st.stop()
+sh.stop_without_runs(root, paths)
 
 pickers = st.columns(2)
 runs = []

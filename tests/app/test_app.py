@@ -89,7 +89,7 @@ def test_runs_page_metrics_and_random_weights_banner(monkeypatch, runs_root):
 
 
 def test_no_runs_at_all(monkeypatch, tmp_path):
-    for page in (None, "scores", "embeddings", "images", "compare"):
+    for page in (None, "scores", "embeddings", "images", "compare", "ask"):
         at = app(monkeypatch, tmp_path / "nothing-here", page)
         assert any("No runs found" in i.value or "needs two runs" in i.value for i in at.info), page
         assert not at.get("plotly_chart")
