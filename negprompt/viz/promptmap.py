@@ -29,6 +29,9 @@ __all__ = [
 
 IDENTICAL_TOL = 1e-4
 """Prompts whose cosine distance 1 − cos is below this are drawn as one marker."""
+MAX_CLASS_TRACES = 20
+"""Up to this many ID classes in the sample, one legend entry (and colour) per class; beyond, one trace
+coloured by class index."""
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -183,7 +186,8 @@ def map_trustworthiness(features: np.ndarray, coords: np.ndarray, n_neighbors: i
 
 def map_figure(coords: np.ndarray, meta: pd.DataFrame, *, title: str = "") -> go.Figure:
     """The map: prompts as circles (positive) and crosses (negative), sized by how many are merged;
-    ID images coloured by class, OOD images grey-blue by set; ``customdata`` = the run's row (-1: prompt)."""
+    ID images coloured by class (one trace per class up to `MAX_CLASS_TRACES` classes, else one trace
+    on a colour scale), OOD images by set; ``customdata`` = the run's row (-1: prompt)."""
     if len(coords) != len(meta):
         raise ValueError(f"{len(coords)} coordinates for {len(meta)} rows of meta")
     fig = go.Figure()
@@ -191,11 +195,22 @@ def map_figure(coords: np.ndarray, meta: pd.DataFrame, *, title: str = "") -> go
     id_classes = list(dict.fromkeys(meta.loc[meta["group"].str.startswith("ID: "), "class_name"]))
     ood_sets = list(dict.fromkeys(g for g in groups if str(g).startswith("OOD: ")))
     ood_colours = ["#555555", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22"]
+    if len(id_classes) > MAX_CLASS_TRACES:  # one trace, coloured by class index: no legend of 1,000 entries
+        groups = np.where(meta["group"].str.startswith("ID: "), "ID images (colour: class)", groups)
     for group in dict.fromkeys(groups):
         mask = groups == group
         part = meta[mask]
         if part["kind"].iat[0] == "image":
-            if str(group).startswith("ID: "):
+            if group == "ID images (colour: class)":
+                index = [id_classes.index(c) for c in part["class_name"]]
+                marker = {
+                    "symbol": "circle",
+                    "size": 6,
+                    "opacity": 0.75,
+                    "color": index,
+                    "colorscale": "Turbo",
+                }
+            elif str(group).startswith("ID: "):
                 colour = PALETTE[id_classes.index(part["class_name"].iat[0]) % len(PALETTE)]
                 marker = {"symbol": "circle", "size": 6, "opacity": 0.75, "color": colour}
             else:

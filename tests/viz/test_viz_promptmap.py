@@ -60,3 +60,22 @@ def test_trustworthiness_of_a_faithful_and_a_scrambled_map():
     assert np.isnan(viz.map_trustworthiness(x[:3], good[:3]))
     with pytest.raises(ValueError, match="coordinates"):
         viz.map_figure(np.zeros((1, 2)), pd.DataFrame({"group": [], "kind": []}))
+
+
+def test_many_classes_share_one_trace_coloured_by_class():
+    rng = np.random.default_rng(3)
+    n = 30
+    meta_img = pd.DataFrame(
+        {"row": range(n), "split": "id", "dataset": "i", "label_name": [f"c{i}" for i in range(n)]}
+    )
+    pos = unit(rng.normal(size=(n, 8)))
+    x, meta = viz.map_points(
+        pos,
+        None,
+        [f"c{i}" for i in range(n)],
+        image_features=unit(rng.normal(size=(n, 8))),
+        image_meta=meta_img,
+    )
+    fig = viz.map_figure(np.zeros((len(meta), 2)), meta)
+    assert [t.name for t in fig.data] == ["positive", "ID images (colour: class)"]
+    assert list(fig.data[1].marker.color) == list(range(n)) and list(fig.data[1].customdata) == list(range(n))
