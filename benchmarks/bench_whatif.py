@@ -6,7 +6,7 @@ CLIP and for the ViT-B-16 architecture (random weights: speed does not depend on
 rescoring stored image features (`negprompt.scores.score_all`). Model loading is timed apart: the
 dashboard loads the model once per server.
 
-    python -m benchmarks.bench_whatif --device cpu --classes 10
+    python -m benchmarks.bench_whatif --device cpu --classes 10 1000 --run runs/demo-fast
 """
 
 from __future__ import annotations
@@ -70,6 +70,31 @@ def run(
     return rows
 
 
+def run_whatif(device: torch.device, run_dir: str, classes: int = 10, repeats: int = 3) -> dict:
+    """`negprompt.live.whatif` end to end on a run: its class names plus others up to ``classes``."""
+    from negprompt import live
+    from negprompt.rundir import load_run
+
+    run = load_run(run_dir)
+    start = time.perf_counter()
+    backbone = live.run_backbone(run.config, device)
+    load_s = time.perf_counter() - start
+    names = list(run.config["data"]["class_names"])
+    extra = [n for n in imagenet_names(classes + len(names)) if n not in names][
+        : max(0, classes - len(names))
+    ]
+    vocab = live.parse_vocabulary("\n".join([*names, *extra][:classes]), names)
+    timing = timeit(lambda: live.whatif(run, backbone, vocab), device, warmup=1, repeats=repeats)
+    return {
+        "run_images": len(run.scores),
+        "methods": [m for m in run.methods if f"{m}.pos" in run.text_features],
+        "classes": len(vocab.names),
+        "load_s": load_s,
+        "whatif_median_s": timing["median_s"],
+        "whatif_cpu_s": timing["cpu_s"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -78,10 +103,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--classes", type=int, nargs="+", default=[10])
     parser.add_argument("--images", type=int, default=20_000)
+    parser.add_argument("--run", help="also time negprompt.live.whatif end to end on this run directory")
     args = parser.parse_args()
     device = setup(args.device, args.threads)
-    rows = [r for c in args.classes for r in run(device, c, images=args.images)]
-    print(json.dumps({"environment": environment(device), "whatif": rows}, indent=2))
+    out = {"environment": environment(device)}
+    if args.run:
+        out["run_whatif"] = run_whatif(device, args.run, classes=args.classes[0])
+    out["whatif"] = [r for c in args.classes for r in run(device, c, images=args.images)]
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
