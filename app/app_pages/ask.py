@@ -93,6 +93,7 @@ if data is not None:
         )
     columns = list(frame["column"])
     wanted = sh.shared().get("score")
+    wanted = wanted if wanted in columns else "negprompt/negprompt"
     chosen = st.selectbox(
         "Explain the score",
         columns,
