@@ -311,3 +311,73 @@ def as_table(frame: pd.DataFrame, where=None) -> None:
         if pd.api.types.is_float_dtype(frame[c])
     }
     (where or st).dataframe(frame, hide_index=True, width="stretch", column_config=formats)
+
+
+def show_verdict(run: Run, where=None) -> None:
+    """The run's verdict against the best training-free score: a warning when NegPrompt loses."""
+    from negprompt.leaderboard import verdict
+
+    where = where or st
+    level = float((run.config.get("intervals") or {}).get("level", 0.95))
+    text = verdict(run.metrics, level)
+    show = where.warning if "LOSES" in text else where.success if " beats " in text else where.info
+    show(text)
+
+
+def show_checks(run: Run, where=None) -> None:
+    """``checks.json``: the fired checks with their values and meaning, the quiet ones in one line."""
+    where = where or st
+    try:
+        checks = run.checks
+    except RunDirError as err:
+        where.error(f"Checks cannot be shown: {err}")
+        return
+    if checks is None:
+        where.caption("No checks: this run was written before checks.json existed.")
+        return
+    fired = [c for c in checks if c.fired]
+    where.markdown(f"**Checks** — {len(fired)} of {len(checks)} fired")
+    for c in fired:
+        where.warning(f"**{c.title}** ({_check_value(c.value)}): {c.meaning}")
+    quiet = ", ".join(f"{c.title} ({c.status})" for c in checks if not c.fired)
+    if quiet:
+        where.caption(f"Quiet: {quiet}.")
+
+
+def _check_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return f"{len(value)} row(s)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def show_leaderboard(run: Run, where=None) -> None:
+    """Every (method, score) row of the run, with intervals, for a chosen set and sort metric."""
+    from negprompt.leaderboard import SORTABLE, has_intervals
+
+    where = where or st
+    metrics = run.metrics
+    datasets = list(dict.fromkeys(metrics["dataset"]))
+    datasets = ["mean"] + [d for d in datasets if d != "mean"]
+    left, right = where.columns(2)
+    dataset = left.selectbox(
+        "Set", datasets, key=f"board-set-{run.name}", help="mean = average of the per-set metrics"
+    )
+    labels = {m: viz.METRIC_LABELS[m].replace(" %", "") for m in SORTABLE}
+    sort_by = right.selectbox(
+        "Sort by", list(labels), format_func=labels.get, key=f"board-sort-{run.name}",
+        help="FPR95 ascending, the others descending",
+    )  # fmt: skip
+    as_table(viz.leaderboard_table(metrics, dataset, sort_by), where)
+    level = round(100 * float((run.config.get("intervals") or {}).get("level", 0.95)))
+    note = (
+        f"★ the best training-free row by mean FPR95. Intervals: {level}% percentile bootstrap over the test "
+        "images (ID and each OOD set resampled separately). Δ = row − best training-free row, with the paired "
+        "interval (both rows on the same resamples): it settles the comparison where it excludes 0."
+    )
+    if not has_intervals(metrics):
+        note = "This run was written before intervals existed: no interval. " + note
+    where.caption(note)

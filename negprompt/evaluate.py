@@ -9,7 +9,7 @@ every (method, score, OOD set), and :func:`write_evaluation` stores it all as a 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,11 +17,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from negprompt import comparison as C
 from negprompt import metrics as M
 from negprompt import rundir
 from negprompt import scores as S
+from negprompt.checks import to_json
 from negprompt.features import CachedFeatures
-from negprompt.table_rows import row_label, table_rows
+from negprompt.table_rows import all_rows, row_label, table_rows
+from negprompt.uncertainty import Bootstrap
+
+DEFAULT_BOOTSTRAP = Bootstrap()
+"""1,000 seeded resamples at 95% (`negprompt.uncertainty`); frozen, so safe as a default."""
 
 
 @dataclass
@@ -39,6 +45,10 @@ class Method:
         neg_label_words: the M negative labels; neg_groups: G, the number of groups.
         local_scores: ``{set name: {score: [N]}}`` computed at extraction time
             (`negprompt.local.local_scores`), added as ``<method>/<score>`` columns.
+        adapt: for a method that adapts on the test stream (AdaNeg): a function of all test image
+            features ``[N, D]`` (table order) and the temperature returning predictions ``[N]``,
+            ``{score: [N]}`` and ``{column: [N]}`` (added as ``<method>.<column>``); None otherwise.
+        adapt_record: its settings, for the run directory.
     """
 
     name: str
@@ -50,6 +60,8 @@ class Method:
     neg_label_words: Sequence[str] = ()
     neg_groups: int = 1
     local_scores: dict | None = None
+    adapt: Callable | None = None
+    adapt_record: dict | None = None
 
 
 @dataclass
@@ -75,6 +87,7 @@ class Evaluation:
     metrics: pd.DataFrame
     image_features: np.ndarray
     methods: list[Method] = field(default_factory=list)
+    bootstrap: Bootstrap | None = None
 
 
 def evaluate(
@@ -84,6 +97,7 @@ def evaluate(
     class_names: Sequence[str],
     *,
     temperature: float = 1.0,
+    bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP,
 ) -> Evaluation:
     """Score every image of the ID set and the OOD sets with every method.
 
@@ -91,7 +105,7 @@ def evaluate(
     Returns the per-image table, the metrics table (one row per method, score and OOD set plus a
     ``mean`` row per method and score) and the image features in table order. Without OOD sets
     (a training run on image folders) only the ID accuracy is measured: the ``mean`` rows then
-    have empty OOD metrics.
+    have empty OOD metrics. ``bootstrap`` draws the intervals of `metrics_table` (None: none).
     """
     sets = [(id_set, "id")] + [(s, "ood") for s in ood_sets]
     for s, _ in sets:
@@ -121,7 +135,10 @@ def evaluate(
     for method in methods:
         pos = method.pos.detach().float().cpu()
         neg = None if method.neg is None else method.neg.detach().float().cpu()
-        if method.neg_labels is not None:
+        if method.adapt is not None:
+            pred, scores, extra = method.adapt(feats32, temperature)
+            columns.update({f"{method.name}.{k}": np.asarray(v) for k, v in extra.items()})
+        elif method.neg_labels is not None:
             pred, scores, top = _neglabel_columns(method, feats32, pos, temperature)
             columns[f"{method.name}.top_negative"] = top
         else:
@@ -131,14 +148,19 @@ def evaluate(
             columns[f"{method.name}/{name}"] = values.numpy().astype(np.float64)
         columns.update(_local_columns(method, sets))
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
-    return Evaluation(table, metrics_table(table, methods), feats, list(methods))
+    return Evaluation(table, metrics_table(table, methods, bootstrap), feats, list(methods), bootstrap)
 
 
 def _neglabel_columns(method: Method, feats: torch.Tensor, pos: torch.Tensor, temperature: float):
-    """Predictions, ``{"neglabel": [N]}`` (τ = 0.01 · T) and each image's closest negative label."""
+    """Predictions, ``{<method name>: [N]}`` (τ = 0.01 · T) and each image's closest negative label."""
     from negprompt.neglabel import TAU, neglabel_score
 
     bank = method.neg_labels.detach().float().cpu()
+    if bank.shape[1] != feats.shape[1]:
+        raise ValueError(
+            f"{method.name}: the label bank has width {bank.shape[1]} but the image features {feats.shape[1]}; it "
+            "was encoded with another backbone: encode it again with this one (delete its folder under <cache>/labels/)"
+        )
     preds, scores, tops = [], [], []
     for start in range(0, len(feats), S.DEFAULT_BATCH_SIZE):
         f = feats[start : start + S.DEFAULT_BATCH_SIZE]
@@ -146,7 +168,7 @@ def _neglabel_columns(method: Method, feats: torch.Tensor, pos: torch.Tensor, te
         preds.append(s_pos.argmax(dim=1))
         scores.append(neglabel_score(s_pos, s_neg, method.neg_groups, TAU * temperature))
         tops.append(s_neg.argmax(dim=1))
-    return torch.cat(preds), {"neglabel": torch.cat(scores)}, torch.cat(tops).numpy()
+    return torch.cat(preds), {method.name: torch.cat(scores)}, torch.cat(tops).numpy()
 
 
 def _local_columns(method: Method, sets: list[tuple[EvalSet, str]]) -> dict[str, np.ndarray]:
@@ -177,8 +199,15 @@ def _ood_class_names(s: EvalSet, labels: np.ndarray) -> list[str]:
     return [names[i] if i >= 0 else "" for i in labels.tolist()]
 
 
-def metrics_table(table: pd.DataFrame, methods: Sequence[Method]) -> pd.DataFrame:
-    """Metrics of every ``<method>/<score>`` column of a scores table against each OOD set."""
+def metrics_table(
+    table: pd.DataFrame, methods: Sequence[Method], bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP
+) -> pd.DataFrame:
+    """Metrics of every ``<method>/<score>`` column of a scores table against each OOD set.
+
+    With ``bootstrap`` (the default: 1,000 seeded resamples), every metric gets its percentile
+    interval (``<metric>_low`` / ``<metric>_high``) and every trained row its paired difference to
+    the best training-free row (``ref_*``, ``d_*``; `negprompt.comparison`). ``None``: points only.
+    """
     is_id = (table["split"] == "id").to_numpy()
     ood_names = list(dict.fromkeys(table.loc[~is_id, "dataset"]))
     rows = []
@@ -205,7 +234,25 @@ def metrics_table(table: pd.DataFrame, methods: Sequence[Method]) -> pd.DataFram
             rows.append(
                 {"method": method.name, "score": score_name, "dataset": "mean", **mean, "id_acc": acc}
             )
-    return pd.DataFrame(rows, columns=list(rundir.METRICS_COLUMNS))
+    points = pd.DataFrame(rows, columns=list(rundir.METRICS_COLUMNS))
+    if bootstrap is None or points.empty:
+        return points
+    return with_intervals(points, table, bootstrap)
+
+
+def with_intervals(
+    metrics: pd.DataFrame, scores: pd.DataFrame, bootstrap: Bootstrap = DEFAULT_BOOTSTRAP
+) -> pd.DataFrame:
+    """A metrics table with the interval and comparison columns of `negprompt.comparison` added.
+
+    Every row is resampled on the same images, so the trained rows' differences are paired.
+    """
+    draws: dict = {}
+    keys = ["method", "score", "dataset"]
+    base = metrics[[c for c in metrics.columns if c not in C.INTERVAL_COLUMNS + C.REFERENCE_COLUMNS]]
+    spans = C.row_intervals(scores, all_rows(base), bootstrap, draws=draws)
+    refs = C.against_training_free(base, draws, bootstrap.level)
+    return base.merge(spans, on=keys, how="left").merge(refs, on=keys, how="left")
 
 
 def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None = None) -> str:
@@ -222,8 +269,9 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
         rows = table_rows(metrics)
     ood_names = [d for d in dict.fromkeys(metrics["dataset"]) if d != "mean"] + ["mean"]
     width = [max(17, len(d) + 2) for d in ood_names]  # long set names widen their column
-    header = ["method".ljust(28)] + [f"{d:>{w}}" for d, w in zip(ood_names, width)] + ["   ID acc"]
-    sub = [" " * 28] + [f"{'FPR95 / AUROC':>{w}}" for w in width] + [""]
+    first = max([28] + [len(row_label(m, s)) + 2 for m, s in rows])  # long labels widen the first column
+    header = ["method".ljust(first)] + [f"{d:>{w}}" for d, w in zip(ood_names, width)] + ["   ID acc"]
+    sub = [" " * first] + [f"{'FPR95 / AUROC':>{w}}" for w in width] + [""]
     lines = ["".join(header), "".join(sub)]
     for method, score in rows:
         sel = metrics[(metrics["method"] == method) & (metrics["score"] == score)].set_index("dataset")
@@ -238,7 +286,7 @@ def format_table(metrics: pd.DataFrame, rows: Sequence[tuple[str, str]] | None =
         ]
         acc = sel["id_acc"].iloc[0]
         row = "".join(f"{c:>{w}}" for c, w in zip(cells, width))
-        lines.append(label[:27].ljust(28) + row + f"   {100 * acc:6.2f}")
+        lines.append(label.ljust(first) + row + f"   {100 * acc:6.2f}")
     lines.append(f"({M.FPR_CONVENTION}; all values in %)")
     return "\n".join(lines)
 
@@ -256,8 +304,12 @@ def write_evaluation(
     train_class_names: Sequence[str] | None = None,
     log: str = "",
     unique: bool = False,
+    checks: Sequence | None = None,
 ) -> Path:
-    """Write an evaluation as a run directory (see ``docs/run-directory.md``); returns its path."""
+    """Write an evaluation as a run directory (see ``docs/run-directory.md``); returns its path.
+
+    ``checks`` (`negprompt.checks.Check` list) is written as ``checks.json``.
+    """
     methods = evaluation.methods
     text = {f"{m.name}.pos": m.pos.detach().float().cpu().numpy() for m in methods}
     text.update({f"{m.name}.neg": m.neg.detach().float().cpu().numpy() for m in methods if m.neg is not None})
@@ -277,6 +329,8 @@ def write_evaluation(
         },
         "experiment": experiment or {},
     }
+    if evaluation.bootstrap is not None:
+        config["intervals"] = evaluation.bootstrap.to_dict()
     return rundir.write_run(
         path,
         config=config,
@@ -288,4 +342,5 @@ def write_evaluation(
         context_tokens={m.name: m.context_tokens for m in methods if m.context_tokens},
         log=log,
         unique=unique,
+        checks=None if checks is None else to_json(checks),
     )

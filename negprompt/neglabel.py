@@ -128,7 +128,13 @@ def encode_label_bank(
     template = repr(PromptConfig())
     final = Path(cache_dir) / "labels" / _digest(backbone, words, template)
     if (final / "features.npy").is_file():
-        return np.load(final / "features.npy", mmap_mode="r")
+        bank = np.load(final / "features.npy", mmap_mode="r")
+        if bank.shape != (len(words), backbone.embed_dim):
+            raise ValueError(
+                f"the cached label bank {final} has shape {bank.shape}, not ({len(words)}, "
+                f"{backbone.embed_dim}) for {backbone.name}; delete that folder to encode the bank again"
+            )
+        return bank
     learner = PromptLearner(TextEncoder(backbone), PromptConfig())
     chunks = []
     with torch.no_grad():

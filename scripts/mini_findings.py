@@ -5,7 +5,8 @@
 
 Runs (each over ``--seeds``, default 0 1 2; results are resumed from finished run directories):
 
-* ``main``: mini-conventional (far OOD) and mini-hard-ood (near OOD) at the defaults;
+* ``main``: mini-conventional (far OOD) and mini-hard-ood (near OOD) at the defaults, with NegLabel
+  and AdaNeg beside the presets' methods;
 * ``negatives``: mini-hard-ood (near OOD; far OOD is nearly solved at the defaults) for M = 1, 2, 4
   negative contexts and initial noise 1e-3, 0.1, 1.0 (× the context's std);
 * ``temperature``: the score temperature T re-applied to the saved features of the ``main`` runs;
@@ -30,23 +31,38 @@ from negprompt.rundir import load_run
 NEGATIVES = [(1, 1e-3), (2, 1e-3), (2, 0.1), (2, 1.0), (4, 1e-3), (4, 0.1), (4, 1.0)]
 FRACTIONS = (0.2, 0.5, 0.8)
 TEMPERATURES = (0.01, 0.1, 1.0, 10.0)
+MAIN_BASELINES = {"neglabel": True, "adaneg": True}
+"""The main runs also report NegLabel and AdaNeg (on NegLabel's labels; it adapts on the test stream)."""
 
 
 def run(out: Path, preset: str, seed: int, device: str = "cpu", **overrides) -> Path:
     """A finished run directory for ``preset`` (reused when it is already there)."""
     name = "-".join([preset, f"s{seed}"] + [f"{k}{v}" for k, v in sorted(overrides.items()) if k != "epochs"])
+    main_run = preset in ("mini-conventional", "mini-hard-ood") and not set(overrides) - {"epochs"}
     overrides["device"] = device
     path = out / name
     if (path / "metrics.csv").exists():
         return path
+    if main_run:  # every training-free baseline beside the trained methods (labels cached once)
+        overrides.update(MAIN_BASELINES)
     config = ExperimentConfig.for_preset(preset, seed=seed, **overrides)
     return run_experiment(config, path, resume=work_dir_for(path).exists(), progress=False)
 
 
 def rows(path: Path) -> list[dict]:
-    """The run's mean-over-OOD-sets rows and each OOD set's rows."""
+    """Every row of the run's metrics (each OOD set and the mean), with intervals and the trained
+    rows' paired differences to the best training-free row."""
     m = load_run(path).metrics
-    return m[["method", "score", "dataset", "fpr95", "auroc", "id_acc"]].to_dict("records")
+    return json.loads(m.to_json(orient="records"))
+
+
+def seed_summary(paths: dict[int, Path]) -> list[dict]:
+    """mean ± sd over seeds with pooled intervals (`negprompt.experiments.seeds.summarize`)."""
+    from negprompt.experiments.seeds import summarize
+
+    runs = {seed: load_run(p) for seed, p in paths.items()}
+    table = summarize({s: r.metrics for s, r in runs.items()}, {s: r.scores for s, r in runs.items()})
+    return json.loads(table.to_json(orient="records"))
 
 
 def negative_similarity(path: Path) -> float | None:
@@ -223,15 +239,25 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict = {"seeds": args.seeds, "device": args.device, "epochs": args.epochs or "preset", "runs": {}}
     todo = tasks(args.seeds, args.parts)
-    from negprompt.experiments.config import DEFAULT_DEMO_DATA_ROOT
+    from negprompt.defaults import DEMO_DATA_ROOT
     from negprompt.miniworld.benchmark import mini_root
 
-    mini_root(DEFAULT_DEMO_DATA_ROOT)  # written once here, not by every worker at the same time
+    mini_root(DEMO_DATA_ROOT)  # written once here, not by every worker at the same time
 
     def done(key, path) -> None:
         preset, seed, overrides = key
         record(result, preset, seed, overrides, Path(path), args.parts)
         result["runs"][Path(path).name] = {"preset": preset, "seed": seed, **overrides}
+        args.json.write_text(json.dumps(result, indent=1))
+        print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
+
+    paths: dict[tuple, dict[int, Path]] = {}
+
+    def done(key, path) -> None:  # noqa: F811 - also remember the path for the seed summaries
+        preset, seed, overrides = key
+        record(result, preset, seed, overrides, Path(path), args.parts)
+        result["runs"][Path(path).name] = {"preset": preset, "seed": seed, **overrides}
+        paths.setdefault((preset, json.dumps(overrides, sort_keys=True)), {})[seed] = Path(path)
         args.json.write_text(json.dumps(result, indent=1))
         print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
 
@@ -246,6 +272,9 @@ def main(argv=None) -> int:
         with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
             for fut in as_completed([pool.submit(_task, job) for job in jobs]):
                 done(*fut.result())
+    for (preset, overrides), by_seed in paths.items():
+        result.setdefault("summary", {}).setdefault(preset, {})[overrides] = seed_summary(by_seed)
+    args.json.write_text(json.dumps(result, indent=1))
     return 0
 
 

@@ -116,13 +116,29 @@ def markdown(c: dict) -> str:
     recipe = "\n".join(f"- `{k}`: {v}" for k, v in c["recipe"].items())
     data = "\n".join(f"- **{k}**: {v}" for k, v in c["data"].items())
     t = c["trained_on"]
+    prompt = c["zero_shot_prompt"].format("<class>")
+    if t.get("seconds_this_process") is None or t.get("final_loss_mean_last_50") is None:
+        timing = f"{t['steps_done']} steps; wall time and final loss not recorded ({t.get('note', 'no note')})."
+    else:
+        timing = (
+            f"{t['steps_done']} steps, {t['seconds_this_process']:.0f} s in the last process, final loss "
+            f"(mean of the last 50 steps) {t['final_loss_mean_last_50']:.4f}."
+        )
+    chosen = c.get("selection", "not recorded")
+    compared = c.get("recipes_compared") or {}
+    if compared:
+        sets = list(next(iter(compared.values())))
+        chosen += "\n\n| recipe | " + " | ".join(sets) + " |\n|---" * 1 + "|---" * len(sets) + "|\n"
+        chosen += "\n".join(
+            f"| {name} | " + " | ".join(f"{100 * v[k]:.1f}%" for k in sets) + " |" for name, v in compared.items()
+        )
     return f"""# {c["model"]} / {c["tag"]}
 
 A small CLIP (ViT image tower 32x32, patch 4, 4 layers, width 128; text tower 3 layers, width 64; joint
 space 128) trained from scratch by `scripts/pretrain_mini_clip.py` on the mini-world. It knows its small
 world only: clothing, handwritten digits, coloured shapes and textures.
 
-## Zero-shot top-1 on held-out data (prompt "{c["zero_shot_prompt"]} <class>", fp16 weights)
+## Zero-shot top-1 on held-out data (prompt "{prompt}", fp16 weights)
 
 | set | classes | images | top-1 |
 |---|---|---|---|
@@ -132,8 +148,11 @@ world only: clothing, handwritten digits, coloured shapes and textures.
 
 {recipe}
 
-Trained on {t["device_name"]} ({t["device"]}): {t["steps_done"]} steps, {t["seconds_this_process"]} s
-in the last process, final loss (mean of the last 50 steps) {t["final_loss_mean_last_50"]}.
+Trained on {t["device_name"]} ({t["device"]}): {timing}
+
+## How the recipe was chosen
+
+{chosen}
 
 ## Data and licences
 

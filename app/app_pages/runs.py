@@ -41,6 +41,8 @@ with left:
     with st.expander("config.json"):
         st.json(run.config, expanded=False)
 with right:
+    sh.show_verdict(run)
+    sh.show_checks(run)
     st.subheader("Metrics")
     metrics = run.metrics
     column = sh.select_score(run, where=st)
@@ -54,7 +56,9 @@ with right:
             cell.metric(f"{label.replace(' %', '')} (mean)", "—" if pd.isna(value) else f"{value:.2f}%")
     sh.as_table(table)
     st.caption(f"{run.config.get('fpr_convention') or FPR_CONVENTION}. All values in percent.")
-    with st.expander("All methods and scores"):
-        sh.as_table(viz.metrics_percent(metrics))
+st.subheader("The whole leaderboard")
+sh.show_leaderboard(run)
+with st.expander("Every metric of every row and set (metrics.csv)"):
+    sh.as_table(viz.metrics_percent(metrics))
 with st.expander("Log"):
     st.code(run.log or "(no log.txt)", language=None)

@@ -60,10 +60,11 @@ def set_threads(threads: int, device: str) -> None:
 def execute(config, out: Path, args: argparse.Namespace) -> Path:
     """Run ``config`` into the run directory ``out`` (under torchrun: on every rank, rank 0 writes),
     print the results table; clear errors for the usual failures."""
+    from negprompt.checks import format_checks
     from negprompt.data import DownloadError
     from negprompt.distributed import cleanup, init_distributed
-    from negprompt.evaluate import format_table
     from negprompt.experiments import run_experiment, work_dir_for
+    from negprompt.leaderboard import format_results
     from negprompt.rundir import load_run
     from negprompt.train import NonFiniteLossError
 
@@ -92,10 +93,13 @@ def execute(config, out: Path, args: argparse.Namespace) -> Path:
     run = load_run(path)
     warning = run.config["backbone"].get("warning")
     banner = f"\n!!! {warning}\n" if warning else ""
-    print(banner + format_table(run.metrics))
+    level = float((run.config.get("intervals") or {}).get("level", 0.95))
+    print(banner + format_results(run.metrics, level))
     hardest = hardest_ood_classes(run.scores)
     if hardest:
         print(hardest)
+    if run.checks is not None:
+        print(format_checks(run.checks))
     print(f"run directory: {path}")
     return path
 

@@ -63,21 +63,29 @@ def seeds_of(args: argparse.Namespace) -> list[int] | None:
 
 def run_seeds(args: argparse.Namespace, seeds: list[int], out: Path) -> Path:
     """One run per seed under ``out/seed-<k>``, then ``summary.csv`` / ``summary.md`` in ``out``."""
-    from negprompt.experiments.seeds import format_summary, summarize
+    from negprompt.experiments.seeds import format_summary, seeds_verdict, summarize
     from negprompt.io import atomic_write
+    from negprompt.metrics import FPR_CONVENTION
     from negprompt.rundir import load_run
 
-    metrics = {}
+    metrics, scores = {}, {}
     for seed in seeds:
         print(f"== seed {seed} ({seeds.index(seed) + 1} of {len(seeds)})", flush=True)
         config = config_from_args(args.preset, args, seed=seed)
         path = execute(config, out / f"seed-{seed}", args)
-        metrics[seed] = load_run(path).metrics
-    summary = summarize(metrics)
+        run = load_run(path)
+        metrics[seed], scores[seed] = run.metrics, run.scores
+    bootstrap = config.bootstrap()
+    summary = summarize(metrics, scores, bootstrap)
+    verdict = seeds_verdict(summary, bootstrap.level)
     table = format_summary(summary)
+    note = (
+        f"mean ± sd over seeds {seeds} (n = seeds), [pooled {round(100 * bootstrap.level)}% bootstrap interval of "
+        f"the mean over {bootstrap.n_resamples} resamples of the test images], in %. {FPR_CONVENTION}."
+    )
     atomic_write(out / "summary.csv", summary.to_csv(index=False))
-    atomic_write(out / "summary.md", f"# {args.preset}: mean ± std over seeds {seeds}\n\n{table}\n")
-    print(f"\nmean ± std over seeds {seeds} (percent):\n{table}\nsummary: {out / 'summary.md'}")
+    atomic_write(out / "summary.md", f"# {args.preset}\n\n{verdict}\n\n{note}\n\n{table}\n")
+    print(f"\n{verdict}\n\n{note}\n{table}\nsummary: {out / 'summary.md'}")
     return out
 
 

@@ -1,4 +1,5 @@
-"""The baselines an experiment runs beside NegPrompt: LoCoOp (trained), GL-MCM scores and NegLabel.
+"""The baselines an experiment runs beside NegPrompt: LoCoOp (trained), GL-MCM scores, NegLabel, CSP
+and AdaNeg.
 
 Each function takes the :class:`~negprompt.experiments.Experiment` and fills in its results, so that
 the experiment's own steps stay short: `train_locoop` after stage 1, `add_zero_shot_baselines`
@@ -16,7 +17,7 @@ from negprompt.locoop import LOCOOP_LAMBDA, default_top_k, extract_local_feature
 from negprompt.prompts import PromptConfig
 from negprompt.train import TrainResult, train_prompts
 
-from .methods import add_local_scores, neglabel_method
+from .methods import adaneg_method, add_local_scores, csp_method, neglabel_method
 
 if TYPE_CHECKING:
     from .experiment import Experiment
@@ -61,7 +62,8 @@ def train_locoop(exp: Experiment, names: list[str], views: list, labels, common:
 
 
 def add_zero_shot_baselines(exp: Experiment) -> None:
-    """GL-MCM scores of the zero-shot, CoOp and LoCoOp prompts, and the NegLabel method, as configured."""
+    """GL-MCM scores of the zero-shot, CoOp and LoCoOp prompts, and the NegLabel, CSP and AdaNeg
+    methods, as configured."""
     assert exp.features is not None and exp.data is not None and exp.backbone is not None
     c, feats = exp.config, exp.features
     local = [
@@ -81,6 +83,20 @@ def add_zero_shot_baselines(exp: Experiment) -> None:
             groups=c.evaluation.neglabel_groups, seed=c.seed, cache_dir=c.cache_path(), wordnet_dir=c.evaluation.wordnet_dir,
             progress=exp.progress,
         )  # fmt: skip
+    if c.evaluation.csp and "csp" not in exp.methods:
+        exp.methods["csp"] = csp_method(
+            exp.backbone, exp.data.class_names, fraction=c.evaluation.csp_fraction, groups=c.evaluation.neglabel_groups,
+            seed=c.seed, cache_dir=c.cache_path(), wordnet_dir=c.evaluation.wordnet_dir, progress=exp.progress,
+        )  # fmt: skip
+    if c.evaluation.adaneg and "adaneg" not in exp.methods:
+        from negprompt.adaneg import AdaNegConfig
+
+        e = c.evaluation
+        config = AdaNegConfig(memory=e.adaneg_memory, groups=e.adaneg_groups, batch_size=e.adaneg_batch_size)
+        exp.methods["adaneg"] = adaneg_method(exp.methods[e.adaneg_pool], config, stream_seed=e.stream_seed,
+                                              seed=c.seed, progress=exp.progress)  # fmt: skip
+        log.info("AdaNeg on %s's labels, adapting on the test stream (seed %d): %s", e.adaneg_pool,
+                 e.stream_seed, config)  # fmt: skip
 
 
 def evidence_record(exp: Experiment) -> dict:
@@ -88,8 +104,12 @@ def evidence_record(exp: Experiment) -> dict:
     out: dict = {}
     if any(m.local_scores for m in exp.methods.values()) and exp.backbone is not None:
         out["local_grid"] = int(exp.backbone.model.visual.grid_size[0])
-    neglabel = exp.methods.get("neglabel")
-    if neglabel is not None:
-        words = list(neglabel.neg_label_words)
-        out["neglabel"] = {"n_neg": len(words), "groups": neglabel.neg_groups, "words": words}
+    for name in ("neglabel", "csp"):
+        method = exp.methods.get(name)
+        if method is not None:
+            words = list(method.neg_label_words)
+            out[name] = {"n_neg": len(words), "groups": method.neg_groups, "words": words}
+    adaneg = exp.methods.get("adaneg")
+    if adaneg is not None:
+        out["adaneg"] = {**(adaneg.adapt_record or {}), "adapts_on_test_stream": True}
     return out

@@ -208,12 +208,36 @@ class EvaluationSettings:
     local_scores: bool = setting(
         True, "GL-MCM scores of the zero-shot and CoOp prompts (ViT backbones)", resume_free=True
     )
-    neglabel: bool = setting(True, "NegLabel with WordNet's labels (needs wordnet-base)", resume_free=True)
+    neglabel: bool = setting(True, "NegLabel with WordNet's labels (shipped)", resume_free=True)
     neglabel_n_neg: int = setting(10_000, "NegLabel's M negative labels", resume_free=True)
     neglabel_groups: int = setting(100, "NegLabel's G groups", resume_free=True)
     wordnet_dir: str | None = setting(
-        None, "WordNet 3.0 folder (default $NEGPROMPT_WORDNET or /usr/share/wordnet)", resume_free=True
+        None, "WordNet 3.0 folder ($NEGPROMPT_WORDNET, /usr/share/wordnet, else shipped)", resume_free=True
     )
+    csp: bool = setting(False, "CSP: NegLabel with adjective phrases and prompt ensembles", resume_free=True)
+    csp_fraction: float = setting(0.15, "CSP's share of nouns and of adjectives kept", resume_free=True)
+    adaneg: bool = setting(False, "AdaNeg: negative labels that adapt on the test stream", resume_free=True)
+    adaneg_pool: str = setting(
+        "neglabel",
+        "the labels AdaNeg adapts (that method must be on)",
+        choices=("neglabel", "csp"),
+        resume_free=True,
+    )
+    adaneg_memory: int = setting(
+        10, "AdaNeg's memory slots per label (the text feature included)", resume_free=True
+    )
+    adaneg_groups: int = setting(5, "AdaNeg's G groups of negative labels", resume_free=True)
+    adaneg_batch_size: int = setting(256, "test images AdaNeg reads at a time", resume_free=True)
+    stream_seed: int = setting(
+        0, "seed of the test stream's order for methods that adapt on it", resume_free=True
+    )
+    bootstrap: int = setting(
+        1000,
+        "bootstrap resamples of the test images for every interval (>= 1000 recommended)",
+        resume_free=True,
+    )
+    bootstrap_seed: int = setting(0, "seed of the bootstrap resamples", resume_free=True)
+    ci_level: float = setting(0.95, "confidence level of every interval", resume_free=True)
 
 
 @dataclass
@@ -436,10 +460,30 @@ class ExperimentConfig:
             )
         if e.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {e.temperature}")
+        if e.bootstrap < 2 or not 0 < e.ci_level < 1:
+            raise ValueError(
+                f"intervals need bootstrap >= 2 resamples and 0 < ci_level < 1, got {e.bootstrap} and {e.ci_level}"
+            )
         if e.neglabel_n_neg < 1 or not 1 <= e.neglabel_groups <= e.neglabel_n_neg:
             raise ValueError(
                 f"NegLabel needs neglabel_n_neg >= 1 and 1 <= neglabel_groups <= neglabel_n_neg, got "
                 f"{e.neglabel_n_neg} and {e.neglabel_groups}"
+            )
+        if e.adaneg and not getattr(e, e.adaneg_pool):
+            raise ValueError(
+                f"AdaNeg adapts the labels of {e.adaneg_pool}, which is off: turn it on ({e.adaneg_pool}=True, "
+                f"--{e.adaneg_pool}) or set adaneg_pool"
+            )
+        if (
+            not 0 < e.csp_fraction <= 1
+            or e.adaneg_memory < 2
+            or e.adaneg_groups < 1
+            or e.adaneg_batch_size < 1
+        ):
+            raise ValueError(
+                "CSP and AdaNeg need 0 < csp_fraction <= 1, adaneg_memory >= 2, adaneg_groups >= 1 and "
+                f"adaneg_batch_size >= 1; got {e.csp_fraction}, {e.adaneg_memory}, {e.adaneg_groups}, "
+                f"{e.adaneg_batch_size}"
             )
         if self.cache.batch_size < 1 or self.cache.num_workers < 0:
             raise ValueError(
@@ -481,6 +525,13 @@ class ExperimentConfig:
     def stage_numbers(self) -> tuple[int, ...]:
         """The stages this run trains: (), (1,), (2,) or (1, 2)."""
         return {"none": (), "1": (1,), "2": (2,), "both": (1, 2)}[self.training.stages]
+
+    def bootstrap(self):
+        """The bootstrap of every interval (`negprompt.uncertainty.Bootstrap`) from the evaluation settings."""
+        from negprompt.uncertainty import Bootstrap
+
+        e = self.evaluation
+        return Bootstrap(n_resamples=e.bootstrap, level=e.ci_level, seed=e.bootstrap_seed)
 
     def train_config(self, stage: int) -> TrainConfig:
         """The :class:`TrainConfig` of stage 1 or 2: train preset, the training section, ``stage<k>``."""

@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from negprompt.backbone import Backbone, load_backbone
-from negprompt.evaluate import Evaluation, Method, evaluate, format_table, write_evaluation
+from negprompt.checks import Check, format_checks, run_checks
+from negprompt.evaluate import Evaluation, Method, evaluate, write_evaluation
 from negprompt.runlog import capture_log
 from negprompt.train import TrainResult, train_prompts
 from negprompt.wordnet import check_wordnet
@@ -120,7 +121,8 @@ class Experiment:
 
     def prepare(self) -> Experiment:
         """Data, backbone and image features (computed once, then read from the cache). Returns self."""
-        if self.config.evaluation.neglabel:  # fail before the long steps, not after training
+        e = self.config.evaluation
+        if e.neglabel or e.csp:  # fail before the long steps, not after training
             check_wordnet(self.config.evaluation.wordnet_dir)
         data, backbone = self.load_data(), self.load_backbone()
         if self.features is not None:
@@ -221,13 +223,15 @@ class Experiment:
                     self.backbone, self.data.class_names, self.config.prompt_config()
                 )
             add_zero_shot_baselines(self)
-            methods = [self.methods[m] for m in METHODS + ("locoop", "neglabel") if m in self.methods]
+            extra = ("locoop", "neglabel", "csp", "adaneg")
+            methods = [self.methods[m] for m in METHODS + extra if m in self.methods]
             self.evaluation = evaluate(
                 methods,
                 self.features.id_test,
                 self.features.ood,
                 self.data.class_names,
                 temperature=self.config.evaluation.temperature,
+                bootstrap=self.config.bootstrap(),
             )
             log.info("evaluated %d images", len(self.evaluation.scores))
         return self.evaluation
@@ -242,18 +246,44 @@ class Experiment:
     # ------------------------------------------------------------------ results
 
     def table(self) -> str:
-        """The paper-shaped results table (FPR95 / AUROC per OOD set, mean, ID accuracy)."""
+        """The results: the verdict against the best training-free score, the whole leaderboard with
+        intervals, and the paper-shaped table (FPR95 / AUROC per OOD set, mean, ID accuracy)."""
         if self.evaluation is None:
             raise RuntimeError("evaluate() first")
-        text = format_table(self.evaluation.metrics)
+        from negprompt.leaderboard import format_results
+
+        metrics = self.evaluation.metrics
+        text = format_results(metrics, self.config.evaluation.ci_level)
         if self.config.data.benchmark == "openood":  # OpenOOD's tables use the other FPR convention
             from negprompt.metric_conventions import fpr_conventions_table
 
             rows = list(self.record()["table_rows"].items())
             text += "\n" + fpr_conventions_table(self.evaluation.scores, rows)
+        text += "\n\n" + format_checks(self.checks())
         if self.backbone is not None and self.backbone.warning:
             text = f"!!! {self.backbone.warning}\n{text}"
         return text
+
+    def checks(self) -> list[Check]:
+        """The run's checks (`negprompt.checks`): collapsed negatives, stages that changed nothing,
+        too few steps, a training-free score that wins, ID accuracy that fell, scores below chance,
+        random weights."""
+        if self.evaluation is None:
+            raise RuntimeError("evaluate() first")
+        text = {}
+        for m in self.evaluation.methods:
+            text[f"{m.name}.pos"] = m.pos.detach().float().cpu().numpy()
+            if m.neg is not None:
+                text[f"{m.name}.neg"] = m.neg.detach().float().cpu().numpy()
+        stages = [r.summary() for r in (self.stage1, self.stage2) if r is not None]
+        backbone = self.backbone
+        return run_checks(
+            metrics=self.evaluation.metrics,
+            text_features=text,
+            stages=stages,
+            random_weights=bool(backbone is not None and backbone.random_weights),
+            warning=backbone.warning if backbone is not None else "",
+        )
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -299,6 +329,8 @@ class Experiment:
                     ("coop", "mcm"),
                     ("negprompt", "negprompt"),
                     ("neglabel", "neglabel"),
+                    ("csp", "csp"),
+                    ("adaneg", "adaneg"),
                 )
                 if m in self.methods
             },
@@ -326,6 +358,7 @@ class Experiment:
             train_class_names=self.data.train_class_names,
             log=text,
             unique=unique,
+            checks=self.checks(),
         )
 
     # ------------------------------------------------------------------ internals

@@ -4,7 +4,12 @@
 * ``coop``: the stage-1 learned positive context (CoOp, Zhou et al., IJCV 2022), MCM score;
 * ``negprompt``: the stage-1 positives plus the stage-2 negative contexts (Li et al., CVPR 2024);
 * ``neglabel``: the zero-shot prompts plus negative labels mined from WordNet (Jiang et al., ICLR
-  2024, `negprompt.neglabel`).
+  2024, `negprompt.neglabel`);
+* ``csp``: NegLabel's score with CSP's pool, prompt ensembles and mining (Chen et al., NeurIPS 2024,
+  `negprompt.csp`);
+* ``adaneg``: NegLabel's or CSP's labels adapted on the test stream (Zhang & Zhang, NeurIPS 2024,
+  `negprompt.adaneg`): it reads every test image in a seeded order, so it is not like-for-like with
+  the methods that score one image at a time.
 
 ``zeroshot`` and ``coop`` also get GL-MCM scores (`add_local_scores`) when the backbone is a ViT.
 
@@ -14,6 +19,7 @@ classes never seen in training (open vocabulary).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -94,9 +100,10 @@ def neglabel_method(
     the number of candidates). See `negprompt.neglabel`.
     """
     from negprompt.neglabel import encode_label_bank, group_order, neg_mining
-    from negprompt.wordnet import wordnet_words
+    from negprompt.wordnet import wordnet_source, wordnet_words
 
     words = wordnet_words(wordnet_dir)
+    log.info("NegLabel: WordNet 3.0 from %s", wordnet_source(wordnet_dir))
     bank = encode_label_bank(backbone, words, cache_dir=cache_dir, progress=progress)
     own = {c.lower() for c in class_names}
     cand = torch.tensor([i for i, w in enumerate(words) if w.lower() not in own], dtype=torch.long)
@@ -109,6 +116,81 @@ def neglabel_method(
     return Method(
         "neglabel", zeroshot.pos, None, context_tokens=zeroshot.context_tokens,
         neg_labels=feats[order], neg_label_words=[words[i] for i in order.tolist()], neg_groups=g,
+    )  # fmt: skip
+
+
+def csp_method(
+    backbone: Backbone,
+    class_names: Sequence[str],
+    *,
+    fraction: float = 0.15,
+    groups: int = 100,
+    seed: int = 0,
+    cache_dir: str | os.PathLike,
+    wordnet_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Method:
+    """CSP: ID classes and nouns as 8-prompt ensembles, adjective phrases as 4-prompt ensembles; the
+    kept negatives in G = ``groups`` groups (see `negprompt.csp`). Scored like NegLabel."""
+    from negprompt.csp import ADJ_TEMPLATES, NOUN_TEMPLATES, csp_negatives, csp_pool, encode_ensemble
+    from negprompt.wordnet import load_synsets, wordnet_source
+
+    nouns, phrases = csp_pool(load_synsets("noun", wordnet_dir), load_synsets("adj", wordnet_dir), seed=seed)
+    log.info("CSP: %d nouns and %d adjective phrases from WordNet 3.0 (%s)", len(nouns), len(phrases),
+             wordnet_source(wordnet_dir))  # fmt: skip
+
+    def bank(words, templates):
+        feats = encode_ensemble(backbone, words, templates, cache_dir=cache_dir, progress=progress)
+        return torch.nn.functional.normalize(torch.from_numpy(np.asarray(feats, dtype=np.float32)), dim=-1)
+
+    pos = bank(list(class_names), NOUN_TEMPLATES)
+    noun_feats, adj_feats = bank(nouns, NOUN_TEMPLATES), bank(phrases, ADJ_TEMPLATES)
+    order = csp_negatives(noun_feats, adj_feats, pos, fraction=fraction, groups=groups, seed=seed)
+    words = nouns + phrases
+    log.info("CSP: %d negative labels in %d groups", len(order), groups)
+    return Method(
+        "csp", pos, None, neg_labels=torch.cat([noun_feats, adj_feats])[order],
+        neg_label_words=[words[i] for i in order.tolist()], neg_groups=groups,
+    )  # fmt: skip
+
+
+def adaneg_method(
+    base: Method, config, *, stream_seed: int = 0, seed: int = 0, progress: bool = True
+) -> Method:
+    """AdaNeg on the labels of ``base`` (``neglabel`` or ``csp``): scored over the whole test stream.
+
+    Args:
+        base: the method whose positives and negative labels AdaNeg adapts.
+        config: an `negprompt.adaneg.AdaNegConfig`.
+        stream_seed: seed of the shuffle of all test images (ID and OOD together) into one stream.
+        seed: seed of the shuffle that forms the groups.
+    """
+    from negprompt.adaneg import adaneg_scores, stream_order
+    from negprompt.neglabel import group_order
+
+    if base.neg_labels is None:
+        raise ValueError(f"AdaNeg adapts negative labels, and method {base.name!r} has none")
+    m = len(base.neg_labels)
+    if not 1 <= config.groups <= m:
+        raise ValueError(
+            f"adaneg_groups must lie in [1, {m}] (the negative labels of {base.name}), got {config.groups}"
+        )
+    perm = group_order(m - m % config.groups, config.groups, seed)
+
+    def adapt(feats: torch.Tensor, temperature: float):
+        order = stream_order(len(feats), stream_seed)
+        cfg = dataclasses.replace(config, logit_scale=config.logit_scale / temperature)
+        scores, preds = adaneg_scores(feats[torch.from_numpy(order)], base.pos, base.neg_labels, cfg,
+                                      group_perm=perm, progress=progress)  # fmt: skip
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        out_scores, out_preds = torch.empty_like(scores), torch.empty_like(preds)
+        out_scores[torch.from_numpy(order)], out_preds[torch.from_numpy(order)] = scores, preds
+        return out_preds, {"adaneg": out_scores}, {"stream_position": position}
+
+    return Method(
+        "adaneg", base.pos, None, context_tokens=base.context_tokens, adapt=adapt,
+        adapt_record={"pool": base.name, "stream_seed": stream_seed, **config.to_dict()},
     )  # fmt: skip
 
 

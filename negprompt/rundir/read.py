@@ -14,6 +14,7 @@ import pandas as pd
 
 from negprompt.io import OutsideError, confined
 from negprompt.rundir.schema import (
+    CHECKS_FILE,
     CONFIG_FILE,
     CONTEXT_TOKENS_FILE,
     IMAGE_FEATURES_FILE,
@@ -204,6 +205,22 @@ class Run:
         if not self._exists(CONTEXT_TOKENS_FILE):
             return {}
         return self._read(CONTEXT_TOKENS_FILE, lambda f: json.loads(f.read_text(encoding="utf-8")))
+
+    @cached_property
+    def checks(self) -> list | None:
+        """``checks.json`` as `negprompt.checks.Check` objects, or None for a run written before checks.
+
+        Raises:
+            RunDirError: the file is damaged (naming it); the rest of the run stays readable.
+        """
+        if not self._exists(CHECKS_FILE):
+            return None
+        from negprompt.checks import parse_checks
+
+        where = str(self.path / CHECKS_FILE)
+        return self._read(
+            CHECKS_FILE, lambda f: parse_checks(json.loads(f.read_text(encoding="utf-8")), where)
+        )
 
     @cached_property
     def log(self) -> str:

@@ -20,6 +20,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE, METRICS_FILE, SCORES_FILE = "config.json", "metrics.csv", "scores.parquet"
 IMAGE_FEATURES_FILE, TEXT_FEATURES_FILE = "image_features.npy", "text_features.npz"
 CONTEXT_TOKENS_FILE, LOG_FILE, PROMPTS_DIR = "context_tokens.json", "log.txt", "prompts"
+CHECKS_FILE = "checks.json"
 
 METRICS_COLUMNS = ("method", "score", "dataset", "fpr95", "auroc", "aupr_in", "aupr_out", "id_acc")
 """Required columns of ``metrics.csv``, in order; the last five are fractions in [0, 1] or empty."""

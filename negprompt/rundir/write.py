@@ -18,6 +18,7 @@ import pandas as pd
 from negprompt.io import clean_stale_temps, publish_dir, temp_name
 from negprompt.metrics import FPR_CONVENTION
 from negprompt.rundir.schema import (
+    CHECKS_FILE,
     CONFIG_FILE,
     CONFIG_ORDER,
     CONTEXT_TOKENS_FILE,
@@ -104,6 +105,7 @@ def write_run(
     context_tokens: Mapping | None = None,
     log: str = "",
     unique: bool = False,
+    checks: Mapping | None = None,
 ) -> Path:
     """Validate the parts of a run and write them as one run directory, atomically.
 
@@ -126,6 +128,7 @@ def write_run(
         prompt_files: ``{method: (file.safetensors, file.json)}`` copied to ``prompts/<method>.*``.
         context_tokens: ``context_tokens.json`` content.
         log: the text of ``log.txt``.
+        checks: ``checks.json`` content (`negprompt.checks.to_json`), or None.
         unique: if ``path`` exists, write ``path-2``, ``path-3``, … instead of raising.
 
     Returns:
@@ -152,6 +155,7 @@ def write_run(
             )
         prompts[method] = tuple(Path(f) for f in files)
     context_json = None if context_tokens is None else to_json(context_tokens, "context_tokens")
+    checks_json = None if checks is None else to_json(checks, "checks")
 
     cfg = {"format": FORMAT_VERSION, **copy.deepcopy(dict(config))}
     cfg["data"] = {
@@ -195,6 +199,8 @@ def write_run(
         if context_json is not None:
             (tmp / CONTEXT_TOKENS_FILE).write_text(context_json, encoding="utf-8")
         (tmp / LOG_FILE).write_text(log, encoding="utf-8")
+        if checks_json is not None:
+            (tmp / CHECKS_FILE).write_text(checks_json, encoding="utf-8")
         for _attempt in range(100):
             if auto_name:
                 cfg["name"] = final.name

@@ -289,7 +289,9 @@ class _Trainer:
     def result(self, completed: bool) -> TrainResult:
         """The result; a completed run with ``select="val"`` loads the best epoch's contexts."""
         file = checkpoint_path(self.folder) if self.folder is not None else None
-        result = TrainResult(self.learner, self.config, self.history, "last", self.done, completed, file)
+        result = TrainResult(
+            self.learner, self.config, self.history, "last", self.done, completed, file, self.steps
+        )
         if completed and self.config.select == "val" and self.best is not None:
             with torch.no_grad():
                 self.learner.pos_ctx.copy_(self.best["pos_ctx"])

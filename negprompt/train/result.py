@@ -25,6 +25,7 @@ class TrainResult:
         selected_epoch: the epoch (1-based) whose contexts the learner holds.
         completed: False when the run was stopped before its last epoch (resume it).
         checkpoint: the checkpoint file, or None.
+        steps_per_epoch: optimisation steps (batches) per epoch.
     """
 
     learner: PromptLearner
@@ -34,6 +35,7 @@ class TrainResult:
     selected_epoch: int = 0
     completed: bool = True
     checkpoint: Path | None = None
+    steps_per_epoch: int = 0
 
     @property
     def stage(self) -> int:
@@ -48,6 +50,7 @@ class TrainResult:
             "selection_criterion": CRITERION[self.stage] if self.selected == "val" else None,
             "selected_epoch": self.selected_epoch,
             "epochs_run": len(self.history),
+            "steps": self.steps_per_epoch * len(self.history),
             "completed": self.completed,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "history": self.history,

@@ -62,6 +62,7 @@ from negprompt.viz.tables import (
     compare_methods,
     compare_metrics,
     config_summary,
+    leaderboard_table,
     method_rows,
     metrics_percent,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "nearest_images",
     "run_temperature",
     "terms_table",
+    "leaderboard_table",
     "method_rows",
     "metrics_comparison_figure",
     "metrics_percent",

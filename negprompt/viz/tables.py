@@ -7,10 +7,12 @@ from typing import Any
 
 import pandas as pd
 
+from negprompt.leaderboard import leaderboard
 from negprompt.table_rows import row_label, table_rows
 
 __all__ = [
     "METRIC_LABELS",
+    "leaderboard_table",
     "compare_methods",
     "compare_metrics",
     "config_summary",
@@ -150,3 +152,37 @@ def config_summary(config: Mapping[str, Any]) -> dict[str, str]:
         "scores": ", ".join(map(str, config.get("scores") or [])),
         "device": str(software.get("device", "")),
     }
+
+
+def _span(low: float, high: float, signed: bool = False) -> str:
+    if pd.isna(low) or pd.isna(high):
+        return "no interval"
+    f = "{:+.2f}" if signed else "{:.2f}"
+    return f"[{f.format(100 * low)}, {f.format(100 * high)}]"
+
+
+def leaderboard_table(metrics: pd.DataFrame, dataset: str = "mean", sort_by: str = "fpr95") -> pd.DataFrame:
+    """The whole leaderboard of one dataset for display (`negprompt.leaderboard.leaderboard`).
+
+    Returns:
+        One row per (method, score): ``★`` on the best training-free row, ``row``, ``kind``, each
+        metric in percent (numbers, so that a table sorts by them) with its interval as text, and
+        the trained rows' ``Δ FPR95 pp`` / ``Δ AUROC pp`` to the best training-free row with their
+        paired intervals. Runs written before intervals show "no interval".
+    """
+    board = leaderboard(metrics, dataset, sort_by)
+    out = pd.DataFrame({"★": ["★" if b else "" for b in board["best_training_free"]], "row": board["row"]})
+    out["kind"] = board["kind"]
+    for metric, label in METRIC_LABELS.items():
+        out[label] = (100 * board[metric]).round(2)
+        if metric in ("fpr95", "auroc", "id_acc"):
+            out[f"{label.replace(' %', '')} interval"] = [
+                _span(lo, hi) for lo, hi in zip(board[f"{metric}_low"], board[f"{metric}_high"])
+            ]
+    for metric, label in (("fpr95", "Δ FPR95 pp"), ("auroc", "Δ AUROC pp")):
+        out[label] = (100 * board[f"d_{metric}"]).round(2)
+        out[f"{label} interval"] = [
+            "" if pd.isna(d) else _span(lo, hi, signed=True)
+            for d, lo, hi in zip(board[f"d_{metric}"], board[f"d_{metric}_low"], board[f"d_{metric}_high"])
+        ]
+    return out

@@ -51,6 +51,28 @@ def test_every_page_renders_a_real_run(demo_runs, monkeypatch, page):
         )
 
 
+def test_runs_page_shows_the_verdict_the_whole_leaderboard_and_the_checks(demo_runs, monkeypatch):
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = load_run(at.selectbox(key="w_run").value)
+    from negprompt.leaderboard import verdict
+
+    shown = [*at.warning.values, *at.success.values, *at.info.values]
+    assert verdict(run.metrics) in shown
+    board = next(df.value for df in at.dataframe if "★" in df.value.columns)
+    assert set(board["row"]) == {viz.leaderboard_table(run.metrics)["row"][i] for i in range(len(board))}
+    assert "max-logit (zero-shot)" in set(board["row"]) and len(board) == len(
+        run.metrics.query("dataset == 'mean'")
+    )
+    assert list(board["FPR95 %"]) == sorted(board["FPR95 %"])
+    assert board.loc[board["★"] == "★", "row"].tolist() == ["max-logit (zero-shot)"]
+    assert any("negative prompts collapsed" in w for w in at.warning.values)
+    at.selectbox(key=f"board-sort-{run.name}").set_value("auroc").run()
+    board = next(df.value for df in at.dataframe if "★" in df.value.columns)
+    assert list(board["AUROC %"]) == sorted(board["AUROC %"], reverse=True)
+
+
 def test_compare_page_and_explanations_show_the_newer_methods(demo_runs, monkeypatch):
     """GL-MCM, L-MCM and LoCoOp of a real run: their rows on the compare page, their scores on the
     score page, and the local region that decided an image on the per-image page."""

@@ -32,9 +32,7 @@ def test_demo_fast_end_to_end(tmp_path, shared, capsys):
         assert label in printed
     assert f"run directory: {out}" in printed
     # the near-OOD clothing classes, hardest first, with the counts of the run's own breakdown
-    hardest = (
-        printed.split("hardest OOD classes", 1)[1].split("run directory:", 1)[0].strip().splitlines()[1:]
-    )
+    hardest = printed.split("hardest OOD classes", 1)[1].split("checks:", 1)[0].strip().splitlines()[1:]
     assert len(hardest) == 4 and all("(demo/near-ood):" in line for line in hardest)
     assert {line.split(" (")[0].strip() for line in hardest} == {"coat", "shirt", "sneaker", "ankle boot"}
     run = load_run(out)
@@ -53,6 +51,19 @@ def test_demo_fast_end_to_end(tmp_path, shared, capsys):
     # a model that sees: zero-shot accuracy far above chance (1/6), digits told apart from clothing
     zeroshot = m[(m.method == "zeroshot") & (m.dataset == "demo/far-ood")].iloc[0]
     assert zeroshot.id_acc > 0.6 and zeroshot.auroc > 0.7
+    # the whole leaderboard: the training-free max-logit row is there, with intervals, and the
+    # verdict against the best training-free row comes first in the results
+    assert "max-logit (zero-shot)" in printed and "whole leaderboard" in printed
+    first = printed.strip().splitlines()[0]
+    assert first.startswith("NegPrompt") and "best training-free score, max-logit (zero-shot)" in first
+    assert {"fpr95_low", "fpr95_high", "d_fpr95", "ref_fpr95"} <= set(m.columns)
+    assert ((m.fpr95_low <= m.fpr95 + 1e-12) & (m.fpr95 <= m.fpr95_high + 1e-12)).all()
+    assert run.config["intervals"] == {"method": "percentile", "n_resamples": 1000, "level": 0.95, "seed": 0}
+    # the checks report what the default recipe does: the M = 2 negatives end identical
+    checks = {c.id: c for c in run.checks}
+    assert checks["negatives_collapsed"].fired and checks["negatives_collapsed"].value > 0.999
+    assert not checks["random_weights"].fired
+    assert "checks:" in printed and "! negative prompts collapsed" in printed
 
 
 def test_demo_starts_the_dashboard_over_the_runs_folder(tmp_path, shared, monkeypatch, capsys):

@@ -62,10 +62,22 @@ def test_reader_errors(wordnet, tmp_path, monkeypatch):
     (wordnet / "data.adj").write_text(HEADER + "00030000 00 a zz green 0 000 | bad count\n")
     with pytest.raises(ValueError, match=r"data.adj:3: not a WordNet data line"):
         WN.read_synsets(wordnet / "data.adj")
+    (wordnet / "data.adj").write_text(HEADER + "00030000 77 a 01 green 0 000 | no such lexicographer file\n")
+    with pytest.raises(ValueError, match=r"data.adj:3: not a WordNet data line"):
+        WN.read_synsets(wordnet / "data.adj")
     with pytest.raises(FileNotFoundError, match="apt-get install wordnet-base"):
-        WN.wordnet_words(tmp_path / "nowhere")
+        WN.read_synsets(tmp_path / "nowhere" / "data.noun")
     monkeypatch.setenv("NEGPROMPT_WORDNET", str(wordnet))
     assert WN.wordnet_dir() == wordnet and WN.check_wordnet() == wordnet
+
+
+def test_lexnames_of_a_synthetic_file(wordnet):
+    """``lex_filenum`` names the lexicographer file (lexnames(5WN)): 03 noun.Tops, 05 noun.animal, …"""
+    nouns, adjs = WN.read_data_file(wordnet / "data.noun"), WN.read_data_file(wordnet / "data.adj")
+    assert [s.lexname for s in nouns] == ["noun.Tops", "noun.Tops", "noun.animal"] + ["noun.artifact"] * 3
+    assert {s.lexname for s in adjs} == {"adj.all"}
+    assert nouns[2] == WN.Synset("noun.animal", ("dog", "domestic dog"))
+    assert len(WN.LEXNAMES) == 45 and WN.LEXNAMES[18] == "noun.person" and WN.LEXNAMES[44] == "adj.ppl"
 
 
 def test_real_wordnet_files():
@@ -79,6 +91,74 @@ def test_real_wordnet_files():
     words = WN.wordnet_words(folder)
     assert {"dog", "goldfish", "tench", "green"} <= set(words)
     assert not any("_" in w or w.endswith(("(a)", "(p)", "(ip)")) for w in words)
+
+
+def test_shipped_lists_equal_debians_wordnet():
+    """The package's lists hold exactly the synsets, words and lexnames of WordNet 3.0's data files."""
+    folder = WN.DEFAULT_WORDNET_DIR
+    assert (folder / "data.noun").is_file(), f"{folder}/data.noun missing; {WN.INSTALL_HINT}"
+    for part in ("noun", "adj"):
+        assert WN.read_shipped(part) == WN.read_data_file(folder / f"data.{part}")
+    nouns = WN.read_shipped("noun")
+    lexname: dict[str, str] = {}
+    for s in nouns:  # a word's first synset, e.g. "dog" the animal before "dog" the informal person
+        lexname.setdefault(s.words[0], s.lexname)
+    assert lexname["dog"] == "noun.animal" and lexname["chair"] == "noun.artifact"
+    assert lexname["person"] == "noun.Tops" and lexname["scientist"] == "noun.person"
+    assert lexname["kilogram"] == "noun.quantity" and lexname["family"] == "noun.group"
+    adj: dict[str, str] = {}
+    for s in WN.read_shipped("adj"):
+        adj.setdefault(s.words[0], s.lexname)
+    assert adj["abbatial"] == "adj.pert" and adj["green"] == "adj.all"
+    assert {s.lexname for s in WN.read_shipped("adj")} == {"adj.all", "adj.pert", "adj.ppl"}
+    notice = (WN.SHIPPED_DIR / "LICENSE-WordNet-3.0.txt").read_text()
+    assert "WordNet 3.0 Copyright 2006 by Princeton University" in notice
+
+
+def test_shipped_lists_are_package_data():
+    """pyproject.toml ships the lists and their licence; together they stay under 5 MB."""
+    import re
+    from pathlib import Path
+
+    root = Path(WN.__file__).resolve().parents[1]
+    section = (root / "pyproject.toml").read_text().split("[tool.setuptools.package-data]", 1)[1]
+    patterns = re.findall(r'"([^"]*wordnet[^"]*)"', section.split("\n[", 1)[0])
+    for name in ("noun.tsv.gz", "adj.tsv.gz", "LICENSE-WordNet-3.0.txt"):
+        rel = (WN.SHIPPED_DIR / name).relative_to(root / "negprompt").as_posix()
+        assert any(Path(rel).match(pattern) for pattern in patterns), (name, patterns)
+    assert sum(f.stat().st_size for f in WN.SHIPPED_DIR.iterdir()) < 5_000_000
+
+
+def test_without_wordnet_the_shipped_lists_are_used(tmp_path, monkeypatch):
+    """An empty WordNet folder (no wordnet-base): the same words, from the package's own lists."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("NEGPROMPT_WORDNET", str(empty))
+    assert WN.wordnet_source() == WN.SHIPPED_DIR == WN.check_wordnet()
+    words = WN.wordnet_words()
+    assert words == WN.wordnet_words(WN.DEFAULT_WORDNET_DIR)
+    assert len(words) > 70_000 and words[:2] == ["entity", "physical entity"]
+
+
+def test_a_broken_install_is_found_before_the_model_loads(tmp_path, monkeypatch):
+    """No WordNet folder and no shipped lists: the experiment stops in prepare(), before the backbone."""
+    from negprompt.experiments import Experiment
+    from tests.experiments.test_experiments_data import make_benchmark, small
+
+    monkeypatch.setattr(WN, "SHIPPED_DIR", tmp_path / "gone")
+    with pytest.raises(FileNotFoundError, match=r"noun.tsv.gz.*reinstall negprompt"):
+        WN.check_wordnet(tmp_path)
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "noun.tsv.gz").write_bytes(b"\x1f\x8b not gzip")
+    with pytest.raises(ValueError, match="damaged"):
+        WN.read_shipped("noun", tmp_path / "damaged")
+    data = make_benchmark(tmp_path / "data", [0, 1])
+    config = small(data_root=data, classes=2, cache_dir=str(tmp_path / "cache"), neglabel=True,
+                   wordnet_dir=str(tmp_path))  # fmt: skip
+    exp = Experiment(config, progress=False)
+    with pytest.raises(FileNotFoundError, match="NegLabel needs WordNet 3.0"):
+        exp.prepare()
+    assert exp.backbone is None and exp.data is None
 
 
 def _unit(*shape, seed=0):
@@ -135,6 +215,9 @@ def test_label_bank_is_cached(tiny_backbone, tmp_path):
 
     ref = zeroshot_method(tiny_backbone, words).pos.numpy()
     np.testing.assert_allclose(bank.astype(np.float32), ref, atol=2e-3)
+    np.save(folders[0] / "features.npy", np.zeros((4, 3), dtype=np.float16))  # another backbone's width
+    with pytest.raises(ValueError, match="delete that folder to encode the bank again"):
+        NL.encode_label_bank(tiny_backbone, words, cache_dir=tmp_path, progress=False)
 
 
 def test_experiment_end_to_end(wordnet, tmp_path, tiny_backbone):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -51,7 +52,8 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert s.fpr95_mean[0] == pytest.approx(0.2) and s.fpr95_std[0] == pytest.approx(0.1414213562)
     assert s.seeds[0] == 2
     assert "20.00 ± 14.14" in format_summary(s)
-    assert summarize({0: a}).fpr95_std[0] == 0.0
+    one = summarize({0: a})
+    assert np.isnan(one.fpr95_std[0]) and "±" not in format_summary(one)  # n = 1: no spread to show
     with pytest.raises(ValueError):
         summarize({})
 
@@ -62,7 +64,7 @@ def test_mini_hard_ood_over_two_seeds_end_to_end(tmp_path, capsys):
             "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "mean ± std over seeds [0, 1]" in printed and "RANDOM WEIGHTS" not in printed
+    assert "mean ± sd over seeds [0, 1]" in printed and "RANDOM WEIGHTS" not in printed
     runs = [load_run(out / f"seed-{k}") for k in (0, 1)]
     assert [r.config["experiment"]["settings"]["seed"] for r in runs] == [0, 1]
     summary = pd.read_csv(out / "summary.csv")
@@ -76,5 +78,12 @@ def test_mini_hard_ood_over_two_seeds_end_to_end(tmp_path, capsys):
     row = pick(summary).iloc[0]
     values = [pick(r.metrics).iloc[0].auroc for r in runs]
     assert row.auroc_mean == pytest.approx(sum(values) / 2)
-    assert "±" in (out / "summary.md").read_text()
+    text = (out / "summary.md").read_text()
+    assert "±" in text and text.splitlines()[2].startswith("NegPrompt") and "pooled 95% CI" in text
+    # the pooled interval holds the mean; trained rows carry their Δ to the best training-free row
+    assert (
+        (summary.fpr95_low <= summary.fpr95_mean + 1e-12) & (summary.fpr95_mean <= summary.fpr95_high + 1e-12)
+    ).all()
+    assert summary.loc[summary.method == "negprompt", "d_fpr95"].notna().all()
+    assert summary.loc[summary.method == "zeroshot", "d_fpr95"].isna().all()
     assert main(args[:2] + ["--seed", "0", "--seeds", "1"]) == 2

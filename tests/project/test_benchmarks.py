@@ -132,3 +132,32 @@ def test_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
     assert out["bank_cache_mb"] == 30 * tiny_backbone.embed_dim * 2 / 2**20
     assert out["encode_global_local_images_per_s"] > 0 and out["neglabel_score_images_per_s"] > 0
     assert out["train_images"] == 48 and out["coop_epoch_s"] > 0 and out["locoop_epoch_s"] > 0
+
+
+def test_adaptive_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
+    from benchmarks import bench_adaptive
+
+    out = bench_adaptive.run(
+        images=300, classes=5, n_neg=20, dim=16, csp_nouns=200, csp_adjectives=40, csp_groups=4
+    )
+    assert out["adaneg"]["images_per_s"] > 0 and out["adaneg"]["memory_tensor_mb"] == 25 * 11 * 16 * 4 / 2**20
+    assert out["csp"]["negatives"] == 30 + 6 and out["csp"]["score_images_per_s"] > 0
+    rate = bench_adaptive.encode_rate(torch.device("cpu"), 3, backbone=tiny_backbone)
+    assert rate["sentences"] == 24 and rate["sentences_per_s"] > 0
+
+
+def test_recorded_adaptive_methods_match_their_raw_results():
+    raw = json.loads((BENCH / "results-adaptive-cpu.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    adaneg, csp = raw["adaneg"], raw["csp"]
+    quoted = [
+        f"{adaneg['seconds']:.0f} s, **{adaneg['images_per_s']:.0f} images/s**",
+        f"| {adaneg['memory_tensor_mb']:.0f} MB |",
+        f"{adaneg['peak_rss_mb']:,.0f} MB ({raw['inputs_peak_rss_mb']:,.0f} MB before AdaNeg",
+        f"{csp['mining_seconds']:.1f} s, {csp['negatives']:,} negatives kept",
+        f"{csp['score_seconds']:.0f} s, **{csp['score_images_per_s']:.0f} images/s**",
+    ]
+    encoding = json.loads((BENCH / "results-adaptive-encoding-cpu.json").read_text())["csp_encoding"]
+    quoted.append(f"**{encoding['sentences_per_s']:.1f} prompts/s**")
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote results-adaptive-cpu.json: {missing}"
