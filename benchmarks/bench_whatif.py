@@ -19,18 +19,25 @@ import torch
 
 from benchmarks.common import environment, imagenet_names, setup, timeit
 
+MODELS = (("negprompt-mini", "auto"), ("ViT-B-16", "none"))
+"""The bundled mini CLIP and the ViT-B-16 architecture (random weights: the speed is the same)."""
+
 
 def run(
-    device: torch.device, classes: int = 10, n_neg: int = 2, images: int = 20_000, repeats: int = 3
+    device: torch.device,
+    classes: int = 10,
+    n_neg: int = 2,
+    images: int = 20_000,
+    repeats: int = 3,
+    models: tuple[tuple[str, str], ...] = MODELS,
 ) -> list[dict]:
     """One row per model: load time, encoding time of C × (1 + M) prompts, rescoring time."""
     from negprompt.backbone import load_backbone
-    from negprompt.bundled import MINI_MODEL
     from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
     from negprompt.scores import score_all
 
     rows = []
-    for name, pretrained in ((MINI_MODEL, "auto"), ("ViT-B-16", "none")):
+    for name, pretrained in models:
         start = time.perf_counter()
         backbone = load_backbone(name, pretrained, device=device)
         load_s = time.perf_counter() - start

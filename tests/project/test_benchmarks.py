@@ -161,3 +161,13 @@ def test_recorded_adaptive_methods_match_their_raw_results():
     quoted.append(f"**{encoding['sentences_per_s']:.1f} prompts/s**")
     missing = [q for q in quoted if q not in text]
     assert not missing, f"RESULTS.md does not quote results-adaptive-cpu.json: {missing}"
+
+
+def test_whatif_benchmark_runs_at_a_tiny_size():
+    from benchmarks import bench_whatif
+
+    (row,) = bench_whatif.run(
+        torch.device("cpu"), classes=3, images=20, repeats=1, models=(("negprompt-tiny", "none"),)
+    )
+    assert row["prompts"] == 9 and row["encode_median_s"] > 0 and row["rescore_images"] == 20
+    assert row["whatif_s"] == row["learner_s"] + row["encode_median_s"] + row["rescore_median_s"]
