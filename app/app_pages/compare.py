@@ -82,8 +82,27 @@ metric = st.radio("Metric", list(viz.METRIC_LABELS)[:4], horizontal=True, format
 label = viz.METRIC_LABELS[metric]
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def shared_on(path_a: str, path_b: str, column_a: str, column_b: str, by: str) -> tuple[pd.DataFrame, dict]:
+    """`negprompt.matching.shared_metrics` of two score columns (cached per runs, columns and keys)."""
+    ra, rb = sh.open_run(path_a), sh.open_run(path_b)
+    ka, kb = keys_of(path_a, by), keys_of(path_b, by)
+    return X.shared_metrics(
+        ra.scores, rb.scores, column_a, column_b, ka, kb, X.match_sets(ra.scores, rb.scores, ka, kb)
+    )
+
+
+@st.cache_data(show_spinner="Paired bootstrap of the difference…", max_entries=16)
+def paired_intervals(path_a: str, path_b: str, column_a: str, column_b: str, by: str) -> dict:
+    """The paired bootstrap interval of B − A per shared set and for their mean (same images, same order)."""
+    from negprompt.uncertainty import paired_difference
+
+    aligned = shared_on(path_a, path_b, column_a, column_b, by)[1]
+    return paired_difference(aligned["a"], aligned["b"])
+
+
 def shared_table(column_a: str, column_b: str) -> tuple[pd.DataFrame, dict]:
-    return X.shared_metrics(a.scores, b.scores, column_a, column_b, keys_a, keys_b, match)
+    return shared_on(str(a.path), str(b.path), column_a, column_b, by)
 
 
 # --------------------------------------------------------------------------- every method
@@ -134,28 +153,23 @@ for side, cell, run in zip("AB", cells, runs):
         st.session_state[key] = default
     chosen.append(cell.selectbox(f"Score of {side}", columns, key=key, help=sh.score_help_text(columns)))
 column_a, column_b = chosen
-table, aligned = shared_table(column_a, column_b)
+table, _ = shared_table(column_a, column_b)
 shown = table[["dataset", "shared OOD images", f"{metric} A", f"{metric} B", f"{metric} Δ"]].copy()
 for c in shown.columns[2:]:
     shown[c] = 100 * shown[c]
 shown.columns = ["OOD set (A's name)", "shared OOD images", f"{label} A", f"{label} B", f"{label} Δ"]
-try:
-    from negprompt.uncertainty import paired_difference
-except ImportError:  # the paired bootstrap arrives with negprompt.uncertainty
-    paired_difference = None
-if paired_difference is not None:
-    with st.spinner("Paired bootstrap of the difference…"):
-        diff = paired_difference(aligned["a"], aligned["b"])
-    shown["Δ 95% interval"] = [
-        f"[{100 * diff[d][metric].low:+.2f}, {100 * diff[d][metric].high:+.2f}]" if d in diff else ""
-        for d in table["dataset"]
-    ]
+diff = paired_intervals(str(a.path), str(b.path), column_a, column_b, by)
+shown["Δ 95% interval"] = [
+    f"[{100 * diff[d][metric].low:+.2f}, {100 * diff[d][metric].high:+.2f}]" if d in diff else ""
+    for d in table["dataset"]
+]
 sh.as_table(shown, where=st.container(key="per_set"))
 st.caption(
     f"{column_a} of A against {column_b} of B on the {table.attrs['shared ID images']} shared ID images and "
     f"the shared OOD images of each set. {FPR_CONVENTION}. {MEAN_CONVENTION}: the mean row is over the "
-    "shared sets only. Values in percent; Δ = B − A in percentage points"
-    + ("; the interval is a paired bootstrap on the same images." if paired_difference else ".")
+    "shared sets only. Values in percent; Δ = B − A in percentage points; the interval is the paired "
+    "bootstrap interval of the difference (`negprompt.uncertainty.paired_difference`: the same images "
+    "resampled for both sides, the 95%-TPR threshold recomputed in every resample)."
 )
 
 # --------------------------------------------------------------------------- disagreements

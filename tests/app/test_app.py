@@ -413,9 +413,16 @@ def test_compare_page_matches_sets_by_images(monkeypatch, overlapping_runs):
     assert far["shared OOD images"] == len(shared) == 20
     assert far["FPR95 % A"] == pytest.approx(100 * fpr_a) and far["FPR95 % B"] == pytest.approx(100 * fpr_b)
     assert far["FPR95 % Δ"] == pytest.approx(100 * (fpr_b - fpr_a))
-    if "Δ 95% interval" in per_set.columns:  # the paired bootstrap, where negprompt.uncertainty has it
-        low, high = (float(v) for v in far["Δ 95% interval"].strip("[]").split(","))
-        assert low <= far["FPR95 % Δ"] <= high
+    # the paired bootstrap interval of the difference, on the same images in the same order
+    from negprompt.uncertainty import paired_difference
+
+    _, aligned = X.shared_metrics(
+        a.scores, b.scores, SCORE, SCORE, ka, kb, X.match_sets(a.scores, b.scores, ka, kb)
+    )
+    interval = paired_difference(aligned["a"], aligned["b"])["far"]["fpr95"]
+    assert far["Δ 95% interval"] == f"[{100 * interval.low:+.2f}, {100 * interval.high:+.2f}]"
+    low, high = (float(v) for v in far["Δ 95% interval"].strip("[]").split(","))
+    assert low <= far["FPR95 % Δ"] + 1e-9 and far["FPR95 % Δ"] - 1e-9 <= high
     methods = next(d.value for d in at.dataframe if "row" in d.value.columns)
     assert methods.set_index("row").loc["NegPrompt", f"FPR95 % A: {a.name}"] == pytest.approx(100 * fpr_a)
 
