@@ -421,8 +421,6 @@ def test_compare_page_matches_sets_by_images(monkeypatch, overlapping_runs):
     )
     interval = paired_difference(aligned["a"], aligned["b"])["far"]["fpr95"]
     assert far["Δ 95% interval"] == f"[{100 * interval.low:+.2f}, {100 * interval.high:+.2f}]"
-    low, high = (float(v) for v in far["Δ 95% interval"].strip("[]").split(","))
-    assert low <= far["FPR95 % Δ"] + 1e-9 and far["FPR95 % Δ"] - 1e-9 <= high
     methods = next(d.value for d in at.dataframe if "row" in d.value.columns)
     assert methods.set_index("row").loc["NegPrompt", f"FPR95 % A: {a.name}"] == pytest.approx(100 * fpr_a)
 
