@@ -37,8 +37,10 @@ except Exception as err:  # LiveError, WeightsError, …: say why this run canno
 @st.cache_data(show_spinner="Scoring the image with every method…", max_entries=32)
 def score_bytes(run_path: str, data: bytes) -> pd.DataFrame:
     """Every score of every method of the run for one image's bytes (cached by content)."""
+    run = sh.open_run(run_path)
+    labels = ex.label_features(run_path) if any(c.endswith("/neglabel") for c in run.score_columns) else None
     with Image.open(io.BytesIO(data)) as img:
-        return live.score_image(img, sh.open_run(run_path), ex.run_backbone(sh.open_run(run_path)))
+        return live.score_image(img, run, ex.run_backbone(run), label_features=labels)
 
 
 # --------------------------------------------------------------------------- your own image
