@@ -94,3 +94,30 @@ def test_a_run_without_a_model_says_so(tmp_path):
     config = {"backbone": {"name": "negprompt-mini", "pretrained": "auto", "weights": "other-weights"}}
     with pytest.raises(live.LiveError, match="install the run's weights"):
         live.run_backbone(config)
+
+
+def test_score_image_with_negative_labels(tiny_backbone):
+    from types import SimpleNamespace
+
+    import torch
+
+    from negprompt.neglabel import neglabel_score
+
+    gen = torch.Generator().manual_seed(0)
+    d = tiny_backbone.embed_dim
+    pos = torch.nn.functional.normalize(torch.randn(3, d, generator=gen), dim=-1).numpy()
+    bank = torch.nn.functional.normalize(torch.randn(6, d, generator=gen), dim=-1).numpy()
+    run = SimpleNamespace(
+        methods=["neglabel"],
+        score_columns=["neglabel/neglabel"],
+        text_features={"neglabel.pos": pos},
+        text_features_of=lambda m: (pos, None),
+        config={"experiment": {"neglabel": {"groups": 2}}},
+    )
+    img = Image.new("RGB", (40, 30), (200, 30, 90))
+    frame = live.score_image(img, run, tiny_backbone, label_features=bank)
+    g = tiny_backbone.encode_images(tiny_backbone.preprocess(img)[None]).float()
+    expected = neglabel_score(g @ torch.from_numpy(pos).T, g @ torch.from_numpy(bank).T, 2, 0.01)
+    assert list(frame["column"]) == ["neglabel/neglabel"]
+    assert frame["value"].iat[0] == pytest.approx(float(expected[0]), rel=1e-5)
+    assert live.score_image(img, run, tiny_backbone).empty  # no label features: no NegLabel score
