@@ -532,3 +532,22 @@ def test_missing_app_entry_is_a_clear_error(monkeypatch, tmp_path):
 def test_ask_page_without_a_model(monkeypatch, runs_root):
     at = app(monkeypatch, runs_root, "ask")
     assert any("cannot answer live questions" in i.value and "without a model" in i.value for i in at.info)
+
+
+def test_compare_two_scores_of_one_run(monkeypatch, runs_root):
+    from negprompt import matching as X
+
+    at = app(monkeypatch, runs_root, "compare")
+    beta = str(runs_root / "beta")
+    at.selectbox(key="w_compare_A").set_value(beta).run()
+    at.selectbox(key="w_compare_B").set_value(beta).run()
+    at.selectbox(key="compare_score_B").set_value("coop/mcm").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("compare two of its scores" in i.value for i in at.info)
+    assert not at.warning  # the same images in every set
+    run = load_run(beta)
+    keys = X.path_keys(run.scores)
+    thr = [viz.threshold_at_tpr(run.scores.loc[run.scores["split"] == "id", c]) for c in (SCORE, "coop/mcm")]
+    flips = X.disagreements(run.scores, run.scores, SCORE, "coop/mcm", *thr, keys, keys)
+    assert any(h.value == f"Where they disagree: {len(flips)} shared image(s)" for h in at.subheader)
+    assert (flips["row A"] == flips["row B"]).all()
