@@ -108,6 +108,21 @@ def _temperature(run) -> float:
     return run_temperature(run.config)
 
 
+def _unit_tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    """``a`` as an L2-normalised float32 tensor along its last axis (None stays None)."""
+    if a is None:
+        return None
+    return torch.nn.functional.normalize(torch.from_numpy(np.asarray(a, dtype=np.float32)), dim=-1)
+
+
+def _neglabel_value(run, g: torch.Tensor, pos: torch.Tensor, bank: torch.Tensor, t: float) -> float:
+    """NegLabel's score of one image feature ``g`` [1, D] with the run's G groups (τ = 0.01 · T)."""
+    from negprompt.neglabel import TAU, neglabel_score
+
+    groups = int(((run.config.get("experiment") or {}).get("neglabel") or {}).get("groups", 1))
+    return float(neglabel_score(g @ pos.T, g @ bank.T, groups, TAU * t)[0])
+
+
 def score_image(image, run, backbone: Backbone, label_features: np.ndarray | None = None) -> pd.DataFrame:
     """Every score of every method of ``run`` for one PIL image.
 
@@ -131,25 +146,12 @@ def score_image(image, run, backbone: Backbone, label_features: np.ndarray | Non
         wanted = [c.split("/", 1)[1] for c in run.score_columns if c.startswith(f"{method}/")]
         if f"{method}.pos" not in run.text_features or not wanted:
             continue
-        pos, neg = (
-            torch.from_numpy(np.asarray(a, dtype=np.float32)) if a is not None else None
-            for a in run.text_features_of(method)
-        )
-        pos = torch.nn.functional.normalize(pos, dim=-1)
-        neg = None if neg is None else torch.nn.functional.normalize(neg, dim=-1)
+        pos, neg = (_unit_tensor(a) for a in run.text_features_of(method))
         values: dict[str, float] = {}
         if "neglabel" in wanted:
-            if label_features is not None:
-                from negprompt.neglabel import TAU, neglabel_score
-
-                nl = (run.config.get("experiment") or {}).get("neglabel") or {}
-                bank = torch.nn.functional.normalize(
-                    torch.from_numpy(np.asarray(label_features, dtype=np.float32)), dim=-1
-                )
-                values["neglabel"] = float(
-                    neglabel_score(g @ pos.T, g @ bank.T, int(nl.get("groups", 1)), TAU * t)[0]
-                )
             wanted.remove("neglabel")
+            if label_features is not None:
+                values["neglabel"] = _neglabel_value(run, g, pos, _unit_tensor(label_features), t)
         names = [n for n in wanted if n in S.SCORES and (local is not None or not S.needs_local(n))]
         if names:
             _, got = S.predict_and_score(names, g, pos, neg, t, local_features=local)
