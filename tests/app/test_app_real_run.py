@@ -13,7 +13,7 @@ from negprompt.rundir import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app" / "app.py"
-PAGES = ("scores", "embeddings", "images", "compare")
+PAGES = ("scores", "embeddings", "images", "compare", "ask")
 
 
 @pytest.fixture(scope="module")
