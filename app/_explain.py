@@ -100,7 +100,7 @@ def show(run: Run, column: str, row: int, threshold: float, names: list[str], *,
         grid = (run.config.get("experiment") or {}).get("local_grid")
         if score_name in ("gl_mcm", "l_mcm") and region is not None and pd.notna(region) and grid:
             try:
-                path = resolve_image_path(run, str(item["path"]))
+                path = resolve_image_path(run, str(item["path"]), allowed=sh.image_folders())
                 st.image(
                     viz.region_png(path, int(region), int(grid)),
                     caption=f"the deciding local region p* = {int(region)} of {score_name}",

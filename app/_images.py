@@ -25,7 +25,7 @@ def load_image(run_path: str, image_path: str, size: int = THUMB_PX) -> tuple[by
     above a thumbnail's enlarge a tiny image (a 28-pixel digit) with visible pixels.
     """
     try:
-        path = resolve_image_path(sh.open_run(run_path), image_path)
+        path = resolve_image_path(sh.open_run(run_path), image_path, allowed=sh.image_folders())
         return thumbnail_png(path, size, enlarge=size > THUMB_PX), None
     except RunDirError as err:
         return placeholder_png(min(size, THUMB_PX)), str(err)

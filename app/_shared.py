@@ -9,6 +9,7 @@ from a plain dict in the session state, ``SHARED``) and its value is written bac
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import threading
@@ -21,9 +22,11 @@ import pandas as pd
 import streamlit as st
 
 from negprompt import viz
+from negprompt.defaults import DEMO_DATA_ROOT
 from negprompt.rundir import Run, RunDirError, find_runs, load_run
 
 RUNS_DIR_ENV = "NEGPROMPT_RUNS_DIR"
+IMAGE_DIRS_ENV = "NEGPROMPT_IMAGE_DIRS"
 SHARED = "negprompt_shared"
 RANDOM_WEIGHTS_TEXT = (
     "Random weights: this run used a model with random weights, so every number and picture "
@@ -57,6 +60,30 @@ def warm_umap_in_background() -> threading.Thread:
     return thread
 
 
+# --------------------------------------------------------------------------- the page frame
+
+
+@contextmanager
+def page_frame():
+    """Run one page: any error it raises is shown as a message, never as an exception.
+
+    A damaged run (`RunDirError`) shows its file and rule; any other error shows its type and text
+    and goes to the server's log with its traceback. What the page drew before the error stays, and
+    the other runs and pages stay usable. Streamlit's own stop and rerun signals pass through.
+    """
+    try:
+        yield
+    except RunDirError as err:
+        st.error(f"This run is damaged: {err}", icon=":material/report:")
+    except Exception as err:  # a last resort: the page stops with a message, the server goes on
+        logging.getLogger("negprompt.app").exception("page failed")
+        st.error(
+            f"This page stopped on an unexpected error ({type(err).__name__}: {err}). The run shown may be "
+            "damaged; pick another run or page.",
+            icon=":material/error:",
+        )
+
+
 # --------------------------------------------------------------------------- shared state
 
 
@@ -88,15 +115,34 @@ def remember(name: str, value: Any) -> Any:
 # --------------------------------------------------------------------------- runs
 
 
+def _arg_values(name: str) -> list[str]:
+    """Every value of ``--<name> VALUE`` / ``--<name>=VALUE`` after ``streamlit run app.py --``."""
+    args, found = sys.argv[1:], []
+    for i, arg in enumerate(args):
+        if arg == f"--{name}" and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif arg.startswith(f"--{name}="):
+            found.append(arg.split("=", 1)[1])
+    return found
+
+
 def default_runs_dir() -> str:
     """``--runs-dir`` after ``streamlit run app.py --``, else $NEGPROMPT_RUNS_DIR, else ``runs``."""
-    args = sys.argv[1:]
-    for i, arg in enumerate(args):
-        if arg == "--runs-dir" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--runs-dir="):
-            return arg.split("=", 1)[1]
-    return os.environ.get(RUNS_DIR_ENV) or "runs"
+    given = _arg_values("runs-dir")
+    return given[-1] if given else os.environ.get(RUNS_DIR_ENV) or "runs"
+
+
+def image_folders() -> tuple[str, ...]:
+    """The folders the dashboard serves images from; nothing outside them is ever shown.
+
+    The runs folder it was started with (not one typed in the sidebar), the project's data cache
+    (``~/.cache/negprompt/data``), and the folders given by ``--images`` (``negprompt app
+    --images``) or ``$NEGPROMPT_IMAGE_DIRS`` (separated by ``os.pathsep``). A run's own
+    ``config.data.roots`` narrow this further but can never widen it.
+    """
+    env = [p for p in os.environ.get(IMAGE_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+    folders = [default_runs_dir(), DEMO_DATA_ROOT, *_arg_values("images"), *env]
+    return tuple(dict.fromkeys(os.path.realpath(os.path.expanduser(f)) for f in folders))
 
 
 def runs_dir() -> Path:

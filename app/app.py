@@ -5,6 +5,7 @@ entry script as an old-style multipage app until the entry script has run once, 
 to a page's URL would bypass this page table.
 """
 
+import _shared as sh
 import streamlit as st
 from PIL import Image, ImageDraw
 
@@ -20,7 +21,7 @@ def favicon() -> Image.Image:
 
 
 st.set_page_config(page_title="negprompt", page_icon=favicon(), layout="wide")
-st.navigation(
+page = st.navigation(
     [
         st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:", default=True),
         st.Page("app_pages/scores.py", title="Score distributions", icon=":material/bar_chart:"),
@@ -29,4 +30,6 @@ st.navigation(
         st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
         st.Page("app_pages/ask.py", title="Ask the run", icon=":material/help:"),
     ]
-).run()
+)
+with sh.page_frame():  # no page shows an exception: a damaged run shows what is wrong with it
+    page.run()

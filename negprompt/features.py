@@ -94,14 +94,33 @@ class _Images(Dataset):
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed((self.seed * 1_000_003 + self.view) * 10_000_019 + i)
                     return self.transform(im), i, True
-        except Exception:  # unreadable or not an image
-            return None, i, False
+        except Exception as err:  # unreadable or not an image: the reason is kept
+            return None, i, unreadable_reason(err)
+
+
+def unreadable_reason(err: BaseException) -> str:
+    """A short reason why an image cannot be read, for grouping the unreadable images of a set."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(err, FileNotFoundError):
+        return "missing (no file, or a broken link)"
+    if isinstance(err, PermissionError):
+        return "no permission to read it"
+    if isinstance(err, IsADirectoryError):
+        return "a folder, not a file"
+    if isinstance(err, Image.DecompressionBombError):
+        return "more pixels than PIL's limit"
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image format PIL can decode"
+    if isinstance(err, OSError) and "truncated" in str(err).lower():
+        return "truncated or damaged image data"
+    return f"{type(err).__name__}: {str(err)[:80]}" if str(err) else type(err).__name__
 
 
 def _collate(batch):
-    good = [b for b in batch if b[2]]
+    good = [b for b in batch if b[2] is True]
     images = torch.stack([b[0] for b in good]) if good else None
-    return images, [b[1] for b in good], [b[1] for b in batch if not b[2]]
+    return images, [b[1] for b in good], [(b[1], b[2]) for b in batch if b[2] is not True]
 
 
 def extract_features(
@@ -193,7 +212,7 @@ def _compute(
 ) -> None:
     """Encode rows ``[start, stop)`` into the partial entry ``part`` (resuming) and publish ``target``."""
     part.mkdir(parents=True, exist_ok=True)
-    feats, done, bad = _open_partial(part, key, stop - start, backbone.embed_dim)
+    feats, done, bad, reasons = _open_partial(part, key, stop - start, backbone.embed_dim)
 
     loader = DataLoader(
         _Images(imageset, transform, view, seed, start + done, stop),
@@ -209,17 +228,18 @@ def _compute(
         disable=not progress,
     )
     for images, idx, failed in loader:
-        bad.extend(failed)
+        bad.extend(i for i, _ in failed)
+        reasons.update({str(i): why for i, why in failed})
         if images is not None:
             out = backbone.encode_images(images).cpu().numpy().astype(np.float16)
             feats[np.asarray(idx) - start] = out
         done += len(idx) + len(failed)
         feats.flush()
-        write_json(part / "progress.json", {"key": key, "done": done, "bad": bad})
+        write_json(part / "progress.json", {"key": key, "done": done, "bad": bad, "reasons": reasons})
         bar.update(len(idx) + len(failed))
     bar.close()
     del feats
-    _check_bad(imageset, bad, stop - start, max_bad_fraction)
+    _check_bad(imageset, bad, stop - start, max_bad_fraction, reasons)
     _finalise(part, target, imageset, key, start, stop, bad)
 
 
@@ -237,11 +257,12 @@ def _open_partial(part: Path, key: dict, n: int, dim: int):
         progress = json.loads(progress_file.read_text())
         if progress.get("key") == key:
             log.info("resuming feature extraction at %d/%d", progress["done"], n)
-            return np.load(feat_file, mmap_mode="r+"), int(progress["done"]), list(progress["bad"])
+            reasons = dict(progress.get("reasons") or {})
+            return np.load(feat_file, mmap_mode="r+"), int(progress["done"]), list(progress["bad"]), reasons
     feats = np.lib.format.open_memmap(feat_file, mode="w+", dtype=np.float16, shape=(n, dim))
     _reserve(feat_file)
-    write_json(progress_file, {"key": key, "done": 0, "bad": []})
-    return feats, 0, []
+    write_json(progress_file, {"key": key, "done": 0, "bad": [], "reasons": {}})
+    return feats, 0, [], {}
 
 
 def _reserve(file: Path) -> None:
@@ -258,16 +279,27 @@ def _reserve(file: Path) -> None:
             # the file system cannot pre-allocate (EOPNOTSUPP, EINVAL): write as before
 
 
-def _check_bad(imageset, bad: list[int], n: int, max_fraction: float) -> None:
+def _grouped(imageset, bad: list[int], reasons: dict[str, str]) -> str:
+    """The unreadable images grouped by reason: ``reason: count (first: path, path)``, largest first."""
+    groups: dict[str, list[int]] = {}
+    for i in bad:
+        groups.setdefault(reasons.get(str(i), "cannot be read"), []).append(i)
+    return "; ".join(
+        f"{why}: {len(rows)} (first: {', '.join(str(imageset.abspath(i)) for i in rows[:3])})"
+        for why, rows in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    )
+
+
+def _check_bad(imageset, bad: list[int], n: int, max_fraction: float, reasons: dict | None = None) -> None:
     if not bad:
         return
-    first = ", ".join(str(imageset.abspath(i)) for i in bad[:5])
+    first = _grouped(imageset, bad, reasons or {})
     if len(bad) > max_fraction * n or len(bad) == n:
         raise ValueError(
-            f"{len(bad)} of {n} images of {imageset.name!r} cannot be read (first: {first}); "
+            f"{len(bad)} of {n} images of {imageset.name!r} cannot be read, by reason: {first}; "
             "remove or replace them (or, from Python, raise max_bad_fraction)"
         )
-    msg = f"{len(bad)} of {n} images of {imageset.name!r} cannot be read and are left out (first: {first})"
+    msg = f"{len(bad)} of {n} images of {imageset.name!r} cannot be read and are left out, by reason: {first}"
     log.warning(msg)
     warnings.warn(msg, stacklevel=3)
 

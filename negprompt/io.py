@@ -254,6 +254,13 @@ def check_writable(folder: str | os.PathLike) -> Path:
     tmp = temp_name(probe / "write-check")
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileNotFoundError:  # the folder exists, yet creating a file in it says "no such file"
+        raise PermissionError(
+            errno.EPERM,
+            "the folder exists but its file system refuses new files (a virtual file system such as "
+            "/proc or /sys)",
+            str(probe),
+        ) from None
     except OSError as err:
         raise type(err)(err.errno, err.strerror, str(probe)) from None
     tmp.unlink(missing_ok=True)

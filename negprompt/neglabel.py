@@ -139,7 +139,7 @@ def encode_label_bank(
     chunks = []
     with torch.no_grad():
         for i in tqdm(range(0, len(words), batch_size), desc="label bank", disable=not progress):
-            names = learner.class_names(list(words[i : i + batch_size]))
+            names = learner.class_names(list(words[i : i + batch_size]), unique=False)  # a word bank
             chunks.append(learner.positive_features(names).float().cpu().numpy().astype(np.float16))
     tmp = final.with_name(final.name + f".tmp-{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from torch import nn
 
 from negprompt import prefix as _prefix
 from negprompt.backbone import Backbone
+from negprompt.data.names import clashes
 
 ENCODE_MODES = ("prefix", "length", "pad", "full")
 """``prefix``: shared ``[SOS] + context`` states computed once per context, then the name and EOT
@@ -41,7 +42,7 @@ class ClassNames:
             ``S = context_length - 1 - n_ctx``.
     """
 
-    def __init__(self, encoder: TextEncoder, names: Sequence[str], n_ctx: int):
+    def __init__(self, encoder: TextEncoder, names: Sequence[str], n_ctx: int, unique: bool = True):
         names = [str(n).strip() for n in names]
         if not names:
             raise ValueError("the class-name list is empty: give at least one class name")
@@ -52,10 +53,26 @@ class ClassNames:
         room = encoder.context_length - 2 - n_ctx  # SOS, context, name, EOT
         if room < 1:
             raise ValueError(f"a context of {n_ctx} tokens leaves no room for class names")
+        same = clashes(names) if unique else []
+        if same:
+            raise ValueError(
+                "class names that read the same to the prompts (case, '_', Unicode NFC, whitespace): "
+                + "; ".join(" and ".join(repr(names[i]) for i in g) for g in same)
+                + "; rename them so that each class gets its own prompt"
+            )
         ids = []
         for name in names:
             tokens = encoder.tokenizer.encode(name)[:room]
             ids.append(tokens + [encoder.eot_id])
+        cut = clashes(names, [tuple(t) for t in ids]) if unique else []
+        if cut:
+            raise ValueError(
+                f"class names that differ only after the first {room} tokens the context leaves them "
+                f"({encoder.context_length} tokens − {n_ctx} context tokens − 2): "
+                + "; ".join(" and ".join(repr(names[i]) for i in g) for g in cut)
+                + "; their prompts would be identical: shorten them so they differ early, or use fewer "
+                "context tokens"
+            )
         self.lengths = torch.tensor([len(t) - 1 for t in ids], dtype=torch.long)
         width = encoder.context_length - 1 - n_ctx
         padded = torch.zeros(len(ids), width, dtype=torch.long)
@@ -109,9 +126,13 @@ class TextEncoder:
         with torch.no_grad():
             return self.token_embedding(ids).float()
 
-    def class_names(self, names: Sequence[str], n_ctx: int) -> ClassNames:
-        """Tokenise a class-name list for contexts of ``n_ctx`` vectors."""
-        return ClassNames(self, names, n_ctx)
+    def class_names(self, names: Sequence[str], n_ctx: int, unique: bool = True) -> ClassNames:
+        """Tokenise a class-name list for contexts of ``n_ctx`` vectors.
+
+        With ``unique`` (classes), names that read the same to the prompts, or that the context
+        truncates to the same tokens, raise `ValueError` naming them; a word bank passes False.
+        """
+        return ClassNames(self, names, n_ctx, unique)
 
     def encode(
         self,
@@ -264,14 +285,15 @@ class PromptLearner(nn.Module):
         u = torch.rand(self.neg_ctx.shape, generator=gen) * 2 - 1
         self.neg_ctx.copy_(base.unsqueeze(0).cpu() + scale * u)
 
-    def class_names(self, names: Sequence[str]) -> ClassNames:
-        """Tokenise a class-name list for these contexts (any list: open vocabulary)."""
+    def class_names(self, names: Sequence[str], unique: bool = True) -> ClassNames:
+        """Tokenise a class-name list for these contexts (any list: open vocabulary); ``unique``: see
+        `TextEncoder.class_names`."""
         if self.config.class_specific and len(names) != self.pos_ctx.shape[0]:
             raise ValueError(
                 f"class-specific contexts were learned for {self.pos_ctx.shape[0]} classes and cannot be "
                 f"paired with {len(names)} names; use shared contexts for open-vocabulary transfer"
             )
-        return self.encoder.class_names(names, self.config.n_ctx)
+        return self.encoder.class_names(names, self.config.n_ctx, unique)
 
     def positive_features(self, classes: ClassNames, idx: torch.Tensor | None = None, mode: str = "prefix"):
         """``[C', D]`` positive text features of classes ``idx`` (default all)."""

@@ -142,51 +142,94 @@ def record(result: dict, preset: str, seed: int, overrides: dict, path: Path, pa
     )
 
 
-def _stat(by_seed: dict, method: str, score: str, dataset: str, key: str) -> tuple[float, float, int]:
-    vals = []
-    for rows in by_seed.values():
-        rows = rows["rows"] if isinstance(rows, dict) else rows
-        vals += [r[key] for r in rows if (r["method"], r["score"], r["dataset"]) == (method, score, dataset)]
-    arr = 100 * np.asarray(vals, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, len(arr)
+def _pct(row: dict, metric: str, spread: bool = True) -> str:
+    """``mean ± sd [pooled interval]`` in % of one summary row (no ± for one seed)."""
+    mean = row.get(f"{metric}_mean")
+    if mean is None:
+        return "—"
+    text = f"{100 * mean:.1f}"
+    if spread and row.get("seeds", 1) > 1 and row.get(f"{metric}_std") is not None:
+        text += f" ± {100 * row[f'{metric}_std']:.1f}"
+    if row.get(f"{metric}_low") is not None:
+        text += f" [{100 * row[f'{metric}_low']:.1f}, {100 * row[f'{metric}_high']:.1f}]"
+    return text
 
 
-def _cell(by_seed: dict, method: str, score: str, dataset: str) -> str:
-    f, a = (_stat(by_seed, method, score, dataset, k) for k in ("fpr95", "auroc"))
-    return f"{f[0]:.1f} ± {f[1]:.1f} / {a[0]:.2f} ± {a[1]:.2f}"
+def _delta(row: dict) -> str:
+    if row.get("d_fpr95") is None:
+        return ""
+    return f"{100 * row['d_fpr95']:+.1f} [{100 * row['d_fpr95_low']:+.1f}, {100 * row['d_fpr95_high']:+.1f}]"
 
 
-METHODS = (
-    ("MCM (zero-shot)", "zeroshot", "mcm"),
-    ("CoOp + MCM", "coop", "mcm"),
-    ("NegPrompt", "negprompt", "negprompt"),
-)
+def _label(row: dict) -> str:
+    from negprompt.table_rows import row_kind, row_label
+
+    kind, label = row_kind(row["method"]), row_label(row["method"], row["score"])
+    return label if kind == "trained" or kind in label else f"{label} *({kind})*"
+
+
+def leaderboard_md(summary: list[dict], dataset: str = "mean") -> list[str]:
+    """Every row of one dataset, best mean FPR95 first, with the trained rows' Δ to the best
+    training-free row (pooled paired interval)."""
+    rows = sorted((r for r in summary if r["dataset"] == dataset), key=lambda r: r["fpr95_mean"])
+    out = ["| row | FPR95 | AUROC | ID acc | Δ FPR95 vs best training-free |", "|---|---|---|---|---|"]
+    for r in rows:
+        out.append(
+            f"| {_label(r)} | {_pct(r, 'fpr95')} | {_pct(r, 'auroc')} | {_pct(r, 'id_acc')} | {_delta(r)} |"
+        )
+    return out
+
+
+def _find(summary: list[dict], method: str, score: str, dataset: str) -> dict | None:
+    return next(
+        (r for r in summary if (r["method"], r["score"], r["dataset"]) == (method, score, dataset)), None
+    )
 
 
 def report(result: dict) -> str:
-    """The findings as Markdown tables: FPR95 / AUROC in %, mean ± sample std over seeds."""
-    out = [f"Seeds {result['seeds']}; cells are FPR95 / AUROC in %, mean ± std over seeds.", ""]
-    for preset, by_seed in result.get("main", {}).items():
-        sets = sorted({r["dataset"] for r in by_seed[next(iter(by_seed))]} - {"mean"}) + ["mean"]
-        out += [
-            f"### {preset}",
-            "",
-            "| method | " + " | ".join(sets) + " | ID acc |",
-            "|---" * (len(sets) + 2) + "|",
+    """The findings as Markdown tables (percent): mean ± sd over seeds [pooled 95% bootstrap interval of
+    the mean over resamples of the test images]; Δ = a trained row minus the best training-free row."""
+    seeds = result["seeds"]
+    out = [
+        f"Seeds {seeds}. Cells: mean ± sd over the seeds [pooled 95% bootstrap interval of that mean over "
+        "1,000 resamples of the test images], in %. FPR95: lower is better (ID = positive).",
+        "",
+    ]
+    summaries = result.get("summary", {})
+    for preset in ("mini-conventional", "mini-hard-ood"):
+        summary = summaries.get(preset, {}).get("{}")
+        if not summary:
+            continue
+        sets = list(dict.fromkeys(r["dataset"] for r in summary if r["dataset"] != "mean"))
+        out += [f"### {preset}: the whole leaderboard, mean over {len(sets)} OOD set(s)", ""]
+        out += leaderboard_md(summary) + [""]
+        ref = summary[0].get("ref") or ""
+        picks = [tuple(ref.split("/", 1))] if "/" in ref else []
+        picks += [
+            p for p in (("zeroshot", "mcm"), ("coop", "mcm"), ("negprompt", "negprompt")) if p not in picks
         ]
-        for label, m, sc in METHODS:
-            acc = _stat(by_seed, m, sc, "mean", "id_acc")
-            cells = " | ".join(_cell(by_seed, m, sc, d) for d in sets)
-            out.append(f"| {label} | {cells} | {acc[0]:.1f} ± {acc[1]:.1f} |")
+        out += [f"### {preset}: per OOD set (FPR95)", "", "| row | " + " | ".join(sets) + " |",
+                "|---" * (len(sets) + 1) + "|"]  # fmt: skip
+        for m, sc in picks:
+            cells = [(_find(summary, m, sc, d) or {}) for d in sets]
+            if all(cells):
+                out.append(f"| {_label(cells[0])} | " + " | ".join(_pct(c, "fpr95") for c in cells) + " |")
         out.append("")
     for preset, grid in result.get("negatives", {}).items():
         out += [f"### Negative contexts ({preset}, NegPrompt score, mean over OOD sets)", "",
-                "| M | initial noise | FPR95 / AUROC | cos(neg_i, neg_j) |", "|---|---|---|---|"]  # fmt: skip
+                "| M | initial noise | FPR95 | AUROC | Δ FPR95 vs best training-free | cos(neg_i, neg_j) |",
+                "|---|---|---|---|---|---|"]  # fmt: skip
         for key in sorted(grid, key=lambda k: (int(k.split()[0][2:]), float(k.split("=")[2]))):
-            cos = [e["neg_cos"] for e in grid[key].values() if e["neg_cos"] is not None]
             m, noise = key.split()[0][2:], key.split("=")[2]
+            overrides = {} if (m, noise) == ("2", "0.001") else {"n_neg": int(m), "neg_noise": float(noise)}
+            summary = summaries.get(preset, {}).get(json.dumps(overrides, sort_keys=True))
+            row = _find(summary or [], "negprompt", "negprompt", "mean")
+            cos = [e["neg_cos"] for e in grid[key].values() if e["neg_cos"] is not None]
             cos_s = f"{np.mean(cos):.4f}" if cos else "–"
-            out.append(f"| {m} | {noise} | {_cell(grid[key], 'negprompt', 'negprompt', 'mean')} | {cos_s} |")
+            if row:
+                out.append(
+                    f"| {m} | {noise} | {_pct(row, 'fpr95')} | {_pct(row, 'auroc')} | {_delta(row)} | {cos_s} |"
+                )
         out.append("")
     for preset, by_seed in result.get("temperature", {}).items():
         out += [f"### Score temperature ({preset}, AUROC in %, mean over OOD sets and seeds)", ""]
@@ -208,14 +251,29 @@ def report(result: dict) -> str:
             label = "CoOp + MCM" if method == "coop" else "NegPrompt"
             out.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("")
-    if "open_vocab" in result:
-        ov = result["open_vocab"]
-        out += ["### Open vocabulary (mini-open-vocab: prompts learned on a fraction of the 10 classes, mean over OOD sets)", "",
-                "| fraction | MCM (zero-shot) | CoOp + MCM | NegPrompt | ID acc (NegPrompt) |", "|---|---|---|---|---|"]  # fmt: skip
-        for fraction in sorted(ov, key=float):
-            cells = " | ".join(_cell(ov[fraction], m, sc, "mean") for _, m, sc in METHODS)
-            acc = _stat(ov[fraction], "negprompt", "negprompt", "mean", "id_acc")
-            out.append(f"| {float(fraction):.0%} | {cells} | {acc[0]:.1f} ± {acc[1]:.1f} |")
+    if "mini-open-vocab" in summaries:
+        out += ["### Open vocabulary (mini-open-vocab: both stages learned on a fraction of the 10 classes, "
+                "evaluated on all; mean over OOD sets, FPR95)", "",
+                "| fraction | best training-free | MCM (zero-shot) | CoOp + MCM | NegPrompt | Δ NegPrompt vs best training-free |",
+                "|---|---|---|---|---|---|"]  # fmt: skip
+        for overrides, summary in sorted(
+            summaries["mini-open-vocab"].items(),
+            key=lambda kv: json.loads(kv[0]).get("open_vocab_fraction", 0.5),
+        ):
+            fraction = json.loads(overrides).get("open_vocab_fraction", 0.5)
+            ref = summary[0].get("ref") or ""
+            best = _find(summary, *ref.split("/", 1), "mean") if "/" in ref else None
+            cells = [
+                _find(summary, m, sc, "mean")
+                for m, sc in (("zeroshot", "mcm"), ("coop", "mcm"), ("negprompt", "negprompt"))
+            ]
+            best_s = f"{_label(best)}: {_pct(best, 'fpr95')}" if best else "—"
+            row = cells[2] or {}
+            out.append(
+                f"| {fraction:.0%} | {best_s} | "
+                + " | ".join(_pct(c, "fpr95") if c else "—" for c in cells)
+                + f" | {_delta(row)} |"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -232,9 +290,19 @@ def main(argv=None) -> int:
         "--epochs", type=int, default=None, help="epochs per stage (default: the presets'; smoke runs)"
     )
     ap.add_argument("--report", action="store_true", help="print the tables of --json and stop")
+    ap.add_argument(
+        "--summarize",
+        action="store_true",
+        help="recompute the seed summaries of --json from the runs in --out",
+    )
     args = ap.parse_args(argv)
     if args.report:
         print(report(json.loads(args.json.read_text())))
+        return 0
+    if args.summarize:
+        result = json.loads(args.json.read_text())
+        summaries(result, args.out)
+        args.json.write_text(json.dumps(result, indent=1))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     result: dict = {"seeds": args.seeds, "device": args.device, "epochs": args.epochs or "preset", "runs": {}}
@@ -251,16 +319,6 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=1))
         print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
 
-    paths: dict[tuple, dict[int, Path]] = {}
-
-    def done(key, path) -> None:  # noqa: F811 - also remember the path for the seed summaries
-        preset, seed, overrides = key
-        record(result, preset, seed, overrides, Path(path), args.parts)
-        result["runs"][Path(path).name] = {"preset": preset, "seed": seed, **overrides}
-        paths.setdefault((preset, json.dumps(overrides, sort_keys=True)), {})[seed] = Path(path)
-        args.json.write_text(json.dumps(result, indent=1))
-        print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
-
     jobs = [(str(args.out), args.device, args.epochs, t) for t in todo]
     if args.jobs <= 1:
         for job in jobs:
@@ -272,10 +330,21 @@ def main(argv=None) -> int:
         with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
             for fut in as_completed([pool.submit(_task, job) for job in jobs]):
                 done(*fut.result())
-    for (preset, overrides), by_seed in paths.items():
-        result.setdefault("summary", {}).setdefault(preset, {})[overrides] = seed_summary(by_seed)
+    summaries(result, args.out)
     args.json.write_text(json.dumps(result, indent=1))
     return 0
+
+
+def summaries(result: dict, out: Path) -> None:
+    """``result["summary"][preset][overrides as JSON]``: the seed summary of every finished group of runs."""
+    groups: dict[tuple[str, str], dict[int, Path]] = {}
+    for name, entry in result["runs"].items():
+        overrides = {k: v for k, v in entry.items() if k not in ("preset", "seed")}
+        key = (entry["preset"], json.dumps(overrides, sort_keys=True))
+        groups.setdefault(key, {})[entry["seed"]] = out / name
+    result["summary"] = {}
+    for (preset, overrides), by_seed in groups.items():
+        result["summary"].setdefault(preset, {})[overrides] = seed_summary(by_seed)
 
 
 if __name__ == "__main__":

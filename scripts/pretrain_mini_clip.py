@@ -118,19 +118,24 @@ def markdown(c: dict) -> str:
     t = c["trained_on"]
     prompt = c["zero_shot_prompt"].format("<class>")
     if t.get("seconds_this_process") is None or t.get("final_loss_mean_last_50") is None:
-        timing = f"{t['steps_done']} steps; wall time and final loss not recorded ({t.get('note', 'no note')})."
+        timing = (
+            f"{t['steps_done']} steps; wall time and final loss not recorded ({t.get('note', 'no note')})."
+        )
     else:
         timing = (
             f"{t['steps_done']} steps, {t['seconds_this_process']:.0f} s in the last process, final loss "
             f"(mean of the last 50 steps) {t['final_loss_mean_last_50']:.4f}."
         )
+    notes = "".join(f"- {c[k]}\n" for k in ("ood_concepts_in_pretraining", "text_context") if k in c)
+    notes = f"## What to know before reading results\n\n{notes}\n" if notes else ""
     chosen = c.get("selection", "not recorded")
     compared = c.get("recipes_compared") or {}
     if compared:
         sets = list(next(iter(compared.values())))
         chosen += "\n\n| recipe | " + " | ".join(sets) + " |\n|---" * 1 + "|---" * len(sets) + "|\n"
         chosen += "\n".join(
-            f"| {name} | " + " | ".join(f"{100 * v[k]:.1f}%" for k in sets) + " |" for name, v in compared.items()
+            f"| {name} | " + " | ".join(f"{100 * v[k]:.1f}%" for k in sets) + " |"
+            for name, v in compared.items()
         )
     return f"""# {c["model"]} / {c["tag"]}
 
@@ -154,7 +159,7 @@ Trained on {t["device_name"]} ({t["device"]}): {timing}
 
 {chosen}
 
-## Data and licences
+{notes}## Data and licences
 
 {data}
 

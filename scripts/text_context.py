@@ -20,7 +20,11 @@ import torch
 from negprompt.backbone import load_backbone
 from negprompt.miniworld.concepts import CLOTHING
 
-PREFIXES = {"a photo of a": "a photo of a {}", "unrelated words": "quartz seldom a {}", "a drawing of a": "a drawing of a {}"}
+PREFIXES = {
+    "a photo of a": "a photo of a {}",
+    "unrelated words": "quartz seldom a {}",
+    "a drawing of a": "a drawing of a {}",
+}
 
 
 def context_cosines(backbone, names) -> dict[str, torch.Tensor]:
@@ -33,7 +37,9 @@ def context_cosines(backbone, names) -> dict[str, torch.Tensor]:
         sims = bare @ bare.T
         out = {"another name": (sims - 2 * torch.eye(len(names))).max(dim=1).values.cpu()}
         for key, template in PREFIXES.items():
-            t = backbone.model.encode_text(tok([template.format(n) for n in names]).to(backbone.device)).float()
+            t = backbone.model.encode_text(
+                tok([template.format(n) for n in names]).to(backbone.device)
+            ).float()
             out[key] = (t / t.norm(dim=-1, keepdim=True)).cpu().mul(bare).sum(-1)
     return out
 

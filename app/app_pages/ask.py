@@ -56,14 +56,18 @@ upload = source[0].file_uploader("Upload an image", type=["png", "jpg", "jpeg", 
 typed = source[1].text_input(
     "…or a path inside the data roots",
     key="image_path",
-    help="allowed folders: " + ", ".join(str(r) for r in run.data_roots),
+    help="inside the run's data roots ("
+    + ", ".join(str(r) for r in run.data_roots)
+    + ") and the folders this dashboard serves images from ("
+    + ", ".join(sh.image_folders())
+    + ")",
 )
 data, label = None, ""
 if upload is not None:
     data, label = upload.getvalue(), upload.name
 elif typed.strip():
     try:
-        path = resolve_image_path(run, typed.strip())
+        path = resolve_image_path(run, typed.strip(), allowed=sh.image_folders())
         data, label = path.read_bytes(), str(path)
     except (RunDirError, OSError) as err:
         st.error(f"Path refused: {err}")

@@ -51,7 +51,8 @@ def keys_of(run_path: str, by: str) -> np.ndarray:
     run = sh.open_run(run_path)
     if by == "path":
         return X.path_keys(run.scores)
-    return X.content_keys(run.scores, lambda p: resolve_image_path(run, p))
+    allowed = sh.image_folders()
+    return X.content_keys(run.scores, lambda p: resolve_image_path(run, p, allowed=allowed))
 
 
 by = st.radio(

@@ -60,5 +60,5 @@ st.subheader("The whole leaderboard")
 sh.show_leaderboard(run)
 with st.expander("Every metric of every row and set (metrics.csv)"):
     sh.as_table(viz.metrics_percent(metrics))
-with st.expander("Log"):
+with st.expander("Log"), sh.reported("The log cannot be shown", stop=False):
     st.code(run.log or "(no log.txt)", language=None)

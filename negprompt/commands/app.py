@@ -17,6 +17,9 @@ from pathlib import Path
 
 APP_ENV = "NEGPROMPT_APP"
 RUNS_DIR_ENV = "NEGPROMPT_RUNS_DIR"
+IMAGE_DIRS_ENV = "NEGPROMPT_IMAGE_DIRS"
+"""More folders the dashboard may serve images from (``os.pathsep``-separated), besides the runs
+folder and the project's data cache; a run's own ``config.data.roots`` never widen them."""
 ENTRY_NAMES = ("app.py", "streamlit_app.py")
 
 
@@ -76,8 +79,26 @@ def streamlit_command(
     return [*command, "--", "--runs-dir", str(Path(runs_dir).expanduser().absolute())]
 
 
+def app_environment(runs_dir: str | os.PathLike, images: list[str | os.PathLike] | None = None) -> dict:
+    """The server's environment: ``$NEGPROMPT_RUNS_DIR`` and ``$NEGPROMPT_IMAGE_DIRS`` (its earlier
+    value, then ``images`` as absolute paths, separated by ``os.pathsep``)."""
+    folders = [
+        os.environ.get(IMAGE_DIRS_ENV, ""),
+        *(str(Path(f).expanduser().absolute()) for f in images or []),
+    ]
+    return {
+        **os.environ,
+        RUNS_DIR_ENV: str(runs_dir),
+        IMAGE_DIRS_ENV: os.pathsep.join(f for f in folders if f),
+    }
+
+
 def launch_app(
-    runs_dir: str | os.PathLike = "runs", host: str = "127.0.0.1", port: int = 8501, block: bool = True
+    runs_dir: str | os.PathLike = "runs",
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    block: bool = True,
+    images: list[str | os.PathLike] | None = None,
 ) -> int | subprocess.Popen:
     """Serve the dashboard over the run directories under ``runs_dir``.
 
@@ -87,6 +108,8 @@ def launch_app(
         port: TCP port.
         block: wait for the server to stop (Ctrl-C) and return its exit code; else return the
             running process at once (the caller stops it with ``terminate()``).
+        images: more folders to serve images from (added to ``$NEGPROMPT_IMAGE_DIRS``); by default
+            only the runs folder and the project's data cache (``~/.cache/negprompt/data``).
 
     Raises:
         FileNotFoundError: the dashboard's entry script is missing (see `find_app_entry`).
@@ -100,7 +123,7 @@ def launch_app(
     print(
         f"negprompt dashboard on http://{host}:{port} (runs from {command[-1]}); Ctrl-C stops it", flush=True
     )
-    env = {**os.environ, RUNS_DIR_ENV: command[-1]}
+    env = app_environment(command[-1], images)
     process = subprocess.Popen(command, env=env)
     if not block:
         return process
@@ -143,6 +166,14 @@ def register(sub) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 serves the network")
     p.add_argument("--port", type=int, default=8501, help="TCP port")
+    p.add_argument(
+        "--images",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="serve images from FOLDER too (repeatable; also $NEGPROMPT_IMAGE_DIRS); by default only the "
+        "runs folder and the data cache ~/.cache/negprompt/data",
+    )
     p.set_defaults(func=_main)
 
 
@@ -156,6 +187,6 @@ def _main(args: argparse.Namespace) -> int:
         print(f"note: {runs_dir} does not exist yet; the dashboard will show runs once it holds some")
 
     try:
-        return int(launch_app(runs_dir, args.host, args.port, block=True))
+        return int(launch_app(runs_dir, args.host, args.port, block=True, images=args.images))
     except ModuleNotFoundError as err:
         raise UserError(str(err)) from err

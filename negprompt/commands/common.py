@@ -62,6 +62,7 @@ def execute(config, out: Path, args: argparse.Namespace) -> Path:
     print the results table; clear errors for the usual failures."""
     from negprompt.checks import format_checks
     from negprompt.data import DownloadError
+    from negprompt.defaults import check_device_present
     from negprompt.distributed import cleanup, init_distributed
     from negprompt.experiments import run_experiment, work_dir_for
     from negprompt.leaderboard import format_results
@@ -70,6 +71,7 @@ def execute(config, out: Path, args: argparse.Namespace) -> Path:
 
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted run")
+    check_device_present(config.backbone.device)  # before any work: a clear line, not a traceback
     info = init_distributed(device=config.backbone.device)
     set_threads(getattr(args, "threads", 0), config.device)
     try:

@@ -181,6 +181,7 @@ def image_folder(
             "it as one (--ood-dir on the command line, ood=True in Python) to take all images as OOD."
         )
     folders, display = _resolve_classes(root_p, name, dirs, class_names)
+    _refuse_linked_classes(root_p, name, folders)
     paths: list[str] = []
     labels: list[int] = []
     # a link inside one class folder to the root or to another class is not followed (no image twice)
@@ -197,6 +198,21 @@ def image_folder(
         labels.extend([label] * len(found))
     _log_ignored(name, ignored)
     return ImageSet(name, root_p, paths, labels, tuple(display))
+
+
+def _refuse_linked_classes(root: Path, name: str, folders: list[str]) -> None:
+    """Two class folders that are one folder (a symlink to another class): its images would count twice."""
+    seen: dict[tuple[int, int], str] = {}
+    for folder in folders:
+        key = _identity(root / folder)
+        if key is not None and key in seen:
+            raise ValueError(
+                f"Class folder '{folder}' of image folder {name!r} is a link to class folder '{seen[key]}' "
+                f"('{root / folder}'): its images would count under two labels. Remove the link, or copy "
+                "the images if both classes are meant."
+            )
+        if key is not None:
+            seen[key] = folder
 
 
 def _resolve_classes(

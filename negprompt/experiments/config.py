@@ -23,7 +23,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from negprompt.defaults import DEMO_DATA_ROOT, resolve_device
+from negprompt.defaults import DEMO_DATA_ROOT, check_device_name, resolve_device
 from negprompt.train import PRESETS as TRAIN_PRESETS
 from negprompt.train import TrainConfig, for_stage, make_config
 from negprompt.train.config import MODES, SELECT
@@ -453,6 +453,9 @@ class ExperimentConfig:
             raise ValueError(f"neg_noise must be >= 0, got {t.neg_noise}")
         if t.n_neg < 1:
             raise ValueError(f"n_neg must be >= 1, got {t.n_neg}")
+        check_device_name(self.backbone.device)
+        for k in (1, 2):
+            _check_stage_settings(k, getattr(t, f"stage{k}"))
         if (t.init_prompts is not None) != (t.stages == "2"):
             raise ValueError(
                 "stages='2' trains the negatives on the positives of a prompts file: give init_prompts "
@@ -536,9 +539,8 @@ class ExperimentConfig:
     def train_config(self, stage: int) -> TrainConfig:
         """The :class:`TrainConfig` of stage 1 or 2: train preset, the training section, ``stage<k>``."""
         t = self.training
-        reserved = {"stage", "seed", "n_views", "select", "mode", "device"}
         own = getattr(t, f"stage{stage}")
-        clash = sorted(reserved & set(own))
+        clash = sorted(STAGE_RESERVED & set(own))
         if clash:
             raise ValueError(
                 f"training.stage{stage} may not set {clash}: they are experiment settings "
@@ -641,3 +643,37 @@ def _section_from_dict(cls: type, name: str, values: dict):
 def field_types(cls: type) -> dict[str, object]:
     """The resolved type annotations of a settings section (for the command line)."""
     return typing.get_type_hints(cls)
+
+
+STAGE_RESERVED = frozenset({"stage", "seed", "n_views", "select", "mode", "device"})
+"""Training settings that are experiment settings and may not be set per stage."""
+
+
+def _check_stage_settings(stage: int, own: dict) -> None:
+    """Each ``stage<k>`` setting (``--stage1 KEY=VALUE``) names a training setting and has its type."""
+    if not own:
+        return
+    import typing
+    from dataclasses import fields as dataclass_fields
+
+    from negprompt.train.config import TrainConfig  # imported only when stage settings are given
+
+    known = {f.name: f for f in dataclass_fields(TrainConfig)}
+    hints = typing.get_type_hints(TrainConfig)
+    for key, value in own.items():
+        if key not in known or key in STAGE_RESERVED:
+            continue  # unknown and reserved keys are named by make_config / train_config
+        kinds = tuple(a for a in typing.get_args(hints[key]) if a is not type(None)) or (hints[key],)
+        if value is None and type(None) in typing.get_args(hints[key]):
+            continue
+        ok = any(
+            (kind is int and isinstance(value, int) and not isinstance(value, bool))
+            or (kind is float and isinstance(value, int | float) and not isinstance(value, bool))
+            or (kind not in (int, float) and isinstance(kind, type) and isinstance(value, kind))
+            for kind in kinds
+        )
+        if not ok:
+            wanted = " or ".join(getattr(kind, "__name__", str(kind)) for kind in kinds)
+            raise ValueError(
+                f"--stage{stage} {key}={value!r}: {key} must be {wanted}, got {type(value).__name__}"
+            )

@@ -23,6 +23,7 @@ from negprompt.data import (
     ood_folder,
     protocol,
 )
+from negprompt.data.names import check_class_names
 from negprompt.evaluate import EvalSet
 from negprompt.features import CachedFeatures
 
@@ -262,6 +263,7 @@ def _folders(config: ExperimentConfig) -> ExperimentData:
             )
         ood[s.name] = s
     names = [n.replace("_", " ") for n in folder_names]
+    check_class_names(names, folder_names, where=f"image folder {d.train_dir or d.id_dir!r}")
     return ExperimentData("folders", names, list(range(len(names))), train, val, id_test, ood, facts)
 
 

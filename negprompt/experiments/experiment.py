@@ -161,6 +161,8 @@ class Experiment:
         else:
             views, labels = [v.features for v in feats.train], feats.train[0].labels
         names = data.train_class_names
+        if 2 in stages:
+            self._check_stage2_memory(names)  # before stage 1: a too large --n-neg fails now, not later
         with self._capture():
             if 1 in stages:
                 log.info("stage 1 (CoOp): %d images of %d classes", len(data.train), len(names))
@@ -187,6 +189,27 @@ class Experiment:
                 else:
                     log.info("stage 2 stopped after epoch %d", len(self.stage2.history))
         return self
+
+    def _check_stage2_memory(self, names: list[str]) -> int:
+        """`negprompt.train.memory.check_stage2_memory` for this run's classes, M and text tower."""
+        from negprompt.train.memory import check_stage2_memory
+
+        assert self.backbone is not None
+        tower = self.backbone.text_tower
+        blocks = list(tower.transformer.resblocks)
+        tokenizer = self.backbone.tokenizer
+        prompts = self.config.prompt_config()
+        return check_stage2_memory(
+            n_classes=len(names),
+            class_subset_size=self.config.train_config(2).class_subset_size,
+            n_neg=prompts.n_neg,
+            n_ctx=prompts.n_ctx,
+            name_tokens=max(len(tokenizer.encode(n)) for n in names),
+            width=int(tower.positional_embedding.shape[1]),
+            layers=len(blocks),
+            heads=int(blocks[0].attn.num_heads) if blocks else 1,
+            device=self.config.device,
+        )
 
     def _stage2_start(self):
         """The learner stage 2 starts from: stage 1's, or the one of ``init_prompts``."""

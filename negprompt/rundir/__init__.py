@@ -10,7 +10,8 @@ The contract itself (file names, columns, checks) is in `negprompt.rundir.schema
 `negprompt.rundir.write` and the reader in `negprompt.rundir.read`.
 """
 
-from negprompt.rundir.read import Run, find_runs, load_run, resolve_image_path
+from negprompt.rundir.find import find_runs, resolve_image_path
+from negprompt.rundir.read import Run, load_run
 from negprompt.rundir.schema import (
     FORMAT_VERSION,
     METRICS_COLUMNS,

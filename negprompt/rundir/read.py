@@ -1,11 +1,11 @@
-"""Reading run directories: lazy, cached parts; finding runs; mapping image paths into data roots."""
+"""Reading run directories: a run opened lazily, every part validated on first access."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
-import time
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -13,6 +13,14 @@ import numpy as np
 import pandas as pd
 
 from negprompt.io import OutsideError, confined
+from negprompt.rundir.files import (
+    LOG_TAIL,
+    MAX_FEATURE_WIDTH,
+    TEXT_LIMITS,
+    check_regular,
+    read_tail,
+    read_text,
+)
 from negprompt.rundir.schema import (
     CHECKS_FILE,
     CONFIG_FILE,
@@ -27,8 +35,15 @@ from negprompt.rundir.schema import (
     SCORES_FILE,
     TEXT_FEATURES_FILE,
     RunDirError,
+    check_arrays,
     check_config,
+    check_labels,
+    check_metric_rows,
+    check_metrics,
+    check_scores,
+    ood_set_names,
 )
+from negprompt.rundir.tokens import check_context_tokens
 
 # --------------------------------------------------------------------------- reading
 
@@ -36,11 +51,15 @@ from negprompt.rundir.schema import (
 class Run:
     """A run directory opened for reading; parts load lazily on first access and are cached.
 
-    Opening checks what every reader relies on (folder, ``config.json``, format version, presence of
-    metrics and scores, and that ``image_features.npy`` has one row per scores row) and raises
-    `RunDirError` naming the problem. Every part is read through `file`: a file whose real path
-    (after symlinks) lies outside the run directory is refused, and any error while reading a part
-    (truncated, empty, not the format it claims) becomes a `RunDirError` naming that file.
+    Opening checks what every reader relies on (folder, ``config.json`` and its types, format
+    version, presence of metrics and scores, and that ``image_features.npy`` holds floats, one row
+    per scores row, at most `MAX_FEATURE_WIDTH` wide) and raises `RunDirError` naming the problem.
+    Every part is read through `file`: a file whose real path (after symlinks) lies outside the run
+    directory is refused, and so is anything but a regular file (a FIFO, a device); text read whole
+    has a size limit (`negprompt.rundir.files.TEXT_LIMITS`). Each part is validated on first
+    access (columns, types, finite values, metrics in [0, 1], rows and class counts agreeing
+    between files), and any failure (truncated, empty, not the format it claims, breaking a rule)
+    becomes a `RunDirError` naming that file and the rule.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -51,11 +70,11 @@ class Run:
         if not config_path.is_file():
             raise RunDirError(f"{self.path} is not a run directory: it has no {CONFIG_FILE}")
         try:
-            config = json.loads(self.file(CONFIG_FILE).read_text(encoding="utf-8"))
+            config = json.loads(read_text(self.file(CONFIG_FILE), TEXT_LIMITS[CONFIG_FILE], config_path))
         except RunDirError:
             raise
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise RunDirError(f"{config_path} is corrupt (not valid JSON: {err})") from err
+            raise RunDirError(f"{config_path} is corrupt (not valid JSON: {err})", file=config_path) from err
         check_config(config, str(config_path))
         self.config: dict = config
         for name in (METRICS_FILE, SCORES_FILE):
@@ -63,11 +82,22 @@ class Run:
                 raise RunDirError(f"run {self.path} is incomplete: {name} is missing")
         n_rows = self._n_scores_rows()
         if self._exists(IMAGE_FEATURES_FILE):
-            shape = self._load_npy(mmap_mode="r").shape
-            if len(shape) != 2 or shape[0] != n_rows:
+            feats = self._load_npy(mmap_mode="r")
+            shown = self.path / IMAGE_FEATURES_FILE
+            if feats.ndim != 2 or feats.shape[0] != n_rows:
                 raise RunDirError(
-                    f"run {self.path}: {IMAGE_FEATURES_FILE} has shape {shape}, but {SCORES_FILE} has "
-                    f"{n_rows} rows; features and scores must align row by row"
+                    f"run {self.path}: {IMAGE_FEATURES_FILE} has shape {feats.shape}, but {SCORES_FILE} has "
+                    f"{n_rows} rows; features and scores must align row by row",
+                    file=shown,
+                    rule="rows match scores",
+                )
+            if not np.issubdtype(feats.dtype, np.floating) or not 0 < feats.shape[1] <= MAX_FEATURE_WIDTH:
+                raise RunDirError(
+                    f"{shown} claims {feats.shape[0]} × {feats.shape[1]} values of type {feats.dtype}; "
+                    f"features are floats at most {MAX_FEATURE_WIDTH} wide: the file is damaged, "
+                    "write the run again",
+                    file=shown,
+                    rule="feature width",
                 )
 
     def __repr__(self) -> str:
@@ -90,13 +120,17 @@ class Run:
     def _read(self, name: str, reader):
         """``reader(real path)`` of a part; any failure becomes a `RunDirError` naming the file."""
         file = self.file(name)
+        shown = self.path / name
         try:
+            check_regular(file, shown)
             return reader(file)
-        except RunDirError:
-            raise
+        except RunDirError as err:
+            if err.file is not None and str(shown) in str(err):
+                raise
+            raise RunDirError(f"{shown}: {err}", file=shown, rule=err.rule) from None
         except Exception as err:  # EOFError, BadZipFile, pyarrow errors, …: all mean a damaged file
             detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-            raise RunDirError(f"{self.path / name} is corrupt ({detail}); write the run again") from err
+            raise RunDirError(f"{shown} is corrupt ({detail}); write the run again", file=shown) from err
 
     def _n_scores_rows(self) -> int:
         import pyarrow.parquet as pq
@@ -134,62 +168,141 @@ class Run:
         names = self._read(SCORES_FILE, lambda f: pq.read_schema(f).names)
         return [c for c in names if SCORE_COLUMN.match(c)]
 
+    @property
+    def class_names(self) -> list[str]:
+        """The ID class names (``config.data.class_names``; [] when the run records none)."""
+        return list((self.config.get("data") or {}).get("class_names") or [])
+
     @cached_property
     def metrics(self) -> pd.DataFrame:
-        """``metrics.csv``: one row per (method, score, dataset).
+        """``metrics.csv``: one row per (method, score, dataset), checked against the scores.
 
-        A file that does not end with a line break, or a row without method, score or dataset, is a
-        truncated file (the writer ends every row with one) and raises `RunDirError`.
+        Raises `RunDirError` when the file is truncated (it does not end with a line break, or a row
+        has fewer fields than the header), a value is not a fraction in [0, 1] (interval columns
+        ``*_low`` / ``*_high`` included), a key is empty or repeated, or rows that the score columns
+        need (one per OOD set and ``mean``) are missing.
         """
+        shown = self.path / METRICS_FILE
+        scores = self.scores  # damage of the scores is named as theirs, not as the metrics'
 
         def read(file: Path) -> pd.DataFrame:
-            with open(file, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                size = fh.tell()
-                fh.seek(max(0, size - 1))
-                if not size or fh.read(1) != b"\n":
-                    raise RunDirError(
-                        f"{self.path / METRICS_FILE} is truncated (it does not end with a complete row); "
-                        "write the run again"
-                    )
-            return pd.read_csv(
-                file,
+            text = read_text(file, TEXT_LIMITS[METRICS_FILE], shown)
+            if not text.endswith("\n"):
+                raise RunDirError(
+                    f"{shown} is truncated (it does not end with a complete row); write the run again",
+                    file=shown,
+                    rule="complete rows",
+                )
+            rows = list(csv.reader(io.StringIO(text)))
+            short = [i for i, row in enumerate(rows[1:], start=2) if len(row) != len(rows[0])]
+            if short:
+                raise RunDirError(
+                    f"{shown}: line {short[0]} has {len(rows[short[0] - 1])} fields, the header "
+                    f"{len(rows[0])} (a row was cut); write the run again",
+                    file=shown,
+                    rule="complete rows",
+                )
+            frame = pd.read_csv(
+                io.StringIO(text),
                 keep_default_na=False,
                 na_values={c: ["", "nan", "NaN"] for c in METRIC_VALUES},
                 dtype={c: str for c in METRICS_COLUMNS[:3]},
             )
+            missing = [c for c in METRICS_COLUMNS if c not in frame.columns]
+            if missing:
+                raise RunDirError(f"{shown} lacks column(s) {missing}", file=shown, rule="columns")
+            keys = frame[list(METRICS_COLUMNS[:3])]
+            if (keys.isna() | (keys == "")).any(axis=None):
+                raise RunDirError(
+                    f"{shown} has rows without method, score or dataset (truncated?); write the run again",
+                    file=shown,
+                    rule="complete rows",
+                )
+            check_metrics(frame)
+            pairs = [tuple(c.split("/", 1)) for c in scores.columns if SCORE_COLUMN.match(c)]
+            check_metric_rows(frame, pairs, ood_set_names(scores))
+            return frame
 
-        frame = self._read(METRICS_FILE, read)
-        missing = [c for c in METRICS_COLUMNS if c not in frame.columns]
-        if missing:
-            raise RunDirError(f"{self.path / METRICS_FILE} lacks column(s) {missing}")
-        keys = frame[list(METRICS_COLUMNS[:3])]
-        if (keys.isna() | (keys == "")).any(axis=None):
-            raise RunDirError(
-                f"{self.path / METRICS_FILE} has rows without method, score or dataset (truncated?); "
-                "write the run again"
-            )
-        return frame
+        return self._read(METRICS_FILE, read)
 
     @cached_property
     def scores(self) -> pd.DataFrame:
-        """``scores.parquet``: one row per evaluated image, ID images first."""
-        return self._read(SCORES_FILE, pd.read_parquet)
+        """``scores.parquet``: one row per evaluated image, ID images first.
+
+        Checked on read like on write (required columns, split, labels, numeric and finite scores),
+        and class indices against ``config.data.class_names``.
+        """
+
+        def read(file: Path) -> pd.DataFrame:
+            frame = pd.read_parquet(file)
+            check_scores(frame)
+            check_labels(frame, self.class_names)
+            return frame
+
+        return self._read(SCORES_FILE, read)
 
     @cached_property
     def image_features(self) -> np.ndarray | None:
-        """[N, D] float16 image features, memory-mapped read-only, or None if the run has none."""
-        return self._load_npy(mmap_mode="r") if self._exists(IMAGE_FEATURES_FILE) else None
+        """[N, D] float image features, memory-mapped read-only, or None if the run has none.
+
+        Checked on first access: finite values only, and the width D of the text features.
+        """
+        if not self._exists(IMAGE_FEATURES_FILE):
+            return None
+        feats = self._load_npy(mmap_mode="r")
+        shown = self.path / IMAGE_FEATURES_FILE
+        step = max(1, (8 << 20) // max(1, feats.shape[1] * feats.itemsize))
+        for start in range(0, feats.shape[0], step):  # 8 MB at a time: memory stays flat
+            block = np.asarray(feats[start : start + step], dtype=np.float32)
+            if not np.isfinite(block).all():
+                raise RunDirError(
+                    f"{shown} holds NaN or infinite values (from row {start}); every image feature must "
+                    "be finite: write the run again",
+                    file=shown,
+                    rule="finite values",
+                )
+        widths = {v.shape[-1] for v in self.text_features.values()}
+        if widths and widths != {feats.shape[1]}:
+            raise RunDirError(
+                f"{shown} is {feats.shape[1]} wide, but {TEXT_FEATURES_FILE} is {sorted(widths)[0]} wide; "
+                "image and text features of a run share one width",
+                file=shown,
+                rule="widths agree",
+            )
+        return feats
 
     @cached_property
     def text_features(self) -> dict[str, np.ndarray]:
-        """``{"<method>.pos": [C, D], "<method>.neg": [C, M, D]}`` (empty if the run has none)."""
+        """``{"<method>.pos": [C, D], "<method>.neg": [C, M, D]}`` (empty if the run has none).
+
+        Checked like on write (keys, shapes, one width, finite values) and C against the class names.
+        """
         if not self._exists(TEXT_FEATURES_FILE):
             return {}
 
+        n = len(self.class_names)
+        labels = self.scores["label"].to_numpy() if not n else np.empty(0, dtype=np.int64)
+        top = int(labels.max()) if labels.size else -1  # without class names: the largest ID label
+
         def read(file: Path) -> dict[str, np.ndarray]:
             with np.load(file, allow_pickle=False) as npz:
-                return {key: npz[key] for key in npz.files}
+                texts = {key: npz[key] for key in npz.files}
+            _, texts = check_arrays(None, texts, 0)
+            counts = {arr.shape[0] for arr in texts.values()}
+            if len(counts) > 1:
+                raise RunDirError(
+                    f"the methods' text features hold different class counts {sorted(counts)}; one run "
+                    "has one list of classes",
+                    rule="class counts agree",
+                )
+            for key, arr in texts.items():
+                if (n and arr.shape[0] != n) or arr.shape[0] <= top:
+                    have = f"{n} class names (config data.class_names)" if n else f"ID labels up to {top}"
+                    raise RunDirError(
+                        f"text_features[{key!r}] holds {arr.shape[0]} classes, but the run has {have}",
+                        rule="class counts agree",
+                    )
+            return texts
 
         return self._read(TEXT_FEATURES_FILE, read)
 
@@ -201,10 +314,21 @@ class Run:
 
     @cached_property
     def context_tokens(self) -> dict:
-        """``context_tokens.json``: nearest vocabulary tokens of each learned context vector ({} if none)."""
+        """``context_tokens.json``: nearest vocabulary tokens of each learned context vector ({} if none).
+
+        The structure is checked (`negprompt.rundir.tokens.check_context_tokens`).
+        """
         if not self._exists(CONTEXT_TOKENS_FILE):
             return {}
-        return self._read(CONTEXT_TOKENS_FILE, lambda f: json.loads(f.read_text(encoding="utf-8")))
+
+        def read(file: Path) -> dict:
+            tokens = json.loads(
+                read_text(file, TEXT_LIMITS[CONTEXT_TOKENS_FILE], self.path / CONTEXT_TOKENS_FILE)
+            )
+            check_context_tokens(tokens)
+            return tokens
+
+        return self._read(CONTEXT_TOKENS_FILE, read)
 
     @cached_property
     def checks(self) -> list | None:
@@ -224,10 +348,16 @@ class Run:
 
     @cached_property
     def log(self) -> str:
-        """The text of ``log.txt`` ('' if absent)."""
+        """The text of ``log.txt`` ('' if absent); of a long log only its last `LOG_TAIL` bytes."""
         if not self._exists(LOG_FILE):
             return ""
-        return self._read(LOG_FILE, lambda f: f.read_text(encoding="utf-8", errors="replace"))
+        text, skipped = self._read(LOG_FILE, lambda f: read_tail(f, LOG_TAIL, self.path / LOG_FILE))
+        if skipped:
+            text = (
+                f"[… {skipped / (1 << 20):.1f} MiB left out: the log's last {LOG_TAIL >> 20} MiB follow]\n"
+                + text
+            )
+        return text
 
     @cached_property
     def prompt_files(self) -> dict[str, tuple[Path, Path]]:
@@ -246,94 +376,3 @@ class Run:
 def load_run(path: str | os.PathLike) -> Run:
     """Open the run directory at ``path`` (see `Run`); raises `RunDirError` if it is missing or damaged."""
     return Run(path)
-
-
-def _created(run_dir: Path) -> float:
-    try:
-        created = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))["created"]
-        return datetime.fromisoformat(created).timestamp()
-    except Exception:
-        try:
-            return (run_dir / CONFIG_FILE).stat().st_mtime
-        except OSError:
-            return 0.0
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:  # e.g. PermissionError under /proc
-        return False
-
-
-def find_runs(
-    root: str | os.PathLike, max_depth: int = 3, max_seconds: float = 5.0, max_folders: int = 20000
-) -> list[Path]:
-    """Run directories (folders with a ``config.json``) under ``root``, newest first.
-
-    Looks at ``root`` itself and folders up to ``max_depth`` levels below it, does not descend into a
-    run directory, and skips hidden folders (so unfinished ``.<name>.tmp-…`` folders), symlinked
-    folders and folders it cannot read. The walk stops after ``max_seconds`` or ``max_folders``
-    folders (a runs folder of ``/`` returns what was found by then). Order: ``config.created``, else
-    the config file's modification time. A missing ``root`` gives an empty list.
-    """
-    found: list[Path] = []
-    deadline = time.monotonic() + max_seconds
-    seen = 0
-
-    def walk(folder: Path, depth: int) -> None:
-        nonlocal seen
-        seen += 1
-        if _is_file(folder / CONFIG_FILE):
-            found.append(folder)
-            return
-        if depth >= max_depth or seen > max_folders or time.monotonic() > deadline:
-            return
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            return
-        for entry in entries:
-            try:
-                is_dir = not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
-            except OSError:
-                continue
-            if is_dir:
-                walk(Path(entry.path), depth + 1)
-
-    root = Path(os.path.abspath(os.path.expanduser(root)))
-    try:
-        is_root = root.is_dir()
-    except OSError:
-        is_root = False
-    if is_root:
-        walk(root, 0)
-    return sorted(found, key=lambda p: (_created(p), str(p)), reverse=True)
-
-
-def resolve_image_path(run: Run | str | os.PathLike, path: str | os.PathLike) -> Path:
-    """The real path of an image of ``run``, only if it is a file inside one of the run's data roots.
-
-    Symlinks and ``..`` in both the image path and the roots are resolved before the check, so no
-    path can escape the roots. A relative ``path`` is taken relative to each root in turn.
-
-    Raises:
-        RunDirError: the run records no data roots, the path lies outside them, or no file is there.
-    """
-    run = run if isinstance(run, Run) else load_run(run)
-    roots = [r.resolve() for r in run.data_roots]
-    if not roots:
-        raise RunDirError(f"run {run.name} records no data roots (config.data.roots); it serves no images")
-    raw = Path(os.path.expanduser(path))
-    candidates = [raw] if raw.is_absolute() else [r / raw for r in roots]
-    inside = [c.resolve() for c in candidates]
-    inside = [c for c in inside if any(c.is_relative_to(r) for r in roots)]
-    if not inside:
-        raise RunDirError(
-            f"{path} lies outside the data roots of run {run.name} ({', '.join(map(str, roots))})"
-        )
-    for candidate in inside:
-        if candidate.is_file():
-            return candidate
-    raise RunDirError(f"no image file at {path} (inside the data roots of run {run.name})")

@@ -38,7 +38,19 @@ CONFIG_ORDER = ("format", "kind", "name", "created", "software", "backbone", "da
 
 
 class RunDirError(ValueError):
-    """A run directory, or the parts given to write one, break the run-directory contract."""
+    """A run directory, or the parts given to write one, break the run-directory contract.
+
+    Attributes:
+        file: the file (or part) that breaks it, when one is known.
+        rule: the rule it breaks, in a few words (e.g. ``"regular file"``, ``"finite values"``).
+    """
+
+    def __init__(
+        self, message: str, *, file: str | os.PathLike | None = None, rule: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.file = os.fspath(file) if file is not None else None
+        self.rule = rule
 
 
 class RunExistsError(RunDirError, FileExistsError):
@@ -81,6 +93,26 @@ def check_config(config: object, where: str) -> None:
     roots = data.get("roots") if isinstance(data, Mapping) else None
     if not isinstance(roots, list | tuple) or not all(isinstance(r, str | os.PathLike) for r in roots):
         raise RunDirError(f"{where}: config needs 'data': {{'roots': [data root paths], …}}")
+    _check_names(data, where)
+
+
+def _check_names(data: Mapping, where: str) -> None:
+    """``data.id`` a string, ``data.ood`` and ``data.class_names`` lists of strings (all optional)."""
+    if data.get("id") is not None and not isinstance(data["id"], str):
+        raise RunDirError(
+            f"{where}: config 'data.id' must be the ID set's name (a string), got {data['id']!r}"
+        )
+    for key in ("ood", "class_names", "train_class_names"):
+        value = data.get(key)
+        if value is not None and (
+            not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value)
+        ):
+            shown = repr(value) if len(repr(value)) < 60 else type(value).__name__
+            raise RunDirError(
+                f"{where}: config 'data.{key}' must be a list of strings, got {shown}",
+                file=where,
+                rule="types",
+            )
 
 
 # --------------------------------------------------------------------------- validation of the parts
@@ -95,15 +127,45 @@ def check_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     for col in METRICS_COLUMNS[:3]:
         if metrics[col].isna().any():
             raise RunDirError(f"metrics column {col!r} has empty values")
-    for col in METRIC_VALUES:
+    interval = [c for c in metrics.columns if c not in METRICS_COLUMNS and c.endswith(("_low", "_high"))]
+    for col in [*METRIC_VALUES, *interval]:
         values = pd.to_numeric(metrics[col], errors="coerce")
         bad = metrics[col].notna() & ~values.between(0.0, 1.0)
         if bad.any():
             raise RunDirError(
                 f"metrics column {col!r} must hold fractions in [0, 1], got {metrics[col][bad].tolist()[:3]}"
             )
+    keys = metrics[list(METRICS_COLUMNS[:3])].astype(str)
+    twice = keys[keys.duplicated()]
+    if len(twice):
+        raise RunDirError(
+            f"metrics has {len(twice)} repeated (method, score, dataset) row(s), e.g. "
+            f"{tuple(twice.iloc[0])}; each must appear once",
+            rule="one row per (method, score, dataset)",
+        )
     extra = [c for c in metrics.columns if c not in METRICS_COLUMNS]
     return metrics[[*METRICS_COLUMNS, *extra]].reset_index(drop=True)
+
+
+def check_metric_rows(metrics: pd.DataFrame, pairs: list[tuple[str, str]], ood_sets: list[str]) -> None:
+    """Every ``<method>/<score>`` column of the scores has its metrics rows: one per OOD set and ``mean``.
+
+    Args:
+        metrics: the checked metrics table.
+        pairs: the (method, score) pairs of the scores' columns.
+        ood_sets: the OOD set names found in the scores.
+    """
+    have = set(
+        zip(metrics["method"].astype(str), metrics["score"].astype(str), metrics["dataset"].astype(str))
+    )
+    missing = [(m, s, d) for m, s in pairs for d in [*ood_sets, "mean"] if (m, s, d) not in have]
+    if missing:
+        shown = ", ".join("/".join(k) for k in missing[:4]) + (", …" if len(missing) > 4 else "")
+        raise RunDirError(
+            f"metrics lacks {len(missing)} row(s) that the scores' columns need ({shown}); "
+            "rows were removed or the file was cut: write the run again",
+            rule="rows match the score columns",
+        )
 
 
 def check_scores(scores: pd.DataFrame) -> list[tuple[str, str]]:
@@ -146,10 +208,38 @@ def check_scores(scores: pd.DataFrame) -> list[tuple[str, str]]:
                 raise RunDirError(
                     f"score column {col!r} must be named '<method>/<score>' with letters, digits, _+-"
                 )
-            if not pd.api.types.is_numeric_dtype(scores[col]):
+            if not pd.api.types.is_numeric_dtype(scores[col]) or pd.api.types.is_bool_dtype(scores[col]):
                 raise RunDirError(f"score column {col!r} must be numeric, got {scores[col].dtype}")
+            finite = np.isfinite(scores[col].to_numpy(dtype=np.float64))
+            if not finite.all():
+                raise RunDirError(
+                    f"score column {col!r} has {int((~finite).sum())} NaN or infinite value(s) "
+                    f"(first at row {int(np.argmin(finite))}); every score must be a finite number"
+                )
             pairs.append((match[1], match[2]))
     return pairs
+
+
+def ood_set_names(scores: pd.DataFrame) -> list[str]:
+    """The OOD set names of a checked scores table, in order of appearance."""
+    return [str(d) for d in dict.fromkeys(scores.loc[scores["split"] == "ood", "dataset"])]
+
+
+def check_labels(scores: pd.DataFrame, class_names: list[str] | None) -> None:
+    """ID labels and ``pred.<method>`` values are class indices below the number of class names."""
+    if not class_names:
+        return
+    n = len(class_names)
+    for col in ["label", *(c for c in scores.columns if PRED_COLUMN.match(c))]:
+        values = scores[col].to_numpy()
+        values = values[(scores["split"] == "id").to_numpy()] if col == "label" else values
+        bad = (values >= n) | (values < (0 if col == "label" else -1))
+        if bad.any():
+            raise RunDirError(
+                f"scores {col!r} holds class index {int(values[bad][0])}, but the run has {n} class "
+                f"names (config data.class_names); indices must lie in 0..{n - 1}",
+                rule="class indices in range",
+            )
 
 
 def check_arrays(
@@ -182,6 +272,8 @@ def check_arrays(
             raise RunDirError(
                 f"text_features[{key!r}] has width {arr.shape[-1]}, other features have width {width}"
             )
+        if not np.isfinite(arr).all():
+            raise RunDirError(f"text_features[{key!r}] contain NaN or infinite values")
         texts[key] = arr
     for key, arr in texts.items():
         pos = texts.get(key[: -len("neg")] + "pos")

@@ -35,8 +35,11 @@ from negprompt.rundir.schema import (
     RunExistsError,
     check_arrays,
     check_config,
+    check_labels,
+    check_metric_rows,
     check_metrics,
     check_scores,
+    ood_set_names,
     to_json,
 )
 
@@ -142,6 +145,8 @@ def write_run(
     check_config(config, "config")
     metrics = check_metrics(metrics)
     pairs = check_scores(scores)
+    check_metric_rows(metrics, pairs, ood_set_names(scores))
+    check_labels(scores, (config.get("data") or {}).get("class_names"))
     feats, texts = check_arrays(image_features, text_features, len(scores))
     prompts = {}
     for method, files in (prompt_files or {}).items():

@@ -4,10 +4,18 @@ A checkpoint (``<folder>/checkpoint.pt``, read with ``torch.load(weights_only=Tr
 contexts, the best contexts so far, the optimizer and scheduler states, the training generator's
 state, the number of finished epochs, the per-epoch history, the configuration, the prompt
 configuration, the class names and the backbone's identity.
+
+The file starts with one header line, ``negprompt-checkpoint sha256=<hex>``, the SHA-256 of the
+`torch.save` payload that follows; `load_checkpoint` verifies it before unpickling anything, so a
+flipped bit or a partly copied file is refused with the file named and the way to start the stage
+again, never resumed with other weights. A checkpoint without the header (written before checksums)
+is still read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -19,6 +27,8 @@ from .config import RESUME_FREE, config_differences
 
 FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+HEADER = b"negprompt-checkpoint sha256="
+"""Start of a checkpoint's first line; the hex digest of the payload and a line break follow."""
 
 
 class ResumeError(ValueError):
@@ -39,9 +49,14 @@ def save_checkpoint(folder: str | os.PathLike, state: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path.parent)
 
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buffer)
+    payload = buffer.getvalue()
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            torch.save({"format": FORMAT, **state}, fh)
+            fh.write(HEADER + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+            fh.write(payload)
 
     return atomic_write(path, write, fsync=True)
 
@@ -51,8 +66,9 @@ def load_checkpoint(folder: str | os.PathLike) -> dict | None:
     path = checkpoint_path(folder)
     if not path.is_file():
         return None
+    payload = _verified_payload(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ResumeError(f"cannot read checkpoint {path} ({type(exc).__name__}: {exc})") from exc
     if state.get("format") != FORMAT:
@@ -60,6 +76,22 @@ def load_checkpoint(folder: str | os.PathLike) -> dict | None:
             f"checkpoint {path} has format {state.get('format')!r}; this version reads {FORMAT}"
         )
     return state
+
+
+def _verified_payload(path: Path) -> bytes:
+    """The payload of a checkpoint file after its checksum is verified (see the module docstring)."""
+    data = path.read_bytes()
+    if not data.startswith(HEADER):
+        return data  # written before checksums
+    line, _, payload = data.partition(b"\n")
+    expected = line[len(HEADER) :].decode("ascii", errors="replace")
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise ResumeError(
+            f"checkpoint {path} is damaged: its SHA-256 does not match the checksum it was written with "
+            "(a flipped bit, or a partly copied file), so it is not resumed. To start this stage again, "
+            f"delete {path} and run the same command again (with or without --resume)."
+        )
+    return payload
 
 
 def check_resumable(

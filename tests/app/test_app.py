@@ -38,6 +38,7 @@ def runs_root(tmp_path_factory) -> Path:
 def app(monkeypatch, root: Path, page: str | None = None) -> AppTest:
     """The app, run once on its first page, then on ``page`` if given."""
     monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(root))
+    monkeypatch.setenv("NEGPROMPT_IMAGE_DIRS", str(root.parent))  # the synthetic images lie beside the runs
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     if page:
         at.switch_page(f"app_pages/{page}.py").run()

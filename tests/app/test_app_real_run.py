@@ -77,6 +77,7 @@ def test_compare_page_and_explanations_show_the_newer_methods(demo_runs, monkeyp
     """GL-MCM, L-MCM and LoCoOp of a real run: their rows on the compare page, their scores on the
     score page, and the local region that decided an image on the per-image page."""
     monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    monkeypatch.setenv("NEGPROMPT_IMAGE_DIRS", str(demo_runs.parent / "data"))  # the demo's --data-root
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     at.switch_page("app_pages/compare.py").run()
     assert not at.exception, [e.value for e in at.exception]

@@ -58,6 +58,14 @@ def test_train_both_stages_end_to_end(folder, tmp_path, tiny_backbone):
     assert (exp["data"]["n_train"], exp["data"]["n_val"]) == (12, 6)
     assert [s["stage"] for s in exp["stages"]] == [1, 2]
     assert all(s["selected"] == "val" and s["completed"] for s in exp["stages"])
+    # checks on a run made to trigger them: random weights, a handful of steps, no OOD set to judge
+    checks = {c.id: c for c in run.checks}
+    assert checks["random_weights"].fired and checks["too_few_steps"].fired
+    assert checks["too_few_steps"].value == {
+        "stage1": sum(s["steps"] for s in exp["stages"][:1]),
+        "stage2": exp["stages"][1]["steps"],
+    }
+    assert checks["training_free_wins"].status == "n/a" and checks["below_chance"].status == "n/a"
     assert exp["stages"][0]["config"]["n_views"] == 2 and run.random_weights
     assert exp["settings"]["training"]["n_neg"] == 3 and exp["settings"]["data"]["train_dir"] == str(folder)
     # without --id-dir the validation images are scored for the ID accuracy; no OOD metrics

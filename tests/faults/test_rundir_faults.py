@@ -119,6 +119,7 @@ def mixed_root(good, tmp_path_factory) -> Path:
 
 def _app(monkeypatch, root: Path) -> AppTest:
     monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(root))
+    monkeypatch.setenv("NEGPROMPT_IMAGE_DIRS", str(root.parent))  # the synthetic images lie beside the runs
     return AppTest.from_file(str(APP), default_timeout=120).run()
 
 
@@ -212,5 +213,6 @@ def test_truncated_metrics_are_never_shown_as_complete(good, tmp_path):
     (run_dir / "metrics.csv").write_text(cut + cut.splitlines()[1][:5])  # …and half a row
     with pytest.raises(RunDirError, match="truncated"):
         _ = load_run(run_dir).metrics
-    (run_dir / "metrics.csv").write_text(cut)  # whole rows only: readable
-    assert len(load_run(run_dir).metrics) == len(cut.splitlines()) - 1
+    (run_dir / "metrics.csv").write_text(cut)  # whole rows only, but one missing: named
+    with pytest.raises(RunDirError, match=r"lacks 1 row\(s\).*negprompt/posi_nega/mean"):
+        _ = load_run(run_dir).metrics

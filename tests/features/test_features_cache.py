@@ -102,14 +102,17 @@ def test_the_bad_image_limit_is_a_fraction_of_the_set(tiny_backbone, image_tree,
     (image_tree / "few" / "bad.png").write_bytes(b"no image")
     images = image_folder(image_tree / "few", ood=True)
     with pytest.warns(
-        UserWarning, match=r"1 of 9 images .* cannot be read and are left out \(first: .*bad\.png\)"
+        UserWarning,
+        match=r"1 of 9 images .* cannot be read and are left out, by reason: not an image format PIL can decode: 1 \(first: .*bad\.png\)",
     ):
         feats = extract_features(
             tiny_backbone, images, cache_dir=tmp_path / "a", max_bad_fraction=1 / 9, progress=False
         )
     assert len(feats) == 8 and feats.meta["dropped"] == ["bad.png"] and feats.features.shape == (8, 64)
     assert list(feats.labels) == [-1] * 8
-    with pytest.raises(ValueError, match=r"1 of 9 images of 'few' cannot be read .*raise max_bad_fraction"):
+    with pytest.raises(
+        ValueError, match=r"1 of 9 images of 'few' cannot be read, by reason: .*raise max_bad_fraction"
+    ):
         extract_features(
             tiny_backbone, images, cache_dir=tmp_path / "b", max_bad_fraction=0.1, progress=False
         )
@@ -195,7 +198,10 @@ def test_a_set_of_unreadable_images_is_an_error_at_any_limit(tiny_backbone, imag
         (image_tree / "junk" / f"bad{i}.png").parent.mkdir(parents=True, exist_ok=True)
         (image_tree / "junk" / f"bad{i}.png").write_bytes(b"garbage")
     images = image_folder(image_tree / "junk", ood=True)
-    with pytest.raises(ValueError, match=r"^3 of 3 images of 'junk' cannot be read \(first: .*bad0\.png"):
+    with pytest.raises(
+        ValueError,
+        match=r"^3 of 3 images of 'junk' cannot be read, by reason: not an image format PIL can decode: 3 \(first: .*bad0\.png",
+    ):
         extract_features(tiny_backbone, images, cache_dir=tmp_path, max_bad_fraction=1.0, progress=False)
 
 

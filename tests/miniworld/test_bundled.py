@@ -141,3 +141,13 @@ def test_pretraining_script_runs_writes_a_card_and_protects_the_shipped_weights(
     assert all(v.dtype == torch.float16 for v in state.values())
     assert (tmp_path / "run" / "MODEL_CARD.md").read_text().startswith("# negprompt-mini")
     assert np.isfinite(card["trained_on"]["final_loss_mean_last_50"])
+
+
+def test_model_card_states_its_prompt_recipe_choice_and_caveats_without_placeholders():
+    from negprompt import bundled
+
+    text = (bundled.card_path().parent / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "{}" not in text and "None s" not in text and "loss None" not in text
+    assert 'prompt "a photo of a <class>"' in text
+    assert "## How the recipe was chosen" in text and "held-out evaluation data" in text
+    assert "Every OOD concept of the mini presets appears in the pretraining captions" in text

@@ -67,6 +67,10 @@ def test_mini_hard_ood_over_two_seeds_end_to_end(tmp_path, capsys):
     assert "mean ± sd over seeds [0, 1]" in printed and "RANDOM WEIGHTS" not in printed
     runs = [load_run(out / f"seed-{k}") for k in (0, 1)]
     assert [r.config["experiment"]["settings"]["seed"] for r in runs] == [0, 1]
+    # 2 epochs of 96 images in batches of 64: 4 steps per stage, which the checks report
+    checks = {c.id: c for c in runs[0].checks}
+    assert checks["too_few_steps"].fired and checks["too_few_steps"].value == {"stage1": 4, "stage2": 4}
+    assert not checks["random_weights"].fired
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.method) == {"zeroshot", "coop", "locoop", "negprompt"} and (summary.seeds == 2).all()
 

@@ -192,3 +192,10 @@ def test_recorded_whatif_matches_its_raw_results():
     ]
     missing = [q for q in quoted if q not in text]
     assert not missing, f"RESULTS.md does not quote results-whatif-cpu.json: {missing}"
+
+
+def test_intervals_benchmark_runs_at_a_tiny_size():
+    from benchmarks.bench_intervals import synthetic
+
+    got = synthetic(id_images=60, ood_images=30, sets=2, columns=5, resamples=20)
+    assert got["rows"] == 5 and got["points_and_intervals_s"] > 0 and got["intervals_s_per_row_and_set"] >= 0
