@@ -50,6 +50,10 @@ def test_images_page_shows_a_region_only_for_the_local_scores(monkeypatch, tmp_p
     scores["coop/l_mcm"] = 0.5 + 0.01 * np.arange(len(scores))
     scores["coop/gl_mcm"] = scores["coop/mcm"] + scores["coop/l_mcm"]
     scores.to_parquet(run_dir / "scores.parquet", index=False)
+    metrics = pd.read_csv(run_dir / "metrics.csv")  # every score column has its metrics rows
+    coop = metrics[(metrics["method"] == "coop") & (metrics["score"] == "mcm")]
+    extra = [coop.assign(score=name) for name in ("l_mcm", "gl_mcm")]
+    pd.concat([metrics, *extra], ignore_index=True).to_csv(run_dir / "metrics.csv", index=False)
     config = json.loads((run_dir / "config.json").read_text())
     config.setdefault("experiment", {}).update(local_grid=4)
     (run_dir / "config.json").write_text(json.dumps(config))
