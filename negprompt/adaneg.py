@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from negprompt.neglabel import neglabel_score
+from negprompt.progress import tqdm
 
 __all__ = ["AdaNegConfig", "adaneg_scores", "stream_order"]
 

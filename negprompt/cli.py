@@ -8,6 +8,7 @@ commands that compute results are front-ends over one pipeline, `negprompt.exper
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import sys
@@ -20,11 +21,17 @@ COMMANDS: dict[str, str] = {
     "zeroshot": "negprompt.commands.zeroshot",
     "train": "negprompt.commands.train",
     "run": "negprompt.commands.run",
+    "detect": "negprompt.commands.detect",
     "app": "negprompt.commands.app",
+    "data": "negprompt.commands.data",
 }
 """Sub-command name -> module, in the order ``negprompt --help`` lists them (every entry must load)."""
 
-__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
+__all__ = ["COMMANDS", "UserError", "build_parser", "main", "suggest_option"]
+
+# Parsing imports no torch: the command modules import the heavy packages inside their handlers, so
+# ``negprompt --help``, ``negprompt COMMAND --help`` and every argument error answer at once
+# (tests/commands/test_cli_startup.py checks it; benchmarks/bench_cli.py times it).
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +70,41 @@ def configure_logging(verbose: bool = False) -> None:
         warnings.filterwarnings("ignore", category=UserWarning)
 
 
-def main(argv: list[str] | None = None) -> int:
+def suggest_option(given: str, parser: argparse.ArgumentParser) -> str | None:
+    """The option of ``parser`` closest to the mistyped ``given`` (``--epocs`` -> ``--epochs``), or None."""
+    name = given.split("=", 1)[0]
+    options = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; an unknown option is an error of its sub-command (its usage is shown)
+    naming the closest valid option."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        owner = _subparser(parser, getattr(args, "command", None))
+        unknown = [e for e in extra if e.startswith("-")]
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        hints = [(u, suggest_option(u, owner)) for u in unknown]
+        hints = [f"{u.split('=', 1)[0]}: did you mean {h}?" for u, h in hints if h]
+        owner.error(message + ("\n" + "\n".join(hints) if hints else ""))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     configure_logging(args.verbose)
     if not getattr(args, "func", None):
-        parser.print_help()
+        build_parser().print_help()
         return 2
     try:
         return int(args.func(args) or 0)

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
 from negprompt.neglabel import group_order, percentile_similarity
+from negprompt.progress import tqdm
 from negprompt.wordnet import Synset
 
 __all__ = [

@@ -305,10 +305,12 @@ def write_evaluation(
     log: str = "",
     unique: bool = False,
     checks: Sequence | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write an evaluation as a run directory (see ``docs/run-directory.md``); returns its path.
 
-    ``checks`` (`negprompt.checks.Check` list) is written as ``checks.json``.
+    ``checks`` (`negprompt.checks.Check` list) is written as ``checks.json``; ``tables``: further
+    tables of the run by file name (e.g. ``validation_scores.parquet``).
     """
     methods = evaluation.methods
     text = {f"{m.name}.pos": m.pos.detach().float().cpu().numpy() for m in methods}
@@ -343,4 +345,5 @@ def write_evaluation(
         log=log,
         unique=unique,
         checks=None if checks is None else to_json(checks),
+        tables=tables,
     )

@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
 from negprompt.cache_entry import (  # noqa: F401 (re-exported: the cache's public API)
@@ -49,6 +48,7 @@ from negprompt.cache_entry import (  # noqa: F401 (re-exported: the cache's publ
 from negprompt.data.pixels import to_rgb
 from negprompt.defaults import feature_cache_dir
 from negprompt.io import file_lock, publish_dir, still_at
+from negprompt.progress import tqdm
 
 log = logging.getLogger(__name__)
 FORMAT = 1

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from negprompt import scores as S
 from negprompt.backbone import Backbone
+from negprompt.progress import tqdm
 
 __all__ = ["encode_global_local", "last_block", "local_from_block_input", "local_scores", "supports_local"]
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
+from negprompt.progress import tqdm
 
 __all__ = ["LOCOOP_LAMBDA", "default_top_k", "extract_local_features", "locoop_ood_loss"]
 

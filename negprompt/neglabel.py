@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
+from negprompt.progress import tqdm
 
 __all__ = ["TAU", "encode_label_bank", "group_order", "neg_mining", "neglabel_score", "percentile_similarity"]
 

@@ -4,12 +4,19 @@
     python scripts/pretrain_mini_clip.py --out runs/pretrain-mini            # ~30 min on 2 CPU cores
     python scripts/pretrain_mini_clip.py --out runs/pretrain-mini --device cuda
     python scripts/pretrain_mini_clip.py --out runs/pretrain-mini --install --force   # replace the shipped weights
+    python scripts/pretrain_mini_clip.py --world v2 --out runs/pretrain-v2            # mini-world v2
+    python scripts/pretrain_mini_clip.py --world v2 --out runs/pretrain-v2 --test     # + the test part, once
 
 The run is seeded and resumable: run the same command again after an interruption. ``--out`` receives
 ``state.pt`` (the resumable checkpoint), the fp16 weights (safetensors) and the card (JSON and
 Markdown) with the recipe, data, licences, software versions and the zero-shot accuracies measured on
 held-out data with the fp16 weights. ``--install`` copies weights and card into the package, which
 refuses to replace the shipped ones without ``--force``.
+
+``--world v2`` pretrains on mini-world v2 (prepare it first: ``negprompt data prepare miniworld-v2``)
+and measures the recipe on the ``val`` part of v2 (the numbers to compare recipes by); ``--test``
+adds the ``test`` part's numbers to the card, to be measured once for the chosen recipe and never
+compared. v2 weights are not installed into the package by this script.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import torch
 from negprompt import bundled
 from negprompt.io import atomic_write
 from negprompt.miniworld import pretrain as P
+from negprompt.miniworld import pretrain_v2 as P2
 from negprompt.miniworld import world as W
 from negprompt.miniworld.sources import MiniWorldDataError
 
@@ -50,8 +58,10 @@ DATA_CARD = {
 def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, weights, card)")
-    defaults = P.PretrainConfig()
-    for f in fields(P.PretrainConfig):
+    ap.add_argument("--world", choices=("v1", "v2"), default="v1", help="which mini-world (default v1)")
+    ap.add_argument("--test", action="store_true", help="v2: also measure the test part (once, for the card)")
+    defaults = P2.PretrainV2Config()
+    for f in fields(P2.PretrainV2Config):
         ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)) if f.name != "threads" else int,
                         default=getattr(defaults, f.name))  # fmt: skip
     ap.add_argument("--device", default="cpu")
@@ -169,10 +179,65 @@ Trained on {t["device_name"]} ({t["device"]}): {timing}
 """
 
 
+V2_TAG = "miniworld-v2"
+V2_TARGETS = {"id_top1": 0.60, "style_top1": 0.80}
+"""What a v2 model must reach (on the test part) before it may be shipped."""
+
+
+def main_v2(args: argparse.Namespace) -> int:
+    """Pretrain on mini-world v2; card with the val numbers (and the test numbers with --test)."""
+    from negprompt.miniworld import assets, splits
+    from negprompt.miniworld.emoji import load_hierarchy
+    from negprompt.miniworld.lexicon import WordNet
+
+    if args.install:
+        print("error: v2 weights are not installed by this script; ship them by hand once they meet "
+              f"{V2_TARGETS} on the test part", file=sys.stderr)  # fmt: skip
+        return 2
+    cfg = P2.PretrainV2Config(**{f.name: getattr(args, f.name) for f in fields(P2.PretrainV2Config)})
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        hierarchy, lexicon, split = load_hierarchy(), WordNet(), splits.published()
+        t0 = time.perf_counter()
+        world = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=not args.quiet)
+        render_s = time.perf_counter() - t0
+    except MiniWorldDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model, summary = P.pretrain(world, cfg, args.out / "state.pt", device=args.device, progress=not args.quiet,
+                                stop_after=args.stop_after, domain_weights=P2.domain_weights(cfg.v1_share))  # fmt: skip
+    summary["render_pool_s"] = round(render_s, 1)
+    if summary["steps_done"] < cfg.steps:
+        print(f"stopped after step {summary['steps_done']} of {cfg.steps}; run the same command to resume")
+        return 0
+    weights = args.out / f"{P.MODEL}-{V2_TAG}.safetensors"
+    save_weights(model, weights)
+    fp16 = P.new_model(cfg.seed)
+    fp16.load_state_dict({k: v.float() for k, v in safetensors.torch.load_file(str(weights)).items()})
+    results = {"val": P2.evaluate(fp16, split, "val", hierarchy, lexicon, cfg.val_per_pair)}
+    if args.test:
+        results["test"] = P2.evaluate(fp16, split, "test", hierarchy, lexicon, 7)
+    c = card(cfg, summary, P.evaluate(fp16, W.evaluation_world()), weights, args.device)
+    c["tag"] = V2_TAG
+    c["data"] = DATA_CARD | {"emoji": "mini-world v2 (negprompt.miniworld.world_v2), split "
+                                      "negprompt/miniworld/resources/splits-v2.json", **assets.licences()}  # fmt: skip
+    c["recipe"]["domain_weights"] = P2.domain_weights(cfg.v1_share)
+    c["v2"] = results
+    c["v2_targets"] = V2_TARGETS
+    if "test" in results:
+        c["v2_targets_met"] = all(results["test"][k] >= v for k, v in V2_TARGETS.items())
+    P.write_json(args.out / f"{P.MODEL}-{V2_TAG}.json", c)
+    for part, r in results.items():
+        print(f"{part}: {r}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("negprompt").setLevel(logging.INFO)
+    if args.world == "v2":
+        return main_v2(args)
     cfg = P.PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(P.PretrainConfig)})
     if args.install and bundled.weights_path().exists() and not args.force:
         print(

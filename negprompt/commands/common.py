@@ -17,14 +17,20 @@ class UserError(Exception):
     """An error caused by the user's input; printed without a traceback."""
 
 
-def add_run_options(parser: argparse.ArgumentParser, *, threads_default: int = 0) -> None:
-    """``--out``, ``--unique``, ``--resume``, ``--no-progress`` and ``--threads``: how to run, not what."""
+def add_run_options(
+    parser: argparse.ArgumentParser, *, threads_default: int = 0, resume: bool = True
+) -> None:
+    """``--out``, ``--unique``, ``--resume`` (commands that train), ``--no-progress`` and ``--threads``:
+    how to run, not what."""
     o = parser.add_argument_group("output")
     o.add_argument(
         "--out", type=Path, default=None, help="run directory to write (default runs/<kind>-<time>)"
     )
     o.add_argument("--unique", action="store_true", help="if --out exists, write --out-2, -3 … instead")
-    o.add_argument("--resume", action="store_true", help="continue the interrupted run of --out")
+    if resume:
+        o.add_argument("--resume", action="store_true", help="continue the interrupted run of --out")
+    else:
+        parser.set_defaults(resume=False)
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
     o.add_argument(
         "--threads",

@@ -33,7 +33,10 @@ def register(sub) -> None:
         exclude={f.name for f in fields(DataSettings)} - keep,
         seed=True,
     )
-    add_run_options(p)
+    for action in p._actions:  # nothing trains here: the seed only groups NegLabel's labels
+        if action.dest == "seed":
+            action.help = "seed of NegLabel's random grouping of its negative labels (0)"
+    add_run_options(p, resume=False)  # nothing trains, so there is nothing to resume
     p.set_defaults(func=run)
 
 

@@ -232,9 +232,13 @@ def _resolve_classes(
                 base_label="root",
                 extra=f"Existing class folders: {dirs[:10]}{' …' if len(dirs) > 10 else ''}",
             )
-        skipped = len(dirs) - len(class_names)
-        if skipped:
-            log.info("image folder %r: %d class folders not in class_names are skipped", name, skipped)
+        others = [d for d in dirs if d not in class_names]
+        if others:  # information, not a problem: a benchmark may use some of a folder's classes
+            log.info(
+                "image folder %r: using %d of its %d class folders; the other %d (%s) are not ID classes "
+                "of this run (expected where a benchmark holds classes out, e.g. the demo and mini presets)",
+                name, len(class_names), len(dirs), len(others), ", ".join(others[:6]) + (" …" if len(others) > 6 else ""),
+            )  # fmt: skip
         return list(class_names), [str(v) for v in class_names.values()]
     if isinstance(class_names, str):
         raise TypeError("class_names must be a sequence of names or a mapping folder -> name, not a string")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+
+from negprompt.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ or step by step (see :class:`Experiment`)::
     exp.prepare(); exp.train(); exp.evaluate(); print(exp.table()); exp.write("runs/p1")
 """
 
+import importlib
+
 from .config import (
     BENCHMARKS,
     DEMO_EPOCHS,
@@ -30,10 +32,30 @@ from .config import (
     ExperimentConfig,
     TrainingSettings,
 )
-from .data import ExperimentData, Features, extract_all, load_data
-from .experiment import METHODS, Experiment
-from .methods import learned_method, zeroshot_method
-from .run import WorkDirError, free_run_path, run_experiment, work_dir_for
+
+_LAZY = {  # name -> submodule; imported on first use, so the settings load without torch
+    "ExperimentData": "data",
+    "Features": "data",
+    "extract_all": "data",
+    "load_data": "data",
+    "METHODS": "experiment",
+    "Experiment": "experiment",
+    "learned_method": "methods",
+    "zeroshot_method": "methods",
+    "WorkDirError": "run",
+    "free_run_path": "run",
+    "run_experiment": "run",
+    "work_dir_for": "run",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BENCHMARKS",

@@ -72,9 +72,13 @@ def add_zero_shot_baselines(exp: Experiment) -> None:
         if m in exp.methods and exp.methods[m].local_scores is None
     ]
     if c.evaluation.local_scores and local and supports_local(exp.backbone):
-        log.info("GL-MCM: local features of %d test sets", 1 + len(feats.ood))
-        add_local_scores(local, exp.backbone, [feats.id_test, *feats.ood],
-                         temperature=c.evaluation.temperature, progress=exp.progress)  # fmt: skip
+        val = exp.validation_set()  # its scores are recorded for detection thresholds
+        also = " and the ID validation images" if val is not None else ""
+        log.info("GL-MCM: local features of %d test sets%s", 1 + len(feats.ood), also)
+        sets = [feats.id_test, *feats.ood, *([val] if val is not None else [])]
+        add_local_scores(
+            local, exp.backbone, sets, temperature=c.evaluation.temperature, progress=exp.progress
+        )
     elif c.evaluation.local_scores and local:
         log.info("GL-MCM skipped: %s has no ViT image tower with a CLS token", c.backbone.model)
     if c.evaluation.neglabel and "neglabel" not in exp.methods:

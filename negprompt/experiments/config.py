@@ -24,9 +24,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from negprompt.defaults import DEMO_DATA_ROOT, check_device_name, resolve_device
-from negprompt.train import PRESETS as TRAIN_PRESETS
-from negprompt.train import TrainConfig, for_stage, make_config
-from negprompt.train.config import MODES, SELECT
+
+if typing.TYPE_CHECKING:  # the settings stay importable without torch (the command line's --help)
+    from negprompt.train import TrainConfig
+
+TRAIN_PRESETS: tuple[str, ...] = ("negprompt", "coop")
+"""Names of `negprompt.train.PRESETS` (spelled out here so that this module does not import torch;
+a test checks that both agree)."""
+SELECT: tuple[str, ...] = ("val", "last")
+"""`negprompt.train.config.SELECT`, spelled out for the same reason."""
+MODES: tuple[str, ...] = ("cached", "online-augment")
+"""`negprompt.train.config.MODES`, spelled out for the same reason."""
 
 PRESETS: dict[str, str] = {
     "conventional": "ImageNet-1k (16 shots per class) vs iNaturalist, SUN, Places and Textures",
@@ -538,6 +546,8 @@ class ExperimentConfig:
 
     def train_config(self, stage: int) -> TrainConfig:
         """The :class:`TrainConfig` of stage 1 or 2: train preset, the training section, ``stage<k>``."""
+        from negprompt.train.config import for_stage, make_config
+
         t = self.training
         own = getattr(t, f"stage{stage}")
         clash = sorted(STAGE_RESERVED & set(own))

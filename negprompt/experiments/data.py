@@ -82,10 +82,18 @@ class ExperimentData:
         }
 
     def __repr__(self) -> str:
+        return self.summary(trains=len(self.train) > 0)
+
+    def summary(self, trains: bool = True) -> str:
+        """One line on the images; a run that trains nothing (zero-shot) names no training split."""
         ood = ", ".join(f"{name} ({len(s)})" for name, s in self.ood.items())
+        learned = (
+            f", prompts learned on {len(self.train_classes)}; train {len(self.train)}, val {len(self.val)}"
+            if trains
+            else " (zero-shot: nothing is trained)"
+        )
         return (
-            f"ExperimentData({self.benchmark}: {len(self.class_names)} ID classes, prompts learned on "
-            f"{len(self.train_classes)}; train {len(self.train)}, val {len(self.val)}, "
+            f"ExperimentData({self.benchmark}: {len(self.class_names)} ID classes{learned}; "
             f"ID test {len(self.id_test)}; OOD {ood})"
         )
 

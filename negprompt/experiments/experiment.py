@@ -22,7 +22,7 @@ import pandas as pd
 
 from negprompt.backbone import Backbone, load_backbone
 from negprompt.checks import Check, format_checks, run_checks
-from negprompt.evaluate import Evaluation, Method, evaluate, write_evaluation
+from negprompt.evaluate import EvalSet, Evaluation, Method, evaluate, write_evaluation
 from negprompt.runlog import capture_log
 from negprompt.train import TrainResult, train_prompts
 from negprompt.wordnet import check_wordnet
@@ -79,6 +79,7 @@ class Experiment:
         self.locoop: TrainResult | None = None
         self.methods: dict[str, Method] = {}
         self.evaluation: Evaluation | None = None
+        self.validation_scores: pd.DataFrame | None = None
         self._log: list[str] = []
         self._tmp: tempfile.TemporaryDirectory | None = None
 
@@ -128,7 +129,7 @@ class Experiment:
         if self.features is not None:
             return self
         with self._capture():
-            log.info("%r", data)
+            log.info("%s", data.summary(trains=self.config.trains))
             self.features = extract_all(backbone, data, self.config, progress=self.progress)
         return self
 
@@ -257,7 +258,18 @@ class Experiment:
                 bootstrap=self.config.bootstrap(),
             )
             log.info("evaluated %d images", len(self.evaluation.scores))
+            val = self.validation_set()
+            if val is not None:  # recorded for thresholds chosen on ID images that are not test images
+                self.validation_scores = evaluate(
+                    methods, val, [], self.data.class_names, temperature=self.config.evaluation.temperature
+                ).scores
         return self.evaluation
+
+    def validation_set(self) -> EvalSet | None:
+        """The ID validation images as an evaluated set (None without validation features)."""
+        if self.features is None or self.features.val is None or self.data is None:
+            return None
+        return EvalSet(f"validation:{self.data.val.name}", self.features.val, self.data.val.root)
 
     def run(self) -> Evaluation:
         """All steps: :meth:`prepare`, :meth:`train`, :meth:`evaluate`."""
@@ -382,6 +394,9 @@ class Experiment:
             log=text,
             unique=unique,
             checks=self.checks(),
+            tables=None
+            if self.validation_scores is None
+            else {"validation_scores.parquet": self.validation_scores},
         )
 
     # ------------------------------------------------------------------ internals

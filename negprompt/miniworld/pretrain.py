@@ -27,10 +27,10 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 import negprompt.backbone  # noqa: F401  (registers the model configs)
 from negprompt.io import atomic_write
+from negprompt.progress import tqdm
 
 from .world import DOMAIN_WEIGHTS, Domain, fact_vocabulary, positives
 
@@ -79,9 +79,13 @@ def loss_with_duplicates(
 
 
 class Pool:
-    """All pretraining images in one array, their caption ids and fact vectors, for fast batches."""
+    """All pretraining images in one array, their caption ids and fact vectors, for fast batches.
 
-    def __init__(self, world: dict[str, Domain], tokenizer) -> None:
+    A sentence used for different things (a synonym of one concept that is another's hypernym)
+    states only the facts common to all its uses, so it is true of every image it was written for.
+    """
+
+    def __init__(self, world: dict[str, Domain], tokenizer, weights: dict[str, float] | None = None) -> None:
         self.vocab = fact_vocabulary(world)
         self.domains = list(world)
         self.images = np.concatenate([d.images for d in world.values()])
@@ -97,6 +101,8 @@ class Pool:
                     if c.text not in texts:
                         texts[c.text] = len(texts)
                         cap_facts.append(c.facts)
+                    else:  # one sentence said of different things states only what they share
+                        cap_facts[texts[c.text]] &= c.facts
                     ids.append(texts[c.text])
                 group_caps.append(np.asarray(ids))
                 group_facts.append(facts)
@@ -109,7 +115,8 @@ class Pool:
         tokens = tokenizer(self.texts)
         self.tokens = tokens
         self.token_len = (tokens != 0).sum(1).numpy()
-        self.weights = np.asarray([DOMAIN_WEIGHTS[n] for n in self.domains], dtype=np.float64)
+        weights = DOMAIN_WEIGHTS if weights is None else weights
+        self.weights = np.asarray([weights[n] for n in self.domains], dtype=np.float64)
         self.weights /= self.weights.sum()
 
     def _bool(self, sets: list[frozenset]) -> np.ndarray:
@@ -189,15 +196,19 @@ def pretrain(
     device: str = "cpu",
     progress: bool = True,
     stop_after: int | None = None,
+    domain_weights: dict[str, float] | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """Train ``negprompt-mini`` from scratch; resumes from ``state_file`` when it exists.
+
+    ``domain_weights`` (share of each domain of ``world`` in a batch) defaults to v1's
+    :data:`~negprompt.miniworld.world.DOMAIN_WEIGHTS`.
 
     Returns the model (fp32, on CPU) and a summary (losses, wall time, peak memory, steps run here).
     """
     if cfg.threads and device == "cpu":
         torch.set_num_threads(cfg.threads)
     model = new_model(cfg.seed).to(device)
-    pool = Pool(world, open_clip.get_tokenizer(MODEL))
+    pool = Pool(world, open_clip.get_tokenizer(MODEL), domain_weights)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     start, history = 0, []
     if state_file.exists():

@@ -170,5 +170,6 @@ def positives(image_facts: np.ndarray, caption_facts: np.ndarray) -> np.ndarray:
         image_facts: bool ``[B, K]``, the facts of each image.
         caption_facts: bool ``[B, K]``, the facts each caption states.
     """
-    missing = caption_facts.astype(np.int32) @ (~image_facts).astype(np.int32).T  # [B_caption, B_image]
+    # float32 counts are exact below 2**24 and use BLAS (integer matmul does not)
+    missing = caption_facts.astype(np.float32) @ (~image_facts).astype(np.float32).T  # [B_caption, B_image]
     return (missing == 0).T

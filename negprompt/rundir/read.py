@@ -34,6 +34,7 @@ from negprompt.rundir.schema import (
     SCORE_COLUMN,
     SCORES_FILE,
     TEXT_FEATURES_FILE,
+    VALIDATION_SCORES_FILE,
     RunDirError,
     check_arrays,
     check_config,
@@ -240,6 +241,14 @@ class Run:
             return frame
 
         return self._read(SCORES_FILE, read)
+
+    @cached_property
+    def validation_scores(self) -> pd.DataFrame | None:
+        """``validation_scores.parquet``: the ID validation images' scores, or None (runs without
+        validation images, and runs written before it was recorded)."""
+        if not self._exists(VALIDATION_SCORES_FILE):
+            return None
+        return self._read(VALIDATION_SCORES_FILE, pd.read_parquet)
 
     @cached_property
     def image_features(self) -> np.ndarray | None:

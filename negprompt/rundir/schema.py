@@ -21,6 +21,11 @@ CONFIG_FILE, METRICS_FILE, SCORES_FILE = "config.json", "metrics.csv", "scores.p
 IMAGE_FEATURES_FILE, TEXT_FEATURES_FILE = "image_features.npy", "text_features.npz"
 CONTEXT_TOKENS_FILE, LOG_FILE, PROMPTS_DIR = "context_tokens.json", "log.txt", "prompts"
 CHECKS_FILE = "checks.json"
+VALIDATION_SCORES_FILE = "validation_scores.parquet"
+"""Optional: the ID validation images' scores (same columns as ``scores.parquet``), for thresholds."""
+STANDARD_FILES = (CONFIG_FILE, METRICS_FILE, SCORES_FILE, IMAGE_FEATURES_FILE, TEXT_FEATURES_FILE,
+                  CONTEXT_TOKENS_FILE, LOG_FILE, PROMPTS_DIR)  # fmt: skip
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_-]+\.(csv|parquet)$")
 
 METRICS_COLUMNS = ("method", "score", "dataset", "fpr95", "auroc", "aupr_in", "aupr_out", "id_acc")
 """Required columns of ``metrics.csv``, in order; the last five are fractions in [0, 1] or empty."""
@@ -127,14 +132,21 @@ def check_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     for col in METRICS_COLUMNS[:3]:
         if metrics[col].isna().any():
             raise RunDirError(f"metrics column {col!r} has empty values")
-    interval = [c for c in metrics.columns if c not in METRICS_COLUMNS and c.endswith(("_low", "_high"))]
-    for col in [*METRIC_VALUES, *interval]:
-        values = pd.to_numeric(metrics[col], errors="coerce")
-        bad = metrics[col].notna() & ~values.between(0.0, 1.0)
-        if bad.any():
-            raise RunDirError(
-                f"metrics column {col!r} must hold fractions in [0, 1], got {metrics[col][bad].tolist()[:3]}"
-            )
+    extras = [c for c in metrics.columns if c not in METRICS_COLUMNS]
+    interval = [c for c in extras if c.endswith(("_low", "_high")) and not c.startswith("d_")]
+    differences = [c for c in extras if c.startswith("d_")]
+    for cols, (lo, hi), what in (
+        ([*METRIC_VALUES, *interval], (0.0, 1.0), "fractions in [0, 1]"),
+        (differences, (-1.0, 1.0), "differences of fractions, in [-1, 1]"),
+    ):
+        for col in cols:
+            given = metrics[col].notna() & (metrics[col].astype(str).str.strip() != "")
+            values = pd.to_numeric(metrics[col].where(given), errors="coerce")
+            bad = given & ~values.between(lo, hi)
+            if bad.any():
+                raise RunDirError(
+                    f"metrics column {col!r} must hold {what}, got {metrics[col][bad].tolist()[:3]}"
+                )
     keys = metrics[list(METRICS_COLUMNS[:3])].astype(str)
     twice = keys[keys.duplicated()]
     if len(twice):

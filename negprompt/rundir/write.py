@@ -29,6 +29,8 @@ from negprompt.rundir.schema import (
     NAME_PATTERN,
     PROMPTS_DIR,
     SCORES_FILE,
+    STANDARD_FILES,
+    TABLE_NAME,
     TEXT_FEATURES_FILE,
     TMP_MARK,
     RunDirError,
@@ -109,6 +111,7 @@ def write_run(
     log: str = "",
     unique: bool = False,
     checks: Mapping | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Validate the parts of a run and write them as one run directory, atomically.
 
@@ -133,6 +136,8 @@ def write_run(
         log: the text of ``log.txt``.
         checks: ``checks.json`` content (`negprompt.checks.to_json`), or None.
         unique: if ``path`` exists, write ``path-2``, ``path-3``, … instead of raising.
+        tables: further tables by file name (``validation_scores.parquet``, ``decisions.csv`` …),
+            each written as CSV or parquet by its name's suffix.
 
     Returns:
         The path of the written run directory.
@@ -161,6 +166,12 @@ def write_run(
         prompts[method] = tuple(Path(f) for f in files)
     context_json = None if context_tokens is None else to_json(context_tokens, "context_tokens")
     checks_json = None if checks is None else to_json(checks, "checks")
+    for name, table in (tables or {}).items():
+        if not TABLE_NAME.match(name) or name in STANDARD_FILES or not isinstance(table, pd.DataFrame):
+            raise RunDirError(
+                f"tables[{name!r}] must be a DataFrame named '<name>.csv' or '<name>.parquet' "
+                "(letters, digits, _ and -), not a standard part of the run"
+            )
 
     cfg = {"format": FORMAT_VERSION, **copy.deepcopy(dict(config))}
     cfg["data"] = {
@@ -206,6 +217,11 @@ def write_run(
         (tmp / LOG_FILE).write_text(log, encoding="utf-8")
         if checks_json is not None:
             (tmp / CHECKS_FILE).write_text(checks_json, encoding="utf-8")
+        for name, table in (tables or {}).items():
+            if name.endswith(".csv"):
+                table.to_csv(tmp / name, index=False)
+            else:
+                table.reset_index(drop=True).to_parquet(tmp / name, index=False)
         for _attempt in range(100):
             if auto_name:
                 cfg["name"] = final.name

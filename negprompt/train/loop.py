@@ -12,15 +12,15 @@ from dataclasses import asdict
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from negprompt.backbone import Backbone
 from negprompt.distributed import is_main
+from negprompt.progress import tqdm
 from negprompt.prompts import PromptConfig, PromptLearner, TextEncoder
 
 from .checkpoint import ResumeError, check_resumable, checkpoint_path, load_checkpoint, save_checkpoint
 from .config import TrainConfig, lr_factor
-from .result import TrainResult, format_epoch
+from .result import TrainResult, format_epoch, run_label
 from .sources import FeatureSource, OnlineSource, as_labels, as_views, encode_image_set
 from .step import NonFiniteLossError, TextFeatureFn, local_text_features, sample_classes, train_step
 from .validate import selection_key, validate
@@ -128,7 +128,8 @@ def train_prompts(
         last = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
         for epoch in range(trainer.done, last):
             record = trainer.epoch(epoch, progress)
-            log.info(format_epoch(record, config.stage, config.epochs))
+            label = run_label(config.stage, config.locoop_weight > 0)
+            log.info(format_epoch(record, config.stage, config.epochs, label))
             if on_epoch is not None and on_epoch(record):
                 break
         return trainer.result(completed=trainer.done >= config.epochs)
@@ -219,7 +220,7 @@ class _Trainer:
         cfg, t0 = self.config, time.perf_counter()
         perm = torch.randperm(len(self.source), generator=self.generator)
         sums: dict[str, float] = {}
-        desc = f"stage {self.stage} epoch {epoch + 1}/{cfg.epochs}"
+        desc = f"{run_label(self.stage, cfg.locoop_weight > 0)} epoch {epoch + 1}/{cfg.epochs}"
         bar = tqdm(range(self.steps), desc=desc, leave=False, disable=not progress, unit="step")
         for s in bar:
             idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]

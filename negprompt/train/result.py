@@ -57,12 +57,19 @@ class TrainResult:
         }
 
 
-def format_epoch(record: dict, stage: int, epochs: int) -> str:
+def run_label(stage: int, locoop: bool = False) -> str:
+    """What an epoch line calls the training: ``stage 1`` (CoOp), ``stage 2`` (NegPrompt) or ``LoCoOp``
+    (stage 1 with LoCoOp's OOD regularisation, a baseline of its own)."""
+    return "LoCoOp" if locoop else f"stage {stage}"
+
+
+def format_epoch(record: dict, stage: int, epochs: int, label: str | None = None) -> str:
     """One readable log line for an epoch record: the training loss terms, the validation criterion
     (:data:`CRITERION`; stage 1 shows ``val_acc``), the learning rate and the time, e.g.
     ``stage 2 epoch   3/100  loss 0.713  img 0.6931  pd -0.012  nn -0.004  val_loss 0.705  lr 0.0998  3.1s``.
+    ``label`` replaces ``stage <stage>`` (`run_label`: ``LoCoOp``).
     """
     terms = [k for k in ("loss", "img", "pd", "nn") if k in record]
     terms += [k for k in (CRITERION[stage],) if k in record]
     text = "  ".join(f"{k} {record[k]:.4g}" for k in terms)
-    return f"stage {stage} epoch {record['epoch']:>3}/{epochs}  {text}  lr {record['lr']:.3g}  {record['seconds']:.1f}s"
+    return f"{label or f'stage {stage}'} epoch {record['epoch']:>3}/{epochs}  {text}  lr {record['lr']:.3g}  {record['seconds']:.1f}s"

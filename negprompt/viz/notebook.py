@@ -32,7 +32,7 @@ BAR_MODULES = (
     "negprompt.neglabel",
 )
 """Modules whose progress bars `notebook_output` replaces (each binds the name ``tqdm``)."""
-_EPOCH_DESC = re.compile(r"^stage (\d+) epoch (\d+)/(\d+)$")
+_EPOCH_DESC = re.compile(r"^(stage \d+|LoCoOp) epoch (\d+)/(\d+)$")
 _RANDOM = "RANDOM WEIGHTS"
 _OPEN_CLIP_NOISE = "No pretrained weights loaded for model"
 _originals: dict[str, Any] = {}
@@ -41,26 +41,27 @@ _originals: dict[str, Any] = {}
 class _StageBars:
     """A ``tqdm`` stand-in: one text bar per training stage, plain text bars for everything else.
 
-    The training loop asks for a bar per epoch (``desc="stage s epoch e/E"``, ``steps`` items);
+    The training loop asks for a bar per epoch (``desc="stage s epoch e/E"`` or ``"LoCoOp epoch e/E"``,
+    ``steps`` items);
     here every epoch of a stage advances one bar of ``E × steps`` steps that closes after epoch E.
     """
 
     def __init__(self) -> None:
         self.bar: text_tqdm | None = None
-        self.stage = -1
+        self.stage = ""
 
     def __call__(self, iterable: Iterable | None = None, *args: Any, **kwargs: Any) -> Any:
         match = _EPOCH_DESC.match(str(kwargs.get("desc") or ""))
         if kwargs.get("disable") or match is None or iterable is None:
             kwargs.setdefault("mininterval", 1.0)
             return text_tqdm(iterable, *args, file=sys.stdout, dynamic_ncols=False, **kwargs)
-        stage, epoch, epochs = (int(g) for g in match.groups())
+        stage, epoch, epochs = match[1], int(match[2]), int(match[3])
         steps = len(iterable)  # type: ignore[arg-type]
         if self.bar is None or self.stage != stage or epoch == 1:
             self.close()
             self.stage = stage
             self.bar = text_tqdm(
-                total=epochs * steps, initial=(epoch - 1) * steps, desc=f"stage {stage}", unit="step",
+                total=epochs * steps, initial=(epoch - 1) * steps, desc=stage, unit="step",
                 file=sys.stdout, mininterval=1.0, dynamic_ncols=False,
             )  # fmt: skip
         return _EpochView(iterable, self, epoch, epochs)

@@ -199,3 +199,38 @@ def test_intervals_benchmark_runs_at_a_tiny_size():
 
     got = synthetic(id_images=60, ood_images=30, sets=2, columns=5, resamples=20)
     assert got["rows"] == 5 and got["points_and_intervals_s"] > 0 and got["intervals_s_per_row_and_set"] >= 0
+
+
+def test_miniworld_v2_benchmark_runs_on_a_local_tarball_and_results_md_quotes_it(tmp_path, monkeypatch):
+    import hashlib
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    from benchmarks import bench_miniworld_v2
+    from negprompt.miniworld import assets
+
+    tgz = tmp_path / "t.tgz"
+    png = io.BytesIO()
+    Image.new("RGBA", (64, 64), (0, 200, 0, 255)).save(png, format="PNG")
+    with tarfile.open(tgz, "w:gz") as tar:
+        info = tarfile.TarInfo("package/img/twitter/64/1f600.png")
+        info.size = len(png.getvalue())
+        tar.addfile(info, io.BytesIO(png.getvalue()))
+    real = assets.NPM["twemoji"]
+    data = tgz.read_bytes()
+    fake = assets.NpmAsset(real.name, real.package, real.version, hashlib.sha256(data).hexdigest(),
+                           len(data), real.member, real.licence)  # fmt: skip
+    monkeypatch.setitem(assets.NPM, "twemoji", fake)
+    monkeypatch.setenv("NEGPROMPT_DATA", str(tmp_path))
+    out = tmp_path / "r.json"
+    bench_miniworld_v2.main(["--root", str(tmp_path / "miniworld-v2"), "--url", f"twemoji={tgz.as_uri()}",
+                             "--pictures", "8", "--json", str(out)])  # fmt: skip
+    r = json.loads(out.read_text())
+    assert r["pictures"] == 8 and r["pictures_per_s"] > 0 and r["cache_bytes"] > len(data)
+    recorded = json.loads((BENCH / "results-miniworld-v2.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    assert (
+        f"{recorded['prepare_s']:.2f} s" in text and f"({recorded['pictures_per_s']:.0f} pictures/s)" in text
+    )

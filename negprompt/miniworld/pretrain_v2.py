@@ -1,0 +1,145 @@
+"""Pretraining ``negprompt-mini`` on mini-world v2, and the evaluations that choose and report a recipe.
+
+The pool is v2's pictures of every (concept, artist) drawing but the covariate artist's drawings of
+the ID concepts (:func:`~negprompt.miniworld.world_v2.pretraining_pairs`), with v1's clothing,
+digits, shapes and textures as a share ``v1_share`` of each batch. The loss, schedule and resume are
+v1's (:func:`negprompt.miniworld.pretrain.pretrain`).
+
+Evaluation (:func:`evaluate`) on the ``val`` part chooses a recipe; the ``test`` part is evaluated
+once, for the card, and never compared between recipes. It reports:
+
+* zero-shot top-1 with the toolkit's prompt ("a photo of a <class>") over the ID classes, over the
+  covariate artist's pictures of them, and over every concept of the sets;
+* style recognition: for a picture of concept X, which of "an emoji / a drawing / an outline of a X"
+  is nearest; top-1 over the three;
+* context: the mean cosine between a class's text feature with and without the words before it,
+  ``mean_c cos(g("a photo of a c"), g("c"))`` and the same for "an outline of a c" (1 = the words
+  around a name change nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+
+from . import artists as A
+from . import world as W1
+from . import world_v2 as W2
+from .emoji import Hierarchy
+from .lexicon import WordNet
+from .pretrain import MEAN, MODEL, STD, PretrainConfig, zero_shot_accuracy
+from .wording import ZERO_SHOT_STYLE
+from .world import Domain
+
+EMOJI_DOMAIN = "emoji"
+
+
+@dataclass
+class PretrainV2Config(PretrainConfig):
+    """v1's recipe fields plus v2's pool: pictures per drawing and the v1 share of a batch."""
+
+    per_pair: int = 8
+    v1_share: float = 0.2
+    val_per_pair: int = 2
+
+
+def domain_weights(v1_share: float) -> dict[str, float]:
+    """Batch shares: ``1 - v1_share`` for v2's pictures, ``v1_share`` split like v1's weights."""
+    if not 0.0 <= v1_share < 1.0:
+        raise ValueError(f"v1_share={v1_share} must be in [0, 1)")
+    total = sum(W1.DOMAIN_WEIGHTS.values())
+    return {EMOJI_DOMAIN: 1.0 - v1_share} | {k: v1_share * v / total for k, v in W1.DOMAIN_WEIGHTS.items()}
+
+
+def pretraining_world(
+    cfg: PretrainV2Config, hierarchy: Hierarchy, split: dict, lexicon: WordNet, progress: bool = True
+) -> dict[str, Domain]:
+    """v2's pictures (``cfg.per_pair`` per drawing) and, when ``cfg.v1_share`` > 0, v1's domains."""
+    pairs = W2.pretraining_pairs(hierarchy, split)
+    world = {EMOJI_DOMAIN: W2.pictures(EMOJI_DOMAIN, pairs, cfg.per_pair, "pretrain", hierarchy, lexicon,
+                                       progress=progress)}  # fmt: skip
+    if cfg.v1_share > 0:
+        world |= W1.pretraining_world(cfg.seed, cfg.n_shapes, cfg.n_textures)
+    return world
+
+
+def _images(domain: Domain, rows: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(domain.images[rows])).permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - MEAN) / STD
+
+
+@torch.no_grad()
+def style_accuracy(model: torch.nn.Module, sets: list[tuple[Domain, str]], batch_size: int = 512) -> float:
+    """Top-1 over the three style prompts of each picture's own concept (pictures of one artist per set)."""
+    tokenizer = open_clip.get_tokenizer(MODEL)
+    styles = list(ZERO_SHOT_STYLE)
+    correct = total = 0
+    for domain, artist in sets:
+        if not len(domain):
+            continue
+        prompts = [ZERO_SHOT_STYLE[s].format(n) for n in domain.class_names for s in styles]
+        text = F.normalize(model.encode_text(tokenizer(prompts)), dim=-1).view(len(domain.class_names), 3, -1)
+        truth = styles.index(A.ARTISTS[artist].style)
+        for i in range(0, len(domain), batch_size):
+            rows = np.arange(i, min(i + batch_size, len(domain)))
+            f = F.normalize(model.encode_image(_images(domain, rows)), dim=-1)  # [b, D]
+            t = text[torch.from_numpy(domain.labels[rows])]  # [b, 3, D]
+            pred = torch.einsum("bd,bsd->bs", f, t).argmax(1)
+            correct += int((pred == truth).sum())
+            total += len(rows)
+    return correct / max(total, 1)
+
+
+@torch.no_grad()
+def context_cosines(model: torch.nn.Module, names: list[str]) -> dict[str, float]:
+    """Mean cos between g(prefix + name) and g(name) over ``names`` for two prefixes (1 = no context)."""
+    tokenizer = open_clip.get_tokenizer(MODEL)
+    bare = F.normalize(model.encode_text(tokenizer(names)), dim=-1)
+    out = {}
+    for key, template in (("a photo of a", "a photo of a {}"), ("an outline of a", "an outline of a {}")):
+        g = F.normalize(model.encode_text(tokenizer([template.format(n) for n in names])), dim=-1)
+        out[key] = round(float((g * bare).sum(-1).mean()), 4)
+    return out
+
+
+def _by_artist(domain: Domain, pairs_artists: list[str], per_pair: int) -> list[tuple[Domain, str]]:
+    """Split a rendered set into one Domain per artist (pictures come in pair order, per_pair each)."""
+    artist_of = np.repeat(np.asarray(pairs_artists), per_pair)
+    out = []
+    for a in dict.fromkeys(pairs_artists):
+        rows = np.flatnonzero(artist_of == a)
+        out.append((Domain(domain.name, domain.images[rows], domain.group[rows], domain.captions, domain.facts,
+                           domain.labels[rows], domain.class_names), a))  # fmt: skip
+    return out
+
+
+def evaluate(
+    model: torch.nn.Module, split: dict, part: str, hierarchy: Hierarchy, lexicon: WordNet, per_pair: int
+) -> dict:
+    """Every v2 number of one part (``val`` chooses recipes; ``test`` is for the card only)."""
+    model = model.eval()
+    by = hierarchy.by_name
+    seen = [a for a in A.ARTISTS if a != split["covariate_artist"]]
+    id_pairs = W2.drawn_pairs([by[n] for n in split["id"]], seen)
+    cov_pairs = W2.drawn_pairs([by[n] for n in split["id"]], [split["covariate_artist"]])
+    all_names = split["id"] + split["near_ood"] + split["far_ood"]
+    all_pairs = W2.drawn_pairs([by[n] for n in all_names], A.ARTISTS)
+    ids = W2.pictures("id", id_pairs, per_pair, part, hierarchy, lexicon)
+    cov = W2.pictures("id covariate", cov_pairs, per_pair, part, hierarchy, lexicon)
+    every = W2.pictures("all concepts", all_pairs, max(per_pair // 2, 1), part, hierarchy, lexicon)
+    styles = _by_artist(ids, [a for _, a in id_pairs], per_pair) + [(cov, split["covariate_artist"])]
+    return {
+        "part": part,
+        "id_top1": round(zero_shot_accuracy(model, ids), 4),
+        "id_images": len(ids),
+        "id_classes": len(ids.class_names),
+        "covariate_top1": round(zero_shot_accuracy(model, cov), 4),
+        "all_concepts_top1": round(zero_shot_accuracy(model, every), 4),
+        "all_concepts_classes": len(every.class_names),
+        "style_top1": round(style_accuracy(model, styles), 4),
+        "context_cosine": context_cosines(model, list(split["id"])),
+    }

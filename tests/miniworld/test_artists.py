@@ -1,0 +1,68 @@
+"""The artists of mini-world v2: a drawing per concept, None where an artist has none."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from negprompt.miniworld import artists
+from negprompt.miniworld.emoji import Concept, load_hierarchy
+
+
+def test_noto_and_symbola_draw_a_dog_in_their_styles():
+    dog = load_hierarchy().by_name["dog face"]
+    noto, outline = artists.glyph("noto", dog), artists.glyph("symbola", dog)
+    for g in noto, outline:
+        assert g.shape == (artists.GLYPH, artists.GLYPH, 4) and g.dtype == np.uint8
+        assert (g[..., 3] > 0).mean() > 0.2  # a real drawing, not an empty canvas
+    visible = noto[..., 3] > 128
+    assert noto[visible, :3].std(axis=0).max() > 30  # colour
+    assert outline[outline[..., 3] > 0, :3].max() == 0  # black ink only
+
+
+def test_missing_drawings_are_none_never_a_box():
+    nothing = Concept("private", "G", "s", (0x10FFFD,))
+    assert artists.glyph("noto", nothing) is None
+    assert artists.glyph("symbola", nothing) is None
+    flag = load_hierarchy().by_name["flag Japan"]
+    assert artists.glyph("symbola", flag) is None  # Symbola has no sequences
+    assert artists.glyph("noto", flag) is not None
+
+
+def test_twemoji_reads_png_files_with_or_without_fe0f(tmp_path):
+    Image.new("RGBA", (64, 64), (255, 0, 0, 255)).save(tmp_path / "2618.png")
+    shamrock = Concept("shamrock", "G", "s", (0x2618, 0xFE0F))
+    g = np.asarray(artists.draw_twemoji(shamrock, tmp_path))
+    assert g.shape == (artists.GLYPH, artists.GLYPH, 4) and (g[..., 0] == 255).all()
+    assert artists.draw_twemoji(Concept("dog", "G", "s", (0x1F415,)), tmp_path) is None
+
+
+def test_unknown_artist_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="noto"):
+        artists.glyph("picasso", load_hierarchy().concepts[0])
+
+
+def test_debian_artists_cover_enough_concepts():
+    h = load_hierarchy()
+    assert len(artists.coverage("noto", h.concepts)) >= 1500
+    assert len(artists.coverage("symbola", h.concepts)) >= 500
+
+
+def test_a_damaged_png_names_the_file_and_the_command(tmp_path):
+    (tmp_path / "1f415.png").write_bytes(b"not a png")
+    from negprompt.miniworld.sources import MiniWorldDataError
+
+    with pytest.raises(MiniWorldDataError, match="1f415.png is damaged.*negprompt data prepare miniworld-v2"):
+        artists.draw_twemoji(Concept("dog", "G", "s", (0x1F415,)), tmp_path)
+
+
+def test_a_damaged_font_says_how_to_reinstall_it(tmp_path, monkeypatch):
+    from negprompt.miniworld import assets
+    from negprompt.miniworld.sources import MiniWorldDataError
+
+    bad = tmp_path / "broken.ttf"  # (a real font name would be found by Pillow in the system folders)
+    bad.write_bytes(b"\0" * 100)
+    monkeypatch.setitem(
+        assets.DEBIAN, "symbola", assets.DebianAsset("Symbola", "fonts-symbola", str(bad), "free")
+    )
+    with pytest.raises(MiniWorldDataError, match="apt-get install --reinstall fonts-symbola"):
+        artists.draw_symbola(Concept("watch", "G", "s", (0x231A,)))

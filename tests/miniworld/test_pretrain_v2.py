@@ -1,0 +1,102 @@
+"""Pretraining on mini-world v2: batch shares, shared sentences, the v2 evaluations and the script."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+
+from negprompt.miniworld import artists, emoji, splits
+from negprompt.miniworld import pretrain as P
+from negprompt.miniworld import pretrain_v2 as P2
+from negprompt.miniworld import world_v2 as W2
+from negprompt.miniworld.concepts import Caption
+from negprompt.miniworld.emoji import Hierarchy, load_hierarchy
+from negprompt.miniworld.world import Domain
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = ("grinning face", "red heart", "dog face", "cat face", "taxi", "watch")
+
+
+@pytest.fixture
+def two_artists(monkeypatch):
+    """Only the Debian artists (no npm download in tests); Symbola plays the covariate artist."""
+    monkeypatch.delitem(artists.ARTISTS, "twemoji")
+    h = load_hierarchy()
+    small = Hierarchy(tuple(h.by_name[n] for n in NAMES))
+    split = {"id": ["red heart", "dog face", "taxi"], "near_ood": ["cat face"], "far_ood": ["watch"],
+             "covariate_artist": "symbola"}  # fmt: skip
+    return small, split
+
+
+def test_domain_weights_share_the_batch():
+    w = P2.domain_weights(0.2)
+    assert w["emoji"] == pytest.approx(0.8) and sum(w.values()) == pytest.approx(1.0)
+    assert w["clothing"] / w["digits"] == pytest.approx(0.4 / 0.15)
+    with pytest.raises(ValueError, match="v1_share"):
+        P2.domain_weights(1.0)
+
+
+def test_a_sentence_said_of_two_things_is_true_of_both():
+    said = "a photo of a car."
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    d = Domain("x", images, np.array([0, 1]), [[Caption(said, frozenset({"concept=car"}))],
+               [Caption(said, frozenset({"kind=car"}))]], [frozenset({"concept=car"}), frozenset({"kind=car"})],
+               np.array([0, 1]), ("car", "taxi"))  # fmt: skip
+    pool = P.Pool({"x": d}, open_clip.get_tokenizer(P.MODEL), {"x": 1.0})
+    assert pool.caption_facts.sum() == 0  # the common facts of both uses: none
+    _, _, pos = pool.batch(np.random.default_rng(0), 8, 0)
+    assert pos.all()  # never an image without a true caption (the loss would be NaN)
+
+
+def _reference_style(model, domain, artist):
+    tok = open_clip.get_tokenizer(P.MODEL)
+    truth = list(P2.ZERO_SHOT_STYLE).index(artists.ARTISTS[artist].style)
+    hits = 0
+    for img, label in zip(domain.images, domain.labels):
+        x = (torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255 - P.MEAN) / P.STD
+        f = F.normalize(model.encode_image(x), dim=-1)
+        name = domain.class_names[label]
+        t = F.normalize(model.encode_text(tok([v.format(name) for v in P2.ZERO_SHOT_STYLE.values()])), dim=-1)
+        hits += int((f @ t.T).argmax() == truth)
+    return hits / len(domain)
+
+
+@torch.no_grad()
+def test_style_accuracy_matches_a_picture_by_picture_reference(two_artists):
+    small, split = two_artists
+    model = P.new_model(0).eval()
+    pairs = W2.drawn_pairs([small.by_name[n] for n in split["id"]], ["noto"])
+    d = W2.pictures("id", pairs, 2, "val", small, None)
+    fast = P2.style_accuracy(model, [(d, "noto")], batch_size=4)
+    assert fast == pytest.approx(_reference_style(model, d, "noto"))
+    c = P2.context_cosines(model, list(split["id"]))
+    assert set(c) == {"a photo of a", "an outline of a"} and all(-1 <= v <= 1 for v in c.values())
+
+
+def test_the_v2_script_trains_measures_val_and_refuses_to_install(two_artists, tmp_path, monkeypatch):
+    small, split = two_artists
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import pretrain_mini_clip as script
+
+    monkeypatch.setattr(emoji, "load_hierarchy", lambda: small)
+    monkeypatch.setattr(splits, "published", lambda: split)
+    monkeypatch.setattr(
+        script.W, "evaluation_world", lambda: {"shapes": script.W.shapes(16, seed=1, part="eval")}
+    )
+    out = tmp_path / "run"
+    args = ["--world", "v2", "--out", str(out), "--steps", "3", "--batch-size", "16", "--warmup", "1",
+            "--per-pair", "2", "--v1-share", "0", "--val-per-pair", "1", "--quiet"]  # fmt: skip
+    assert script.main(args + ["--install"]) == 2
+    assert script.main(args) == 0
+    card = json.loads((out / "negprompt-mini-miniworld-v2.json").read_text())
+    val = card["v2"]["val"]
+    assert card["tag"] == "miniworld-v2" and "test" not in card["v2"]  # the test part only when asked
+    assert val["id_classes"] == 3 and val["id_images"] == 3  # noto only: symbola is the covariate artist
+    assert 0 <= val["id_top1"] <= 1 and 0 <= val["style_top1"] <= 1
+    assert np.isfinite(card["trained_on"]["final_loss_mean_last_50"])
+    assert "twemoji" in card["data"] and "CC-BY 4.0" in card["data"]["twemoji"]

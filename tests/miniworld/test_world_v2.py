@@ -1,0 +1,72 @@
+"""Pictures of mini-world v2 with their facts and captions."""
+
+import numpy as np
+import pytest
+
+from negprompt.miniworld import splits
+from negprompt.miniworld import world_v2 as W
+from negprompt.miniworld.emoji import Hierarchy, load_hierarchy
+from negprompt.miniworld.lexicon import WordNet
+
+
+@pytest.fixture(scope="module")
+def h():
+    return load_hierarchy()
+
+
+@pytest.fixture(scope="module")
+def pairs(h):
+    return W.drawn_pairs([h.by_name[n] for n in ("dog face", "taxi", "red heart")], ["noto", "symbola"])
+
+
+def test_pictures_are_seeded_per_part_and_captions_are_true_of_them(h, pairs):
+    wn = WordNet()
+    a = W.pictures("x", pairs, 3, "val", h, wn)
+    b = W.pictures("x", pairs[::-1], 3, "val", h, wn)
+    t = W.pictures("x", pairs, 3, "test", h, wn)
+    assert a.images.shape == (18, 32, 32, 3) and a.class_names == (
+        "red heart",
+        "dog face",
+        "taxi",
+    )  # hierarchy order
+    assert np.array_equal(a.images[:3], b.images[-3:])  # a picture does not depend on the list's order
+    assert not any(np.array_equal(x, y) for x in a.images for y in t.images)
+    for g in a.group:
+        assert all(c.facts <= a.facts[g] for c in a.captions[g])
+    styles = {f for fs in a.facts for f in fs if f.startswith("style=")}
+    assert styles == {"style=emoji", "style=outline"}
+    texts = {c.text for caps in a.captions for c in caps}
+    assert (
+        "an outline of a taxi." in texts
+        and "an emoji of a cab." in texts
+        and "a drawing of a car." not in texts
+    )
+
+
+def test_the_covariate_artists_id_drawings_are_kept_out_of_pretraining(h):
+    small = Hierarchy(tuple(h.by_name[n] for n in ("dog face", "taxi", "red heart")))
+    split = {"id": ["taxi"], "covariate_artist": "symbola"}
+    pairs = {(c.name, a) for c, a in W.pretraining_pairs(small, split, ("noto", "symbola"))}
+    assert ("taxi", "symbola") not in pairs and ("taxi", "noto") in pairs and ("dog face", "symbola") in pairs
+
+
+def test_an_unknown_part_is_an_error(h, pairs):
+    with pytest.raises(ValueError, match="choose one of"):
+        W.pictures("x", pairs, 1, "train", h, None)
+
+
+def test_published_split_names_are_concepts(h):
+    pub = splits.published()
+    assert set(pub["id"]) | set(pub["near_ood"]) | set(pub["far_ood"]) <= set(h.by_name)
+
+
+def test_the_test_sets_are_large_enough(h):
+    """At the default 7 pictures per drawing: at least 2,000 ID pictures and 1,000 per OOD set, counted
+    with the Debian artists alone (the npm artist only adds pictures)."""
+    pub = splits.published()
+    debian = ["noto", "symbola"]
+    count = {
+        k: 7 * len(W.drawn_pairs([h.by_name[n] for n in pub[k]], debian))
+        for k in ("id", "near_ood", "far_ood")
+    }
+    assert count["id"] >= 2000 and count["near_ood"] >= 1000 and count["far_ood"] >= 1000
