@@ -167,6 +167,7 @@ def test_every_command_output_opens_in_the_dashboard(command_runs, monkeypatch, 
 
 def test_ask_page_scores_a_path_and_refuses_one_outside(demo_runs, monkeypatch):
     monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    monkeypatch.setenv("NEGPROMPT_IMAGE_DIRS", str(demo_runs.parent / "data"))  # the demo's --data-root
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     at.switch_page("app_pages/ask.py").run()
     assert not at.exception, [e.value for e in at.exception]
