@@ -64,7 +64,7 @@ with st.expander(f"Images decided differently than at the 95%-TPR threshold: {le
             o if isinstance(o, str) and o else n
             for o, n in zip(shown.get("ood_class", pd.Series([""] * len(shown))), shown["label_name"])
         ]
-        st.dataframe(
+        st.container(key="flips").dataframe(
             shown[["row", "image", "dataset", "class", "score", "now"]],
             hide_index=True,
             width="stretch",

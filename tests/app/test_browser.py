@@ -172,7 +172,7 @@ def test_threshold_slider_and_image_explanation(server, browser):
 
     # The images that flip follow the page's threshold (one threshold per page).
     page.get_by_text("Images decided differently than at the 95%-TPR threshold").click()
-    page.locator(".stExpander [data-testid=stDataFrame]").first.wait_for()
+    page.locator(".st-key-flips [data-testid=stDataFrame]").wait_for()
     _screenshot(page, "scores-flips")
 
     # The per-image page, in the same session: the threshold is carried over.
