@@ -126,7 +126,8 @@ st.caption(
     "One class per line. A line with a class of the run keeps it; `old => new` renames it (its images "
     "keep their label); any other line adds a class; a class on no line is removed. The learned contexts "
     "are paired with these names and the run's images rescored; decisions are compared, each score at "
-    "its own 95%-TPR threshold before and after."
+    "its own 95%-TPR threshold before and after. NegLabel is left out: its negative labels are mined "
+    "against the class list, so another list would need another mining."
 )
 text = st.text_area("ID classes", "\n".join(names), height=180, key="vocabulary")
 if st.button("Rescore the run with these classes", key="rescore", type="primary"):
