@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import _shared as sh
 import streamlit as st
 
@@ -30,6 +32,12 @@ def load_image(run_path: str, image_path: str, size: int = THUMB_PX) -> tuple[by
     except Exception as err:  # OSError, DecompressionBombError, ValueError, …
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         return placeholder_png(min(size, THUMB_PX)), f"{image_path}: {reason}"
+
+
+def thumbnail_url(run_path: str, image_path: str) -> str:
+    """A data URL of an image's thumbnail (a placeholder when it cannot be read), for a table's image column."""
+    data, _ = load_image(run_path, image_path)
+    return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
 def class_names(run: Run) -> list[str]:

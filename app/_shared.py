@@ -248,8 +248,16 @@ def select_score(run: Run, *, name: str = "score", label: str = "Score", where=N
         st.stop()
     default = "negprompt/negprompt" if "negprompt/negprompt" in columns else columns[0]
     key = seed_widget(name, default, valid=lambda v: v in columns)
-    column = (where or st.sidebar).selectbox(label, columns, key=key)
+    column = (where or st.sidebar).selectbox(label, columns, key=key, help=score_help_text(columns))
     return remember(name, column)
+
+
+def score_help_text(columns: list[str]) -> str:
+    """One line of help per score name among ``columns`` (``<method>/<score>``)."""
+    from negprompt.explain import SCORE_HELP
+
+    names = dict.fromkeys(c.split("/", 1)[-1] for c in columns)
+    return "  \n".join(f"**{n}**: {SCORE_HELP.get(n, 'a score of the run')}" for n in names)
 
 
 def split_scores(run: Run, column: str) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
@@ -308,12 +316,6 @@ def tpr95_threshold(path: str, column: str) -> float:
     """The threshold keeping 95% of the ID images (the FPR95 threshold of negprompt.metrics)."""
     run = open_run(path)
     return viz.threshold_at_tpr(run.scores.loc[run.scores["split"] == "id", column].to_numpy())
-
-
-@st.cache_data(show_spinner="Preparing the explorer…", max_entries=8)
-def explorer_figure(path: str, column: str):
-    """`negprompt.viz.threshold_explorer_figure` of a run's score column (cached per run and column)."""
-    return viz.threshold_explorer_figure(open_run(path).scores, column)
 
 
 def threshold_slider(run: Run, column: str, where=None) -> float:

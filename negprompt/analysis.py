@@ -31,6 +31,7 @@ __all__ = [
 
 DECISION_FILTERS = {
     "all": "all images",
+    "errors": "errors: false positives and false negatives",
     "fp": "false positives (OOD accepted)",
     "fn": "false negatives (ID rejected)",
     "accepted": "accepted as ID",
@@ -210,7 +211,8 @@ def decision_table(
         classes: keep only images whose true or predicted class is one of these (None or empty = all).
         ood_classes: keep only OOD images of these OOD classes (column ``ood_class``; None or
             empty = all).
-        sort: ``score_desc``, ``score_asc`` or ``row`` (the order of the run).
+        sort: ``score_desc``, ``score_asc``, ``margin`` (farthest from the threshold first: for
+            errors, the most confident mistakes) or ``row`` (the order of the run).
 
     Returns:
         The kept rows with the original row number as column ``row`` and the added columns
@@ -228,6 +230,8 @@ def decision_table(
         mask &= ~is_id & accepted
     elif kind == "fn":
         mask &= is_id & ~accepted
+    elif kind == "errors":
+        mask &= is_id != accepted
     elif kind == "accepted":
         mask &= accepted
     elif kind == "rejected":
@@ -256,8 +260,10 @@ def decision_table(
         out = out.sort_values("score", ascending=False, kind="stable")
     elif sort == "score_asc":
         out = out.sort_values("score", ascending=True, kind="stable")
+    elif sort == "margin":
+        out = out.iloc[np.argsort(-np.abs(out["score"].to_numpy() - threshold), kind="stable")]
     elif sort != "row":
-        raise ValueError(f"unknown sort {sort!r}; choose score_desc, score_asc or row")
+        raise ValueError(f"unknown sort {sort!r}; choose score_desc, score_asc, margin or row")
     return out.reset_index(drop=True)
 
 

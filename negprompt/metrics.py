@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "FPR_CONVENTION",
     "FPR_OOD_POSITIVE_CONVENTION",
+    "MEAN_CONVENTION",
     "METRIC_NAMES",
     "accuracy",
     "aupr_in",
@@ -38,6 +39,12 @@ FPR_CONVENTION = (
     "FPR95: fraction of OOD images accepted at the threshold keeping 95% of ID images (ID = positive)"
 )
 """How the ``fpr95`` of every negprompt table is defined; printed beside tables and stored in runs."""
+
+MEAN_CONVENTION = (
+    '"mean" rows average the metric over the OOD sets (each set weighs the same); "pooled" counts '
+    "all OOD images together"
+)
+"""How several OOD sets are summarised; stated beside every number that combines them."""
 
 FPR_OOD_POSITIVE_CONVENTION = (
     "FPR95 (OOD positive, OpenOOD / pytorch-ood): fraction of ID images rejected at the threshold "

@@ -1,11 +1,11 @@
 """Per-image decisions: a paged gallery at the current threshold, and why one image was accepted or rejected."""
 
+import _explain as ex
 import _images as im
 import _shared as sh
 import streamlit as st
 
 from negprompt import viz
-from negprompt.rundir import resolve_image_path
 
 COLUMNS = 6
 EXPLAIN = "explain_pending"
@@ -18,11 +18,9 @@ def open_image(run_path: str, row: int) -> None:
 
 
 def truth(item, names: list[str]) -> str:
-    """The true class of an ID image, or "OOD" with the OOD image's own class when known."""
-    if item.split == "id":
-        return item.label_name or (names[item.label] if 0 <= item.label < len(names) else str(item.label))
-    ood_class = getattr(item, "ood_class", "") or ""
-    return f"OOD ({ood_class})" if isinstance(ood_class, str) and ood_class else "OOD"
+    """The true class of a gallery item (see `_explain.truth`)."""
+    return ex.truth({"split": item.split, "label": item.label, "label_name": item.label_name,
+                     "ood_class": getattr(item, "ood_class", "")}, names)  # fmt: skip
 
 
 def caption(item, names: list[str]) -> str:
@@ -39,56 +37,6 @@ def caption(item, names: list[str]) -> str:
     return f"#{item.row} · {item.dataset} · true: {truth(item, names)} · pred: {pred}  \nscore {item.score:.5g} · {decision}{error}"
 
 
-def explain(run, column: str, row: int, threshold: float, names: list[str]) -> None:
-    """The image large, its decision, and its top positive and negative prompt similarities."""
-    item = run.scores.iloc[row]
-    score = float(item[column])
-    method = column.split("/")[0]
-    st.subheader(f"Image #{row}")
-    picture, chart = st.columns([1, 2])
-    with picture:
-        data, problem = im.load_image(str(run.path), str(item["path"]), im.EXPLAIN_PX)
-        st.image(data, width="stretch")
-        if problem:
-            st.warning(f"Image not shown: {problem}")
-        pred_col = im.pred_column(run, column)
-        pred = int(item[pred_col]) if pred_col else -1
-        st.markdown(
-            f"**{item['dataset']}** ({item['split']}) · true: {truth(item, names)} · "
-            f"predicted: {names[pred] if 0 <= pred < len(names) else '—'}  \n"
-            f"score {score:.5g} {'≥' if score >= threshold else '<'} threshold {threshold:.5g}: "
-            f"**{'accepted as ID' if score >= threshold else 'rejected as OOD'}**"
-        )
-        st.caption(str(item["path"]))
-        evidence = viz.decision_evidence(item, method, run.config.get("experiment") or {})
-        for line in evidence:
-            st.markdown(line)
-        region, grid = (
-            item.get(f"{method}.best_region"),
-            (run.config.get("experiment") or {}).get("local_grid"),
-        )
-        if evidence and region is not None and grid:
-            try:
-                path = resolve_image_path(run, str(item["path"]), allowed=sh.image_folders())
-                st.image(viz.region_png(path, int(region), int(grid)), caption="the deciding local region")
-            except (OSError, ValueError) as err:  # RunDirError is a ValueError
-                st.caption(f"The local region cannot be outlined: {err}")
-    with chart:
-        if run.image_features is None or f"{method}.pos" not in run.text_features:
-            st.info("This run has no image or text features of this method, so no prompt similarities.")
-            return
-        pos, neg = run.text_features_of(method)
-        sims = viz.prompt_similarities(run.image_features[row], pos, neg, names[: len(pos)])
-        top = viz.top_similarities(sims, k=5)
-        st.plotly_chart(
-            viz.explanation_figure(top, title=f"Top prompts of {method} (cosine similarity)"), key="explain"
-        )
-        st.caption(
-            "NegPrompt rejects an image when its best negative prompts match it about as well as (or "
-            "better than) its best positive prompts."
-        )
-
-
 st.title("Per-image decisions")
 run, column, _, _, _, threshold = sh.scored_run()
 names = im.class_names(run)
@@ -98,19 +46,19 @@ ood_names = (
     if "ood_class" in run.scores.columns
     else []
 )
-filters = st.columns([3, 2, 2, 3, 2, 1] if ood_names else [3, 2, 2, 2, 1])
-kind = filters[0].selectbox(
+top, bottom = st.columns([3, 2, 1]), st.columns([1, 1, 1] if ood_names else [1, 1])
+kind = top[0].selectbox(
     "Show",
     list(viz.DECISION_FILTERS),
-    help="which images: all, accepted or rejected, or only the errors (FP, FN)",
+    help="which images: the errors (FP and FN, the default), all, accepted or rejected, or one kind of error",
     format_func=viz.DECISION_FILTERS.get,
-    key=sh.seed_widget("kind", "all"),
+    key=sh.seed_widget("kind", "errors"),
 )
 sh.remember("kind", kind)
-datasets = filters[1].multiselect(
+datasets = bottom[0].multiselect(
     "Datasets", list(dict.fromkeys(run.scores["dataset"])), placeholder="all", key="datasets"
 )
-classes = filters[2].multiselect(
+classes = bottom[1].multiselect(
     "Classes (true or predicted)",
     range(len(names)),
     format_func=lambda i: names[i],
@@ -118,20 +66,20 @@ classes = filters[2].multiselect(
     key="classes",
 )
 ood_classes = (
-    filters[3].multiselect("OOD classes", ood_names, placeholder="all", key="ood_classes")
-    if ood_names
-    else []
+    bottom[2].multiselect("OOD classes", ood_names, placeholder="all", key="ood_classes") if ood_names else []
 )
-sort = filters[-2].selectbox(
+sort = top[1].selectbox(
     "Sort",
-    ["score_desc", "score_asc", "row"],
+    ["margin", "score_desc", "score_asc", "row"],
     format_func={
+        "margin": "farthest from the threshold first",
         "score_desc": "score, highest first",
         "score_asc": "score, lowest first",
         "row": "run order",
     }.get,
+    key="sort",
 )
-page_size = filters[-1].selectbox("Per page", [12, 24, 48, 96], index=1, key="page_size")
+page_size = top[2].selectbox("Per page", [12, 24, 48, 96], index=1, key="page_size")
 
 table = viz.decision_table(
     run.scores,
@@ -158,7 +106,7 @@ nav[1].markdown(
 def explain_dialog(row: int) -> None:
     """The explanation in a dialog: it opens over the page, wherever the user has scrolled to."""
     with sh.reported("Cannot explain this image", stop=False):
-        explain(run, column, row, threshold, names)
+        ex.show(run, column, row, threshold, names, key="images")
 
 
 selected = sh.shared().get("image")

@@ -1,11 +1,14 @@
-"""Score distributions: ID vs OOD histograms, a live threshold, ROC curves, the threshold explorer and
-two scores side by side."""
+"""Score distributions: ID vs OOD histograms, a live threshold, ROC curves, the images that flip at that
+threshold and two scores side by side."""
 
+import _images as im
 import _shared as sh
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from negprompt import viz
+from negprompt.metrics import FPR_CONVENTION, MEAN_CONVENTION
 
 st.title("Score distributions")
 run, column, id_scores, ood, id_name, threshold = sh.scored_run()
@@ -13,11 +16,14 @@ rates = {name: viz.rates_at(id_scores, values, threshold) for name, values in oo
 ood_all = np.concatenate([np.empty(0), *ood.values()])
 both = viz.rates_at(id_scores, ood_all, threshold)
 
-cells = st.columns(4)
+cells = st.columns(5)
 cells[0].metric("TPR (ID accepted)", f"{100 * both.tpr:.1f}%")
-cells[1].metric("FPR (OOD accepted, all sets)", "—" if not ood_all.size else f"{100 * both.fpr:.1f}%")
-cells[2].metric("ID accepted / rejected", f"{both.id_accepted} / {both.id_rejected}")
-cells[3].metric("OOD accepted / rejected", f"{both.ood_accepted} / {both.ood_rejected}")
+mean_fpr = np.mean([r.fpr for r in rates.values()]) if rates else np.nan
+cells[1].metric("FPR (mean over sets)", "—" if not rates else f"{100 * mean_fpr:.1f}%")
+cells[2].metric("FPR (pooled)", "—" if not ood_all.size else f"{100 * both.fpr:.1f}%")
+cells[3].metric("ID accepted / rejected", f"{both.id_accepted} / {both.id_rejected}")
+cells[4].metric("OOD accepted / rejected", f"{both.ood_accepted} / {both.ood_rejected}")
+st.caption(f"{FPR_CONVENTION}. {MEAN_CONVENTION}.")
 st.container(key="counts").markdown(
     f"**At threshold {threshold:.6g}:** ID accepted {both.id_accepted} of {len(id_scores)}; "
     + "; ".join(
@@ -41,13 +47,38 @@ with right:
     else:
         st.info("No OOD images: no ROC curve.")
 
-with st.expander("Which images flip as the threshold moves: every threshold at once"):
+
+base = sh.tpr95_threshold(str(run.path), column)
+flips = viz.flipped_images(run.scores, column, base, threshold)
+digits = viz.score_digits(run.scores[column].to_numpy())
+with st.expander(f"Images decided differently than at the 95%-TPR threshold: {len(flips)}", expanded=False):
     st.caption(
-        "The threshold explorer of notebook 05: its own slider sets the share of ID images kept (the "
-        "threshold above does not move it); the tables give the images accepted per set and those decided "
-        "differently than at the 95%-TPR threshold, nearest the new threshold first."
+        f"Moving the threshold above from the 95%-TPR threshold {base:.{digits}f} to {threshold:.{digits}f} "
+        "flips exactly the images scored between the two; the closest calls first (at most 20 shown)."
     )
-    st.plotly_chart(sh.explorer_figure(str(run.path), column), key="explorer")
+    if len(flips):
+        shown = flips.head(20).copy()
+        shown.insert(1, "image", [im.thumbnail_url(str(run.path), str(p)) for p in shown["path"]])
+        shown["now"] = np.where(shown["accepted"], "accepted", "rejected")
+        shown["class"] = [
+            o if isinstance(o, str) and o else n
+            for o, n in zip(shown.get("ood_class", pd.Series([""] * len(shown))), shown["label_name"])
+        ]
+        st.container(key="flips").dataframe(
+            shown[["row", "image", "dataset", "class", "score", "now"]],
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "row": st.column_config.NumberColumn("row", help="the image's row in the run"),
+                "image": st.column_config.ImageColumn("image"),
+                "dataset": st.column_config.TextColumn("set"),
+                "class": st.column_config.TextColumn("class (ID label or OOD class)"),
+                "score": st.column_config.NumberColumn("score", format=f"%.{digits}f"),
+                "now": st.column_config.TextColumn("decision now"),
+            },
+        )
+    else:
+        st.info("The threshold is the 95%-TPR threshold: no image flips. Move the slider to see which would.")
 
 st.subheader("Two scores on the same images")
 columns = run.score_columns

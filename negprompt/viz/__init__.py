@@ -28,7 +28,17 @@ from negprompt.viz.embedding import (
     warm_umap,
 )
 from negprompt.viz.evidence import decision_evidence, region_box, region_png
-from negprompt.viz.explain import explanation_figure, prompt_similarities, similarity_range, top_similarities
+from negprompt.viz.explain import (
+    decomposition_figure,
+    explain_row,
+    explanation_figure,
+    nearest_images,
+    prompt_similarities,
+    run_temperature,
+    similarity_range,
+    terms_table,
+    top_similarities,
+)
 from negprompt.viz.explorer import KEPT_STEPS, flipped_images, score_digits, threshold_explorer_figure
 from negprompt.viz.figures import (
     PALETTE,
@@ -39,6 +49,14 @@ from negprompt.viz.figures import (
 )
 from negprompt.viz.images import Gallery, image_gallery, placeholder_png, thumbnail_png
 from negprompt.viz.notebook import notebook_output, weights_notice
+from negprompt.viz.promptmap import (
+    IDENTICAL_TOL,
+    identical_groups,
+    map_figure,
+    map_points,
+    map_sentence,
+    map_trustworthiness,
+)
 from negprompt.viz.tables import (
     METRIC_LABELS,
     compare_methods,
@@ -51,6 +69,12 @@ from negprompt.viz.tables import (
 
 __all__ = [
     "DECISION_FILTERS",
+    "IDENTICAL_TOL",
+    "identical_groups",
+    "map_figure",
+    "map_points",
+    "map_sentence",
+    "map_trustworthiness",
     "Gallery",
     "KEPT_STEPS",
     "METRIC_LABELS",
@@ -68,6 +92,11 @@ __all__ = [
     "exact_knn",
     "flipped_images",
     "explanation_figure",
+    "decomposition_figure",
+    "explain_row",
+    "nearest_images",
+    "run_temperature",
+    "terms_table",
     "leaderboard_table",
     "method_rows",
     "metrics_comparison_figure",

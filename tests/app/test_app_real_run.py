@@ -13,7 +13,7 @@ from negprompt.rundir import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app" / "app.py"
-PAGES = ("scores", "embeddings", "images", "compare")
+PAGES = ("scores", "embeddings", "images", "compare", "ask")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_compare_page_and_explanations_show_the_newer_methods(demo_runs, monkeyp
     at.switch_page("app_pages/compare.py").run()
     assert not at.exception, [e.value for e in at.exception]
     run = load_run(at.selectbox(key="w_compare_A").value)
-    shown = list(at.dataframe[0].value["row"])
+    shown = list(next(d.value for d in at.dataframe if "row" in d.value.columns)["row"])
     assert shown == list(viz.method_rows(run.metrics)["row"])
     assert {"GL-MCM (zero-shot)", "L-MCM (zero-shot)", "LoCoOp + MCM", "LoCoOp + GL-MCM"} <= set(shown)
 
@@ -102,8 +102,22 @@ def test_compare_page_and_explanations_show_the_newer_methods(demo_runs, monkeyp
     at.button(key="open_row").click().run()  # row 0
     assert not at.exception, [e.value for e in at.exception]
     region = int(run.scores["zeroshot.best_region"].iloc[0])
-    assert any(f"**Local region** (GL-MCM): patch {region}," in m.value for m in at.markdown)
+    caption = " ".join(m.value for m in at.markdown)
+    assert f"region {region} adds" in caption  # the GL-MCM caption, from its global and local parts
     assert any("deciding local region" in str(i.proto) for i in at.image)
+    exp = viz.explain_row(
+        "zeroshot/gl_mcm", table.iloc[0], run.image_features[0], *run.text_features_of("zeroshot"),
+        run.config["data"]["class_names"], run.config,
+    )  # fmt: skip
+    assert exp.score == pytest.approx(table["zeroshot/gl_mcm"].iat[0], rel=1e-3)
+    assert f"q₁ = {exp.terms['global MCM q₁']:.3g}" in caption
+
+    # max-logit: its own caption, in cosines; no local region of another score, no softmax mass
+    at.selectbox(key="w_score").set_value("zeroshot/maxlogit").run()
+    at.button(key="open_row").click().run()
+    caption = " ".join(m.value for m in at.markdown)
+    assert "has cosine" in caption and "softmax mass" not in caption
+    assert not any("deciding local region" in str(i.proto) for i in at.image)
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +160,59 @@ def test_every_command_output_opens_in_the_dashboard(command_runs, monkeypatch, 
         assert not at.exception, (run, [e.value for e in at.exception])
         shown = " ".join(str(e.value) for e in at.error)
         assert "cannot read" not in shown.lower(), (run, shown)
+
+
+# --------------------------------------------------------------------------- ask the run
+
+
+def test_ask_page_scores_a_path_and_refuses_one_outside(demo_runs, monkeypatch):
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    monkeypatch.setenv("NEGPROMPT_IMAGE_DIRS", str(demo_runs.parent / "data"))  # the demo's --data-root
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    at.switch_page("app_pages/ask.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    run = load_run(at.selectbox(key="w_run").value)
+    row = int((run.scores["split"] == "ood").to_numpy().argmax())  # an OOD image
+    at.text_input(key="image_path").set_value(run.scores["path"].iat[row]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert set(table["column"]) == set(run.score_columns)  # every method and score of the run
+    for column, value, decision in zip(table["column"], table["value"], table["decision"]):
+        assert value == pytest.approx(run.scores[column].iat[row], rel=1e-3, abs=1e-4), column
+        threshold = viz.threshold_at_tpr(run.scores.loc[run.scores["split"] == "id", column])
+        assert decision == ("accepted as ID" if value >= threshold else "rejected as OOD")
+    text = " ".join(m.value for m in at.markdown)
+    assert "of the softmax mass over all prompts" in text  # NegPrompt's decomposition, explained
+    at.selectbox(key="own_column").set_value("zeroshot/gl_mcm").run()
+    assert "adds λ ·" in " ".join(m.value for m in at.markdown)  # its local part, from the image's patches
+
+    at.text_input(key="image_path").set_value(str(demo_runs.parent / "elsewhere.png")).run()
+    assert any("Path refused" in e.value and "outside the data roots" in e.value for e in at.error)
+
+
+def test_ask_page_what_if_vocabulary(demo_runs, monkeypatch):
+    from negprompt import live
+
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    at.switch_page("app_pages/ask.py").run()
+    run = load_run(at.selectbox(key="w_run").value)
+    files = {p: p.stat().st_mtime_ns for p in run.path.rglob("*")}
+    names = run.config["data"]["class_names"]
+    text = "\n".join([f"{names[0]} => tee", *names[1:], "coat"])
+    at.text_area(key="vocabulary").set_value(text).run()
+    at.button(key="rescore").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("kept in this browser session only" in s.value for s in at.success)
+    shown = next(d.value for d in at.dataframe if "decisions changed" in d.value.columns)
+    expected = live.whatif(run, live.run_backbone(run.config), live.parse_vocabulary(text, names))
+    mean = expected.metrics[expected.metrics["dataset"] == "mean"]
+    row = shown[shown["method/score"] == "negprompt/negprompt"].iloc[0]
+    want = mean[(mean["method"] == "negprompt") & (mean["score"] == "negprompt")].iloc[0]
+    assert row["AUROC after %"] == pytest.approx(100 * want["auroc"], abs=1e-6)
+    flips = int((expected.changed["column"] == "negprompt/negprompt").sum())
+    assert row["decisions changed"] == flips > 0
+    assert {p: p.stat().st_mtime_ns for p in run.path.rglob("*")} == files  # the run is only read
+    at.text_area(key="vocabulary").set_value("tee => shirt").run()
+    at.button(key="rescore").click().run()
+    assert any("'tee' is not a class" in e.value for e in at.error)

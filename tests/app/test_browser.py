@@ -15,8 +15,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from negprompt.cli import main
 from negprompt.commands.app import streamlit_command
 from negprompt.synthetic import synthetic_run
 from tests.app.test_app import NEW_ROWS, add_new_methods
@@ -71,12 +74,22 @@ def server(tmp_path_factory):
     """A headless dashboard over two synthetic runs with every method's metrics (the newest, "demo",
     opens first); yields its base URL; stopped in teardown."""
     base = tmp_path_factory.mktemp("browser")
-    older = synthetic_run(base / "runs" / "older", seed=1, image_dir=base / "images-older")
-    config = json.loads((older / "config.json").read_text())
-    config["created"] = "2000-01-01T00:00:00+00:00"  # listed after "demo", whatever the clock did
-    (older / "config.json").write_text(json.dumps(config))
+    # "older" holds the same images as "demo", scored differently: the compare page has disagreements
+    older = synthetic_run(base / "runs" / "older", seed=0, image_dir=base / "images")
+    scores = pd.read_parquet(older / "scores.parquet")
+    rng = np.random.default_rng(5)
+    for column in [c for c in scores.columns if "/" in c]:
+        scores[column] += 0.05 * rng.normal(size=len(scores))
+    scores.to_parquet(older / "scores.parquet")
     add_new_methods(older, shift=0.1)
     add_new_methods(synthetic_run(base / "runs" / "demo", seed=0, image_dir=base / "images"))
+    # a run of the bundled mini CLIP, for the questions asked live (its model can be rebuilt)
+    assert main(["demo", "--fast", "--no-app", "--no-progress", "--out", str(base / "runs" / "real"),
+                 "--data-root", str(base / "data"), "--cache-dir", str(base / "cache")]) == 0  # fmt: skip
+    for name, created in (("older", "2000-01-01"), ("real", "1999-01-01")):  # listed after "demo"
+        config = json.loads((base / "runs" / name / "config.json").read_text())
+        config["created"] = f"{created}T00:00:00+00:00"
+        (base / "runs" / name / "config.json").write_text(json.dumps(config))
     port = _free_port()
     command = streamlit_command(
         base / "runs",
@@ -134,6 +147,7 @@ def test_threshold_slider_and_image_explanation(server, browser):
 
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.set_default_timeout(30_000)
+    outside = watch_requests(page)
     page.goto(f"{server}/scores")
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000)
     assert page.locator("[data-testid=stException]").count() == 0
@@ -156,40 +170,24 @@ def test_threshold_slider_and_image_explanation(server, browser):
     moved_to = page.locator("[data-testid=stSliderThumbValue]").first.inner_text()
     _screenshot(page, "scores-threshold-moved")
 
-    # The threshold explorer (notebook 05's figure): its own slider redraws its readout and tables.
-    page.get_by_text("Which images flip as the threshold moves").click()
-    explorer = page.locator(".js-plotly-plot", has=page.locator(".slider-container")).first
-    explorer.wait_for()
-    readout = "e => [...e.querySelectorAll('.gtitle, .table .cell-text')].map(t => t.textContent).join('|')"
-    find = "[...document.querySelectorAll('.js-plotly-plot')].find(p => p.querySelector('.slider-container'))"
-    page.wait_for_function(
-        f"() => {{ const e = {find}; return e && ({readout})(e).includes('ID kept 95.0%'); }}"
-    )
-    before_explorer = explorer.evaluate(readout)
-    rail = explorer.locator(".slider-rail-touch-rect").first
-    box = rail.bounding_box()
-    rail.click(position={"x": 0.1 * box["width"], "y": box["height"] / 2})
-    page.wait_for_function(
-        f"(old) => {{ const e = {find}; return e && ({readout})(e) !== old; }}", arg=before_explorer
-    )
-    after_explorer = explorer.evaluate(readout)
-    assert (
-        "images flip" in after_explorer
-        and "ID kept 95.0%" not in after_explorer
-        and "rejected" in after_explorer
-    )
+    # The images that flip follow the page's threshold (one threshold per page).
+    page.get_by_text("Images decided differently than at the 95%-TPR threshold").click()
+    page.locator(".st-key-flips [data-testid=stDataFrame]").wait_for()
+    _screenshot(page, "scores-flips")
 
     # The per-image page, in the same session: the threshold is carried over.
     page.locator("[data-testid=stSidebarNavLink]", has_text="Per-image decisions").click()
     explain = page.get_by_role("button", name="Explain")
     explain.first.wait_for()
-    expect(page.locator("[data-testid=stImage]")).to_have_count(24)  # one page of thumbnails
+    page.get_by_text("image(s) match").first.wait_for()  # the gallery opens on the errors
     expect(page.locator("[data-testid=stSliderThumbValue]").first).to_have_text(moved_to)
     explain.first.click()
     page.get_by_text("Image #", exact=False).first.wait_for()
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 1")
-    chart = page.locator(".js-plotly-plot").first
-    assert "positive prompts" in chart.inner_text() and "negative prompts" in chart.inner_text()
+    chart = page.get_by_role("dialog").locator(".js-plotly-plot").first
+    chart.wait_for()
+    assert "ALL positives" in chart.inner_text() and "ALL negatives" in chart.inner_text()
+    expect(page.get_by_role("dialog").get_by_text("of the softmax mass over all prompts")).to_be_visible()
     assert page.locator("[data-testid=stException]").count() == 0
     expect(page.get_by_role("dialog")).to_be_visible()  # opened over the page, where the user looks
     _screenshot(page, "image-explanation")
@@ -213,4 +211,95 @@ def test_threshold_slider_and_image_explanation(server, browser):
     )
     assert page.locator("[data-testid=stException]").count() == 0
     _screenshot(page, "compare")
+    assert not outside, f"requests left the machine: {outside}"  # favicon and fonts are local
+    page.close()
+
+
+def watch_requests(page) -> list[str]:
+    """Every request of ``page`` that leaves this machine (filled in as the page runs)."""
+    outside: list[str] = []
+
+    def check(request) -> None:
+        url = request.url
+        if not url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "http://localhost", "data:", "blob:")):
+            outside.append(url)
+
+    page.on("request", check)
+    return outside
+
+
+def _pick_run(page, name: str) -> None:
+    """Choose run ``name`` in the sidebar's run picker."""
+    page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").nth(0).click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+@pytest.mark.timeout(240)
+def test_click_a_map_point_and_open_a_disagreement(server, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.set_default_timeout(60_000)
+    outside = watch_requests(page)
+    page.goto(f"{server}/embeddings")
+    page.get_by_text("Trustworthiness").wait_for()
+    page.get_by_text("PCA", exact=True).click()  # instant; UMAP may still be compiling
+    plot = page.locator(".js-plotly-plot", has_text="OOD: far").first
+    plot.wait_for()
+    page.wait_for_timeout(1500)  # the map settles after the rerun
+    point = plot.locator(".scatterlayer .trace").nth(3).locator("path.point").first  # an image point
+    box = point.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_text("Distance to the threshold")).to_be_visible()
+    _screenshot(page, "map-click")
+    page.keyboard.press("Escape")
+
+    page.goto(f"{server}/compare")
+    page.get_by_text("Where they disagree").wait_for()
+    page.get_by_role("button", name="Both explanations").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_text("Distance to the threshold")).to_have_count(2)  # A and B side by side
+    assert page.locator("[data-testid=stException]").count() == 0
+    _screenshot(page, "compare-disagreement")
+    assert not outside, f"requests left the machine: {outside}"
+    page.close()
+
+
+@pytest.mark.timeout(300)
+def test_upload_an_image_and_edit_a_class_name(server, browser, tmp_path):
+    from PIL import Image, ImageDraw
+    from playwright.sync_api import expect
+
+    image = tmp_path / "mine.png"
+    img = Image.new("RGB", (96, 96), (240, 240, 240))
+    ImageDraw.Draw(img).rectangle((30, 10, 66, 86), fill=(40, 40, 40))
+    img.save(image)
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(120_000)
+    outside = watch_requests(page)
+    page.goto(f"{server}/ask")
+    page.get_by_text("cannot answer live questions").wait_for()  # the synthetic run opens first: no model
+    _pick_run(page, "real")
+    page.get_by_text("Open vocabulary").wait_for()
+    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(image))
+    table = page.locator(".st-key-own_scores")
+    table.wait_for()
+    expect(page.get_by_text("of the softmax mass over all prompts")).to_be_visible()
+    _screenshot(page, "ask-upload")
+
+    area = page.locator(".st-key-vocabulary textarea")
+    text = area.input_value()
+    first = text.splitlines()[0]
+    area.fill(text.replace(first, f"{first} => tee", 1) + "\ncoat")
+    area.press("Control+Enter")
+    page.get_by_role("button", name="Rescore the run with these classes").click()
+    page.get_by_text("kept in this browser session only").wait_for()
+    expect(page.locator(".st-key-whatif_metrics")).to_contain_text("negprompt/negprompt")
+    assert page.locator("[data-testid=stException]").count() == 0
+    _screenshot(page, "ask-whatif")
+    assert not outside, f"requests left the machine: {outside}"
     page.close()

@@ -163,6 +163,37 @@ def test_recorded_adaptive_methods_match_their_raw_results():
     assert not missing, f"RESULTS.md does not quote results-adaptive-cpu.json: {missing}"
 
 
+def test_whatif_benchmark_runs_at_a_tiny_size():
+    from benchmarks import bench_whatif
+
+    (row,) = bench_whatif.run(
+        torch.device("cpu"), classes=3, images=20, repeats=1, models=(("negprompt-tiny", "none"),)
+    )
+    assert row["prompts"] == 9 and row["encode_median_s"] > 0 and row["rescore_images"] == 20
+    assert row["whatif_s"] == row["learner_s"] + row["encode_median_s"] + row["rescore_median_s"]
+
+
+def test_recorded_whatif_matches_its_raw_results():
+    raw = json.loads((BENCH / "results-whatif-cpu.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    first, second = raw["runs"]
+    end = first["run_whatif"]
+    mini_b, vit_b = first["whatif"]
+    mini_a, vit_a, _, vit_1000 = second["whatif"]
+    quoted = [
+        f"| **{end['whatif_median_s']:.2f}** | {end['whatif_cpu_s']:.2f} |",
+        f"| {end['load_s']:.2f} | |",
+        f"| {mini_b['encode_median_s']:.3f} / {mini_a['encode_median_s']:.2f} | "
+        f"{mini_b['encode_cpu_s']:.3f} / {mini_a['encode_cpu_s']:.3f} |",
+        f"| {vit_b['encode_median_s']:.1f} / {vit_a['encode_median_s']:.2f} | "
+        f"{vit_b['encode_cpu_s']:.2f} / {vit_a['encode_cpu_s']:.2f} |",
+        f"| {vit_1000['encode_median_s']:.1f} | {vit_1000['encode_cpu_s']:.1f} |",
+        f"| {mini_b['rescore_median_s']:.2f} | |",
+    ]
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote results-whatif-cpu.json: {missing}"
+
+
 def test_intervals_benchmark_runs_at_a_tiny_size():
     from benchmarks.bench_intervals import synthetic
 

@@ -90,6 +90,11 @@ def test_decision_table_filters_and_sorting():
     assert len(everything) == 10 and everything["score"].is_monotonic_decreasing
     with pytest.raises(ValueError, match="unknown filter"):
         viz.decision_table(table, "m/s", 0.6, kind="nope")
+    # the errors (FN row 4, FP rows 5 and 8), the most confident mistake first
+    errors = viz.decision_table(table, "m/s", 0.6, kind="errors", sort="margin")
+    assert list(errors["row"]) == [4, 8, 5]  # |score - 0.6| = 0.4, 0.25, 0.05
+    with pytest.raises(ValueError, match="margin"):
+        viz.decision_table(table, "m/s", 0.6, sort="nope")
 
 
 def test_decision_table_filters_ood_classes():

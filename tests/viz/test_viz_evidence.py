@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from negprompt import viz
-from negprompt.rundir import load_run
 from negprompt.synthetic import synthetic_run
 from tests.app.test_app import app
 
@@ -41,21 +40,36 @@ def test_decision_evidence_lines():
     assert viz.decision_evidence(item, "m", {}) == []
 
 
-def test_images_page_shows_the_evidence(monkeypatch, tmp_path):
+def test_images_page_shows_a_region_only_for_the_local_scores(monkeypatch, tmp_path):
+    from negprompt import explain as E
+
     root = tmp_path / "runs"
     run_dir = synthetic_run(root / "ev", seed=2, n_id=12, ood_sets={"far": 6}, image_dir=tmp_path / "img")
     scores = pd.read_parquet(run_dir / "scores.parquet")
-    scores["negprompt.best_region"] = np.arange(len(scores)) % 16
-    scores["negprompt.top_negative"] = np.arange(len(scores)) % 2
+    scores["coop.best_region"] = np.arange(len(scores)) % 16
+    scores["coop/l_mcm"] = 0.5 + 0.01 * np.arange(len(scores))
+    scores["coop/gl_mcm"] = scores["coop/mcm"] + scores["coop/l_mcm"]
     scores.to_parquet(run_dir / "scores.parquet", index=False)
+    metrics = pd.read_csv(run_dir / "metrics.csv")  # every score column has its metrics rows
+    coop = metrics[(metrics["method"] == "coop") & (metrics["score"] == "mcm")]
+    extra = [coop.assign(score=name) for name in ("l_mcm", "gl_mcm")]
+    pd.concat([metrics, *extra], ignore_index=True).to_csv(run_dir / "metrics.csv", index=False)
     config = json.loads((run_dir / "config.json").read_text())
-    config.setdefault("experiment", {}).update(local_grid=4, neglabel={"words": ["ant", "bolt"]})
+    config.setdefault("experiment", {}).update(local_grid=4)
     (run_dir / "config.json").write_text(json.dumps(config))
     row = 3
     at = app(monkeypatch, root, "images")
-    at.button(key=f"open_{row}").click().run()
-    assert not at.exception
-    text = [m.value for m in at.markdown]
-    assert any(f"patch {row % 16}," in t for t in text) and any("*bolt*" in t for t in text)
-    assert any("deciding local region" in str(i.proto) for i in at.image)
-    assert load_run(run_dir).scores["negprompt.top_negative"].iloc[row] == 1
+    at.selectbox(key="w_score").set_value("coop/mcm").run()
+    row_input = next(n for n in at.number_input if n.label == "Row")
+    row_input.set_value(row).run()
+    at.button(key="open_row").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("deciding local region" in str(i.proto) for i in at.image)  # MCM has no region
+
+    at.selectbox(key="w_score").set_value("coop/gl_mcm").run()
+    at.button(key="open_row").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(m.value for m in at.markdown)
+    assert f"region {row % 16} adds λ · {scores['coop/l_mcm'].iat[row]:.3g}" in text
+    assert any(f"the deciding local region p* = {row % 16} of gl_mcm" in str(i.proto) for i in at.image)
+    assert any(E.SCORE_HELP["gl_mcm"] in c.value for c in at.caption)  # the score's one-line help
