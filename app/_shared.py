@@ -403,6 +403,7 @@ def _check_value(value) -> str:
 def show_leaderboard(run: Run, where=None) -> None:
     """Every (method, score) row of the run, with intervals, for a chosen set and sort metric."""
     from negprompt.leaderboard import SORTABLE, has_intervals
+    from negprompt.metrics import MEAN_CONVENTION
 
     where = where or st
     metrics = run.metrics
@@ -420,7 +421,7 @@ def show_leaderboard(run: Run, where=None) -> None:
     as_table(viz.leaderboard_table(metrics, dataset, sort_by), where)
     level = round(100 * float((run.config.get("intervals") or {}).get("level", 0.95)))
     note = (
-        f"★ the best training-free row by mean FPR95. Intervals: {level}% percentile bootstrap over the test "
+        f"★ the best training-free row by mean FPR95. {MEAN_CONVENTION}. Intervals: {level}% percentile bootstrap over the test "
         "images (ID and each OOD set resampled separately). Δ = row − best training-free row, with the paired "
         "interval (both rows on the same resamples): it settles the comparison where it excludes 0."
     )

@@ -118,7 +118,9 @@ def main(argv=None) -> int:
         result["demo"] = demo(args.repeats)
         print(json.dumps(result["demo"], indent=1), flush=True)
     if not args.skip_synthetic:
-        result["synthetic"] = synthetic(args.id_images, args.ood_images, args.sets, args.columns, args.resamples)
+        result["synthetic"] = synthetic(
+            args.id_images, args.ood_images, args.sets, args.columns, args.resamples
+        )
         print(json.dumps(result["synthetic"], indent=1))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

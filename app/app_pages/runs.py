@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from negprompt import viz
-from negprompt.metrics import FPR_CONVENTION
+from negprompt.metrics import FPR_CONVENTION, MEAN_CONVENTION
 from negprompt.rundir import RunDirError
 
 st.title("Runs")
@@ -55,7 +55,9 @@ with right:
             value = mean[label].iloc[0] if label in mean.columns else float("nan")
             cell.metric(f"{label.replace(' %', '')} (mean)", "—" if pd.isna(value) else f"{value:.2f}%")
     sh.as_table(table)
-    st.caption(f"{run.config.get('fpr_convention') or FPR_CONVENTION}. All values in percent.")
+    st.caption(
+        f"{run.config.get('fpr_convention') or FPR_CONVENTION}. {MEAN_CONVENTION}. All values in percent."
+    )
 st.subheader("The whole leaderboard")
 sh.show_leaderboard(run)
 with st.expander("Every metric of every row and set (metrics.csv)"):
