@@ -234,3 +234,14 @@ def test_miniworld_v2_benchmark_runs_on_a_local_tarball_and_results_md_quotes_it
     assert (
         f"{recorded['prepare_s']:.2f} s" in text and f"({recorded['pictures_per_s']:.0f} pictures/s)" in text
     )
+
+
+def test_recorded_interval_overhead_matches_its_raw_results():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "benchmarks"
+    raw = json.loads((root / "results-intervals-cpu.json").read_text())
+    text = (root / "RESULTS.md").read_text()
+    assert f"**{100 * raw['demo']['overhead']:.0f}%** of the rest" in text
+    assert f"{raw['synthetic']['points_and_intervals_s']:.1f} s" in text
