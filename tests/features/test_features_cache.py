@@ -51,7 +51,13 @@ def test_shard_entries_hold_their_rows_of_the_full_entry(tiny_backbone, image_tr
     digest = full.path.name
     assert sorted(p.name for p in cache.iterdir()) == [f"{digest}.shard0of2", f"{digest}.shard1of2"]
     assert [p.meta["rows"] for p in parts] == [[0, 8], [8, 15]]
-    np.testing.assert_array_equal(np.concatenate([p.features for p in parts]), full.features)
+    # The same rows in the same order. Values agree to float16 rounding only: a batch of 8 and one
+    # of 15 may take different matrix-multiply kernels (thread count, load), which can move the last
+    # bit; each shard row must still be closest to its own row of the full entry.
+    joined = np.concatenate([p.features for p in parts]).astype(np.float32)
+    whole = np.asarray(full.features, dtype=np.float32)
+    np.testing.assert_allclose(joined, whole, rtol=0, atol=2e-3)
+    assert (np.argmax(joined @ whole.T, axis=1) == np.arange(len(whole))).all()
     np.testing.assert_array_equal(np.concatenate([p.labels for p in parts]), full.labels)
     assert parts[0].paths + parts[1].paths == full.paths
     again = extract_features(tiny_backbone, images, cache_dir=cache, shard=(1, 2), progress=False)
