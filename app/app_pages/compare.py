@@ -12,7 +12,7 @@ from negprompt import matching as X
 from negprompt import viz
 from negprompt.metrics import FPR_CONVENTION, MEAN_CONVENTION
 from negprompt.rundir import RunDirError, resolve_image_path
-from negprompt.table_rows import row_label, table_rows
+from negprompt.table_rows import all_rows, row_label
 
 DISAGREE = "compare_disagreement"
 GALLERY = 12
@@ -110,7 +110,7 @@ def shared_table(column_a: str, column_b: str) -> tuple[pd.DataFrame, dict]:
 
 st.subheader("Methods side by side, on the shared images")
 rows = []
-for method, score in dict.fromkeys([*table_rows(a.metrics), *table_rows(b.metrics)]):
+for method, score in dict.fromkeys([*all_rows(a.metrics), *all_rows(b.metrics)]):  # every row
     column = f"{method}/{score}"
     value = {"row": row_label(method, score)}
     if column in a.score_columns and column in b.score_columns:

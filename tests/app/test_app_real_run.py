@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from negprompt import viz
 from negprompt.cli import main
 from negprompt.rundir import load_run
+from negprompt.table_rows import all_rows, row_label
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app" / "app.py"
@@ -83,7 +84,7 @@ def test_compare_page_and_explanations_show_the_newer_methods(demo_runs, monkeyp
     assert not at.exception, [e.value for e in at.exception]
     run = load_run(at.selectbox(key="w_compare_A").value)
     shown = list(next(d.value for d in at.dataframe if "row" in d.value.columns)["row"])
-    assert shown == list(viz.method_rows(run.metrics)["row"])
+    assert shown == [row_label(*k) for k in all_rows(run.metrics)]  # every row of the run
     assert {"GL-MCM (zero-shot)", "L-MCM (zero-shot)", "LoCoOp + MCM", "LoCoOp + GL-MCM"} <= set(shown)
 
     at.switch_page("app_pages/scores.py").run()
