@@ -3,7 +3,7 @@
 It is an ordinary run directory (docs/run-directory.md), so the dashboard opens it: ``scores.parquet``
 holds every image with every score, its ``split`` being the *decision* (``id``: accepted, with the
 predicted class as ``label``; ``ood``: rejected), not a ground truth, which new images do not have;
-``metrics.csv`` therefore has only ``mean`` rows with empty values. ``decisions.csv`` and
+``metrics.csv`` therefore has only empty rows (one per score and set, and ``mean``). ``decisions.csv`` and
 ``decisions.parquet`` hold the decisions table of `negprompt.detect.Detector.decide`, in input
 order; ``config.json``'s ``experiment.detect`` records the source run, the threshold rule and the
 skipped files.
@@ -85,11 +85,13 @@ def write_detections(
     order = np.argsort(table["split"].ne("id").to_numpy(), kind="stable")  # accepted images first
     table = table.iloc[order].reset_index(drop=True)
     feats = np.asarray(image_features)[order]
-    metrics = pd.DataFrame(
+    rejected_sets = list(dict.fromkeys(table.loc[table["split"] == "ood", "dataset"]))
+    metrics = pd.DataFrame(  # no ground truth: one empty row per (score, set of rejected images, mean)
         [
-            {"method": c.split("/")[0], "score": c.split("/")[1], "dataset": "mean"}
+            {"method": c.split("/")[0], "score": c.split("/")[1], "dataset": d}
             for c in decisions.columns
             if "/" in c
+            for d in [*rejected_sets, "mean"]
         ],
         columns=list(METRICS_COLUMNS),
     )
