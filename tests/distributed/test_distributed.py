@@ -67,7 +67,7 @@ def _entry(rank: int, worker, port: int, tmp_path: Path, args) -> None:
     from negprompt import distributed
 
     try:
-        info = init_distributed("gloo", timeout_min=1)
+        info = init_distributed("gloo", timeout_min=3)  # a loaded machine may start a rank slowly
         assert (info.rank, info.world) == (rank, WORLD)
         worker(rank, tmp_path, *args)
     except Exception:
