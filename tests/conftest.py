@@ -63,3 +63,16 @@ def unit_features(n_classes: int, per_class: int, seed: int, dim: int = 64):
     gen = torch.Generator().manual_seed(seed)
     y = torch.arange(n_classes).repeat(per_class)
     return torch.nn.functional.normalize(torch.randn(len(y), dim, generator=gen), dim=-1), y
+
+
+@pytest.fixture(autouse=True)
+def keep_the_main_module():
+    """Streamlit's AppTest leaves ``sys.modules["__main__"]`` pointing at the app script; a later
+    test that spawns processes (torch.multiprocessing) would then run that script in every child.
+    Put the real main module back after each test."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
