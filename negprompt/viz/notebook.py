@@ -30,6 +30,8 @@ BAR_MODULES = (
     "negprompt.local",
     "negprompt.locoop",
     "negprompt.neglabel",
+    "negprompt.csp",
+    "negprompt.adaneg",
 )
 """Modules whose progress bars `notebook_output` replaces (each binds the name ``tqdm``)."""
 _EPOCH_DESC = re.compile(r"^(stage \d+|LoCoOp) epoch (\d+)/(\d+)$")

@@ -331,10 +331,12 @@ def test_the_summary_records_the_run(tiny_backbone, data, tmp_path):
         "selection_criterion": "val_loss",
         "selected_epoch": best,
         "epochs_run": 3,
+        "steps": 3 * result.steps_per_epoch,
         "completed": True,
         "checkpoint": str(tmp_path / "checkpoint.pt"),
         "history": result.history,
     }
+    assert result.steps_per_epoch >= 1
     assert json.loads(json.dumps(summary)) == summary
     state = load_checkpoint(tmp_path)
     assert (state["stage"], state["epoch"], state["best"]["epoch"]) == (2, 3, best)
