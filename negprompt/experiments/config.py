@@ -41,9 +41,12 @@ PRESETS: dict[str, str] = {
     "hard-ood": "an ImageNet open-set protocol (P1-P4, or MCM's ImageNet-10/20/100 tasks)",
     "open-vocab": "prompts learned on a fraction of the ID classes, evaluated on all of them",
     "demo": "the embedded Fashion-MNIST benchmark: 6 clothing classes vs 4 held-out ones and digits",
-    "mini-conventional": "the mini-world: 10 clothing classes vs digits, shapes and textures (negprompt-mini)",
-    "mini-hard-ood": "the mini-world: 6 clothing classes vs their 4 held-out siblings (negprompt-mini)",
-    "mini-open-vocab": "the mini-world: prompts learned on half of the 10 clothing classes (negprompt-mini)",
+    "mini-conventional": "the mini-world: 10 clothing classes vs digits, shapes and textures (negprompt-mini; "
+    "v2's 152 emoji concepts with --benchmark mini2)",
+    "mini-hard-ood": "the mini-world: 6 clothing classes vs their 4 held-out siblings (negprompt-mini; v2's "
+    "protocols P1-P4 with --benchmark mini2-hard)",
+    "mini-open-vocab": "the mini-world: prompts learned on half of the 10 clothing classes (negprompt-mini; "
+    "v2's published 10%, 20%, 50% with --benchmark mini2)",
     "folders": "your own image folders: ID classes as sub-folders, OOD folders, optional training folder",
 }
 """The experiment presets and what each runs."""
@@ -66,6 +69,8 @@ BENCHMARKS: dict[str, str] = {
     "cifar100": "CIFAR-100 as ID, CIFAR-10 as OOD (downloaded once by torchvision)",
     "mini": "the mini-world: 10 clothing classes vs held-out digits, shapes and textures (data_root/mini)",
     "mini-hard": "the mini-world: 6 clothing classes vs their 4 held-out siblings (data_root/mini)",
+    "mini2": "mini-world v2: 152 emoji concepts vs near OOD, far OOD, textures and clothing (data_root/mini2)",
+    "mini2-hard": "mini-world v2: a subgroup split in an ID and an OOD half, P1-P4 (data_root/mini2)",
     "folders": "image folders: train_dir / val_dir / id_dir (one sub-folder per class) and ood_dirs",
 }
 """Where the images of an experiment come from."""
@@ -75,9 +80,9 @@ _ALLOWED_BENCHMARKS = {
     "hard-ood": ("protocol",),
     "open-vocab": ("imagenet", "mini", "demo", "demo-full", "cifar10", "cifar100"),
     "demo": ("demo", "demo-full", "cifar10", "cifar100"),
-    "mini-conventional": ("mini",),
-    "mini-hard-ood": ("mini-hard",),
-    "mini-open-vocab": ("mini",),
+    "mini-conventional": ("mini", "mini2"),
+    "mini-hard-ood": ("mini-hard", "mini2-hard"),
+    "mini-open-vocab": ("mini", "mini2"),
     "folders": ("folders",),
 }
 MINI_MODEL = "negprompt-mini"
@@ -155,7 +160,8 @@ class DataSettings:
         None, "open-vocab: fraction of the ID classes the prompts learn on", aliases=("--fraction",)
     )
     open_vocab_mode: str = setting(
-        "first", "open-vocab: which classes (the first, or a random choice)", choices=("first", "random"),
+        "first", "open-vocab: which classes (the first, a random choice, or the benchmark's published list)",
+        choices=("first", "random", "published"),
         aliases=("--class-choice",),
     )  # fmt: skip
     open_vocab_seed: int | None = setting(
@@ -310,6 +316,32 @@ for _name, _benchmark in (
     }
 PRESET_DEFAULTS["mini-open-vocab"]["open_vocab_fraction"] = 0.5
 """What each preset changes from the section defaults (the paper's settings), by setting name."""
+MINI2_PROTOCOLS = ("P1", "P2", "P3", "P4")
+"""`negprompt.miniworld.benchmark_v2.PROTOCOLS`, spelled out so that this module stays light."""
+MINI2_TAG = "miniworld-v2"
+"""The weights of ``negprompt-mini`` the v2 benchmarks use when ``pretrained`` is left unset (v1's
+benchmarks keep ``auto``, which is ``miniworld-v1``)."""
+V2_DEFAULTS = {
+    "mini-hard-ood": {"protocol": "P1"},
+    "mini-open-vocab": {"open_vocab_fraction": 0.1, "open_vocab_mode": "published"},
+}
+"""What a mini preset's defaults are on mini-world v2 (``--benchmark mini2`` or ``mini2-hard``)."""
+
+
+def _mini_world_defaults(preset: str, values: dict, given: dict) -> None:
+    """On a v2 mini-world benchmark, v2's own defaults where the caller gave none; and the weights of
+    the benchmark's world for ``negprompt-mini`` unless ``pretrained`` was given."""
+    benchmark = values.get("benchmark")
+    if benchmark in ("mini2", "mini2-hard"):
+        for name, value in V2_DEFAULTS.get(preset, {}).items():
+            if name not in given:
+                values[name] = value
+    if (
+        benchmark in ("mini2", "mini2-hard")
+        and values.get("model") == MINI_MODEL
+        and "pretrained" not in given
+    ):
+        values["pretrained"] = MINI2_TAG
 
 
 @dataclass
@@ -381,6 +413,7 @@ class ExperimentConfig:
                 values[name] = value
         if preset == "demo" and values.get("benchmark", "demo") != "demo" and "shots" not in settings:
             values["shots"] = 16
+        _mini_world_defaults(preset, values, settings)
         top = {k: values.pop(k) for k in TOP_LEVEL if k in values}
         by_section: dict[str, dict] = {name: {} for name in SECTIONS}
         for name, value in values.items():
@@ -419,7 +452,13 @@ class ExperimentConfig:
                     )
         if self.base_preset == "hard-ood" and d.benchmark == "mini-hard":
             if d.protocol is not None:
-                raise ValueError("the mini-world hard-OOD split is fixed; a protocol cannot be given")
+                raise ValueError("the mini-world v1 hard-OOD split is fixed; a protocol cannot be given")
+        elif self.base_preset == "hard-ood" and d.benchmark == "mini2-hard":
+            if d.protocol not in MINI2_PROTOCOLS:
+                raise ValueError(
+                    f"mini-world v2's hard-OOD protocol must be one of {', '.join(MINI2_PROTOCOLS)}, "
+                    f"got {d.protocol!r} (--protocol P1)"
+                )
         elif self.base_preset == "hard-ood":
             from negprompt.data import protocol, protocol_names
 

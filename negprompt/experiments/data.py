@@ -214,9 +214,12 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         seed = None
         if config.data.open_vocab_mode == "random":
             seed = config.seed if config.data.open_vocab_seed is None else config.data.open_vocab_seed
-        train_classes = class_subset(
-            len(class_names), config.data.open_vocab_fraction, seed, config.data.open_vocab_mode
-        )
+        if config.data.open_vocab_mode == "published":
+            train_classes = _published_open_vocab(config, class_names)
+        else:
+            train_classes = class_subset(
+                len(class_names), config.data.open_vocab_fraction, seed, config.data.open_vocab_mode
+            )
         facts["open_vocab"] = {
             "fraction": config.data.open_vocab_fraction,
             "mode": config.data.open_vocab_mode,
@@ -226,6 +229,29 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         train_all = _restrict(train_all, train_classes, [class_names[i] for i in train_classes])
     train, val = few_shot_split(train_all, config.data.shots, config.data.val_per_class, config.seed)
     return ExperimentData(benchmark, class_names, train_classes, train, val, id_test, ood, facts)
+
+
+def _published_open_vocab(config: ExperimentConfig, class_names: list[str]) -> list[int]:
+    """The classes mini-world v2's split file publishes for ``open_vocab_fraction`` (10%, 20%, 50%)."""
+    if config.data.benchmark != "mini2":
+        raise ValueError(
+            f"open_vocab_mode='published' needs a benchmark with published open-vocabulary lists (mini2), "
+            f"not {config.data.benchmark!r}; use --class-choice first or random"
+        )
+    from negprompt.miniworld.splits import published
+
+    lists = published()["open_vocab"]
+    key = f"{round(100 * config.data.open_vocab_fraction)}%"
+    if key not in lists:
+        raise ValueError(
+            f"mini-world v2 publishes open-vocabulary lists for {', '.join(lists)} of its ID classes, not "
+            f"{key}; use --fraction {' or '.join(str(int(k[:-1]) / 100) for k in lists)}"
+        )
+    index = {n: i for i, n in enumerate(class_names)}
+    missing = [n for n in lists[key] if n not in index]
+    if missing:
+        raise ValueError(f"the published open-vocabulary list names classes not in the ID set: {missing[:5]}")
+    return sorted(index[n] for n in lists[key])
 
 
 def _folders(config: ExperimentConfig) -> ExperimentData:
@@ -286,6 +312,12 @@ def _small_benchmark(config: ExperimentConfig) -> tuple[ImageSet, ImageSet, dict
         from negprompt.miniworld.benchmark import mini_sets
 
         return mini_sets(root, hard=config.data.benchmark == "mini-hard")
+    if config.data.benchmark in ("mini2", "mini2-hard"):
+        from negprompt.miniworld.benchmark_v2 import mini2_sets
+
+        return mini2_sets(
+            root, protocol=config.data.protocol if config.data.benchmark == "mini2-hard" else None
+        )
     if config.data.benchmark in ("demo", "demo-full"):
         demo = materialize_demo(root, full=config.data.benchmark == "demo-full")
         return demo.id_train, demo.id_test, demo.ood, config.data.benchmark

@@ -23,7 +23,8 @@ from .emoji import Concept, Hierarchy, load_hierarchy
 from .lexicon import Lexeme, WordNet
 from .world import Domain
 
-PART_SEEDS = {"pretrain": 11, "val": 12, "test": 13}
+PART_SEEDS = {"pretrain": 11, "val": 12, "test": 13, "fewshot": 14}
+"""Seeds of the parts; ``fewshot`` pictures are the experiments' training images (never pretrained on)."""
 CLUTTER_EVERY = 29
 
 
@@ -48,7 +49,7 @@ def pictures(
     artist_ids = {a: i for i, a in enumerate(A.ARTISTS)}
     classes = sorted({c.name for c, _ in pairs}, key=position.get)
     label_of = {n: i for i, n in enumerate(classes)}
-    aug = Augment(size=size, texture_part="pretrain" if part == "pretrain" else "eval")
+    aug = Augment(size=size, texture_part="eval" if part in ("val", "test") else "pretrain")
     clutter_pool = {a: clutter_glyphs(hierarchy, a) for a in {b for _, b in pairs}}
     n = len(pairs) * per_pair
     images = np.empty((n, size, size, 3), dtype=np.uint8)

@@ -1,0 +1,177 @@
+"""Mini-world v2's experiment data as image folders, shaped like the ImageNet benchmark.
+
+``mini2_root(data_root)`` writes, once, atomically (:mod:`negprompt.data.pngtree`)::
+
+    data_root/mini2/train/<concept>/<artist>-<k>.png       few-shot pictures of the ID concepts (and of
+                                                          every hard-OOD protocol's ID half)
+    data_root/mini2/id/<concept>/…                         ID test: the ID concepts by the pretraining artists
+    data_root/mini2/covariate/<concept>/…                  the ID concepts by the held-out artist (accuracy)
+    data_root/mini2/near-ood/<concept>/…                   held-out concepts of the ID subgroups, every artist
+    data_root/mini2/far-ood/<concept>/…                    the held-out groups, every artist
+    data_root/mini2/textures/<texture>/…                   v1's evaluation textures
+    data_root/mini2/clothing/<class>/…                     Fashion-MNIST test images, as many of each class
+    data_root/mini2/hard/P<k>/<concept>/…                  protocol P<k>'s concepts (ID and OOD halves)
+
+Which concept is ID, near or far OOD is the published split (:mod:`.splits`, fixed by a seeded rule
+from the hierarchy before any method ran). Every picture is a pure function of (concept, artist,
+part, index) (:func:`.world_v2.pictures`): the ``fewshot`` part for training, ``test`` for the test
+sets, neither ever used in pretraining. Counts per (concept, artist) are chosen so that the
+conventional test sets hold at least :data:`MIN_ID` ID pictures and :data:`MIN_OOD` per OOD set.
+Many pictures share a drawing (2 or 3 per concept), so pictures are not independent samples: the
+intervals of these sets are narrower than those of as many independent photographs would be.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from negprompt.data.demo import folder_name
+from negprompt.data.folders import image_folder
+from negprompt.data.imageset import ImageSet
+from negprompt.data.pngtree import ensure_png_tree
+
+from . import artists as A
+from . import concepts as C
+from . import splits as S
+from . import world_v2 as W2
+from .world import EVAL_SEED, clothing, textures
+
+LAYOUT_VERSION = "mini2-layout/1"
+MIN_ID = 2000
+MIN_OOD = 1000
+FEWSHOT_PER_PAIR = 12
+"""Few-shot pictures per (concept, pretraining artist): 2 artists x 12 = 24 per class (16 shots + 8 val)."""
+N_TEXTURES = 1000
+N_CLOTHING = 1000
+OOD_SETS: tuple[str, ...] = ("near-ood", "far-ood", "textures", "clothing")
+"""v2's OOD sets, as iNaturalist, SUN, Places and Textures are for ImageNet."""
+PROTOCOLS: tuple[str, ...] = ("P1", "P2", "P3", "P4")
+
+
+def seen_artists(split: dict) -> list[str]:
+    """The artists whose drawings of ID concepts were used in pretraining."""
+    return [a for a in A.ARTISTS if a != split["covariate_artist"]]
+
+
+def per_pair(n_concepts: int, n_artists: int, at_least: int) -> int:
+    """Pictures per (concept, artist) so that a set holds at least ``at_least`` pictures."""
+    return max(1, math.ceil(at_least / max(n_concepts * n_artists, 1)))
+
+
+def plan(split: dict) -> dict[str, tuple[list[str], list[str], int, str]]:
+    """Folder -> (concept names, artists, pictures per pair, part) of every emoji folder."""
+    seen, every = seen_artists(split), list(A.ARTISTS)
+    hard_ids = [n for p in split["hard_ood"].values() for n in p["id"]]
+    train = list(dict.fromkeys(split["id"] + hard_ids))
+    out = {
+        "train": (train, seen, FEWSHOT_PER_PAIR, "fewshot"),
+        "id": (split["id"], seen, per_pair(len(split["id"]), len(seen), MIN_ID), "test"),
+        "covariate": (split["id"], [split["covariate_artist"]], per_pair(len(split["id"]), len(seen), MIN_ID), "test"),
+        "near-ood": (split["near_ood"], every, per_pair(len(split["near_ood"]), len(every), MIN_OOD), "test"),
+        "far-ood": (split["far_ood"], every, per_pair(len(split["far_ood"]), len(every), MIN_OOD), "test"),
+    }  # fmt: skip
+    for name, p in split["hard_ood"].items():
+        k = max(per_pair(len(p["id"]), len(seen), MIN_ID), per_pair(len(p["ood"]), len(seen), MIN_OOD))
+        out[f"hard/{name}"] = (p["id"] + p["ood"], seen, k, "test")
+    return out
+
+
+def _items(split: dict) -> Iterator[tuple[str, np.ndarray]]:
+    from .emoji import load_hierarchy
+
+    h = load_hierarchy()
+    by = h.by_name
+    for folder, (names, artists, k, part) in plan(split).items():
+        pairs = W2.drawn_pairs([by[n] for n in names], artists)
+        domain = W2.pictures(folder, pairs, k, part, h, None)
+        i = 0
+        for concept, artist in pairs:
+            for j in range(k):
+                yield f"{folder}/{folder_name(concept.name)}/{artist}-{j:03d}.png", domain.images[i]
+                i += 1
+    tex = textures(N_TEXTURES, EVAL_SEED + 300, "eval")
+    for i, (img, lab) in enumerate(zip(tex.images, tex.labels)):
+        yield f"textures/{folder_name(tex.class_names[int(lab)])}/texture-{i:04d}.png", img
+    cloth = clothing("test")
+    rng = np.random.default_rng(EVAL_SEED + 400)
+    each = N_CLOTHING // len(cloth.class_names)  # as many of every class
+    rows = [
+        rng.choice(np.flatnonzero(cloth.labels == k), each, replace=False)
+        for k in range(len(cloth.class_names))
+    ]
+    for i in np.sort(np.concatenate(rows)):
+        yield (
+            f"clothing/{folder_name(cloth.class_names[int(cloth.labels[i])])}/test-{int(i):05d}.png",
+            cloth.images[i],
+        )
+
+
+def source_key(split: dict) -> str:
+    """What the folder's pixels come from: the layout, the split, the counts, the artists' assets."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(split, sort_keys=True).encode()).hexdigest()[:16]
+    return (
+        f"{LAYOUT_VERSION};split={digest};fewshot={FEWSHOT_PER_PAIR};min={MIN_ID}/{MIN_OOD};"
+        f"textures={N_TEXTURES};clothing={N_CLOTHING};artists={','.join(A.ARTISTS)}"
+    )
+
+
+def mini2_root(data_root: str | os.PathLike) -> Path:
+    """Write mini-world v2's image folders under ``data_root/mini2`` (once) and return that folder."""
+    root = Path(os.path.abspath(os.path.expanduser(data_root))) / "mini2"
+    split = S.published()
+    ensure_png_tree(root, source_key(split), lambda: _items(split), desc="writing mini-world v2 images")
+    return root
+
+
+def _named(names: list[str]) -> dict[str, str]:
+    return {folder_name(n): n for n in names}
+
+
+def mini2_sets(
+    data_root: str | os.PathLike, *, protocol: str | None = None
+) -> tuple[ImageSet, ImageSet, dict[str, ImageSet], str]:
+    """(ID train, ID test, OOD sets, benchmark name) of mini-world v2.
+
+    ``protocol=None``: ID = the split's ID concepts, OOD = near OOD, far OOD, textures, clothing.
+    ``protocol="P1"`` … ``"P4"``: ID = the protocol subgroup's ID half, OOD = its other half,
+    labelled among their own names.
+    """
+    root = mini2_root(data_root)
+    split = S.published()
+    if protocol is not None:
+        if protocol not in split["hard_ood"]:
+            raise ValueError(
+                f"mini-world v2 has no protocol {protocol!r}; choose one of {', '.join(split['hard_ood'])}"
+            )
+        p = split["hard_ood"][protocol]
+        ids = _named(p["id"])
+        train = image_folder(root / "train", "mini2/id-train", class_names=ids)
+        folder = root / "hard" / protocol
+        test = image_folder(folder, f"mini2/{protocol} id", class_names=ids)
+        ood = image_folder(folder, f"mini2/{protocol} ood", class_names=_named(p["ood"]))
+        return train, test, {ood.name: ood}, f"mini-world v2 {protocol} ({p['subgroup']})"
+    ids = _named(split["id"])
+    train = image_folder(root / "train", "mini2/id-train", class_names=ids)
+    test = image_folder(root / "id", "mini2/id-test", class_names=ids)
+    names = {
+        "near-ood": _named(split["near_ood"]),
+        "far-ood": _named(split["far_ood"]),
+        "textures": _named(list(C.TEXTURES)),
+        "clothing": _named(list(C.CLOTHING)),
+    }
+    ood = {f"mini2/{n}": image_folder(root / n, f"mini2/{n}", class_names=names[n]) for n in OOD_SETS}
+    return train, test, ood, "mini-world v2"
+
+
+def covariate_set(data_root: str | os.PathLike) -> ImageSet:
+    """The ID concepts drawn by the held-out artist (labels as the ID test set's): accuracy only."""
+    root = mini2_root(data_root)
+    return image_folder(root / "covariate", "mini2/id covariate", class_names=_named(S.published()["id"]))

@@ -1,0 +1,118 @@
+"""Mini-world v2 as experiment data: the set plan, the image folders and the presets on them."""
+
+from __future__ import annotations
+
+import pytest
+
+from negprompt.experiments import ExperimentConfig
+from negprompt.experiments.data import load_data
+from negprompt.miniworld import benchmark_v2 as B
+from negprompt.miniworld import splits as S
+
+
+def test_plan_meets_the_sizes_and_keeps_id_and_ood_apart():
+    split = S.published()
+    plan = B.plan(split)
+
+    def size(folder):
+        names, artists, k, _ = plan[folder]
+        return len(names) * len(artists) * k
+
+    assert size("id") >= B.MIN_ID and size("covariate") >= B.MIN_ID // 2
+    assert all(size(f) >= B.MIN_OOD for f in ("near-ood", "far-ood"))
+    assert B.N_TEXTURES >= B.MIN_OOD and B.N_CLOTHING >= B.MIN_OOD
+    ids, near, far = (set(plan[f][0]) for f in ("id", "near-ood", "far-ood"))
+    assert len(ids) >= 100 and not ids & near and not ids & far and not near & far
+    # the held-out artist draws the covariate set only; training and test pictures are different parts
+    assert split["covariate_artist"] not in plan["id"][1] and plan["covariate"][1] == [
+        split["covariate_artist"]
+    ]
+    assert plan["train"][3] == "fewshot" and {plan[f][3] for f in plan if f != "train"} == {"test"}
+    assert set(plan["train"][0]) >= ids
+    for name, p in split["hard_ood"].items():
+        names, artists, k, _ = plan[f"hard/{name}"]
+        assert len(p["id"]) * len(artists) * k >= B.MIN_ID and len(p["ood"]) * len(artists) * k >= B.MIN_OOD
+        assert set(p["id"]) <= set(plan["train"][0]) and not set(p["id"]) & set(p["ood"])
+
+
+@pytest.fixture(scope="module")
+def small_root(tmp_path_factory):
+    """A mini2 folder with few pictures per drawing (the layout and naming of the real one): 3
+    few-shot pictures per drawing, so runs on it take 2 shots and 1 validation picture per class."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(B, "MIN_ID", 1)
+    mp.setattr(B, "MIN_OOD", 1)
+    mp.setattr(B, "FEWSHOT_PER_PAIR", 3)
+    mp.setattr(B, "N_TEXTURES", 20)
+    mp.setattr(B, "N_CLOTHING", 20)
+    root = tmp_path_factory.mktemp("data")
+    B.mini2_root(root)
+    yield root
+    mp.undo()
+
+
+def test_folders_hold_the_split_and_presets_read_them(small_root):
+    split = S.published()
+    train, test, ood, name = B.mini2_sets(small_root)
+    assert name == "mini-world v2" and list(test.class_names) == split["id"] == list(train.class_names)
+    assert set(ood) == {f"mini2/{n}" for n in B.OOD_SETS}
+    assert list(ood["mini2/near-ood"].class_names) == split["near_ood"]
+    assert len(test) == len(split["id"]) * 2 and len(train) == len(split["id"]) * 2 * 3
+    assert len(B.covariate_set(small_root)) == len(split["id"])
+    files = {p.split("/")[-1].split("-")[0] for p in test.paths}
+    assert files == set(B.seen_artists(split))
+    _, p_test, p_ood, p_name = B.mini2_sets(small_root, protocol="P2")
+    assert p_name.startswith("mini-world v2 P2") and list(p_test.class_names) == split["hard_ood"]["P2"]["id"]
+    assert list(next(iter(p_ood.values())).class_names) == split["hard_ood"]["P2"]["ood"]
+    with pytest.raises(ValueError, match="no protocol 'P7'.*P1, P2, P3, P4"):
+        B.mini2_sets(small_root, protocol="P7")
+    # written once: a second call reuses the folder
+    before = (small_root / "mini2" / "MANIFEST.json").stat().st_mtime_ns
+    B.mini2_root(small_root)
+    assert (small_root / "mini2" / "MANIFEST.json").stat().st_mtime_ns == before
+
+
+def test_presets_run_on_v2_with_its_benchmarks(small_root):
+    conv = ExperimentConfig.for_preset(
+        "mini-conventional", data_root=str(small_root), benchmark="mini2", shots=2, val_per_class=1
+    )
+    assert conv.backbone.pretrained == "miniworld-v2"  # v2's weights unless others are given
+    assert ExperimentConfig.for_preset("mini-conventional").data.benchmark == "mini"  # v1 stays the default
+    given = ExperimentConfig.for_preset("mini-conventional", benchmark="mini2", pretrained="none")
+    assert given.backbone.pretrained == "none"
+    data = load_data(conv)
+    assert data.benchmark == "mini-world v2" and len(data.class_names) == len(S.published()["id"])
+    hard = ExperimentConfig.for_preset(
+        "mini-hard-ood",
+        data_root=str(small_root),
+        benchmark="mini2-hard",
+        protocol="P4",
+        shots=2,
+        val_per_class=1,
+    )
+    hard.validate()
+    data = load_data(hard)
+    assert data.class_names == S.published()["hard_ood"]["P4"]["id"]
+    with pytest.raises(ValueError, match="must be one of P1, P2, P3, P4"):
+        ExperimentConfig.for_preset("mini-hard-ood", benchmark="mini2-hard", protocol="P9").validate()
+    assert ExperimentConfig.for_preset("mini-hard-ood", benchmark="mini2-hard").data.protocol == "P1"
+    v1_hard = ExperimentConfig.for_preset("mini-hard-ood")
+    assert v1_hard.data.protocol is None and v1_hard.backbone.pretrained == "auto"
+    v1_hard.validate()
+    ov = ExperimentConfig.for_preset(
+        "mini-open-vocab",
+        data_root=str(small_root),
+        benchmark="mini2",
+        open_vocab_fraction=0.2,
+        shots=2,
+        val_per_class=1,
+    )
+    data = load_data(ov)
+    assert [data.class_names[i] for i in data.train_classes] == S.published()["open_vocab"]["20%"]
+    with pytest.raises(ValueError, match="10%, 20%, 50%.*not 30%"):
+        load_data(ov.replace(open_vocab_fraction=0.3))
+    assert ExperimentConfig.for_preset("mini-open-vocab", benchmark="mini2").data.open_vocab_fraction == 0.1
+    v1_ov = ExperimentConfig.for_preset("mini-open-vocab")
+    assert (v1_ov.data.open_vocab_fraction, v1_ov.data.open_vocab_mode) == (0.5, "first")
+    with pytest.raises(ValueError, match="published open-vocabulary lists"):
+        load_data(v1_ov.replace(open_vocab_mode="published", data_root=str(small_root)))
