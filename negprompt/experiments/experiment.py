@@ -260,8 +260,10 @@ class Experiment:
             log.info("evaluated %d images", len(self.evaluation.scores))
             val = self.validation_set()
             if val is not None:  # recorded for thresholds chosen on ID images that are not test images
+                # not for methods that adapt on the test stream: an ID-only stream is not what they score
+                fixed = [m for m in methods if m.adapt is None]
                 self.validation_scores = evaluate(
-                    methods, val, [], self.data.class_names, temperature=self.config.evaluation.temperature
+                    fixed, val, [], self.data.class_names, temperature=self.config.evaluation.temperature
                 ).scores
         return self.evaluation
 

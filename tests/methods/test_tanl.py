@@ -170,6 +170,7 @@ def test_bad_input_names_the_setting_and_the_fix():
 def test_tanl_in_an_experiment(tmp_path, tiny_backbone):
     """TANL's row in metrics.csv; its scores are those of its recorded stream over the WordNet bank."""
     from negprompt.experiments import run_experiment
+    from negprompt.leaderboard import leaderboard
     from negprompt.neglabel import encode_label_bank
     from negprompt.rundir import load_run
     from negprompt.table_rows import is_training_free, row_kind
@@ -191,6 +192,15 @@ def test_tanl_in_an_experiment(tmp_path, tiny_backbone):
     assert record["tanl"]["labels"] == 3 and record["tanl"]["gamma"] == 2
     assert record["table_rows"]["tanl"] == "tanl"
     assert row_kind("tanl") == "adapts on the test stream" and not is_training_free("tanl")
+    board = leaderboard(run.metrics).set_index("method")
+    assert board.loc["tanl", "row"] == "TANL (adapts on the test stream)"
+    assert (
+        board.loc["tanl", "kind"] == "adapts on the test stream"
+        and not board.loc["tanl", "best_training_free"]
+    )
+    assert not str(run.metrics["ref_fpr95"].iloc[0]).startswith("tanl")  # never the training-free reference
+    val = run.validation_scores  # thresholds for detect: only methods that score one image at a time
+    assert val is not None and "zeroshot/mcm" in val.columns and "tanl/tanl" not in val.columns
     scores = run.scores
     position = scores["tanl.stream_position"].to_numpy()
     assert sorted(position) == list(range(len(scores)))
