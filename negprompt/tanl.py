@@ -210,25 +210,28 @@ def tanl_scores(
     g = torch.Generator().manual_seed(seed)
     id_rows, noise_rows = torch.randperm(c, generator=g), torch.randperm(len(noise), generator=g)
 
-    def activation(x: Tensor) -> tuple[Tensor, Tensor]:
-        logits = kappa * x @ text.T
-        return logits, torch.softmax(logits, dim=1)[:, c:]
+    def logits_of(x: Tensor) -> Tensor:
+        return kappa * x @ text.T  # [n, C + K]
+
+    def activation(logits: Tensor) -> Tensor:
+        return torch.softmax(logits, dim=1)[:, c:]  # [n, K]
 
     def score_with(logits: Tensor, metric: Tensor) -> Tensor:
         chosen = torch.topk(metric, config.labels).indices
         columns = torch.cat([torch.arange(c, device=device), c + chosen])
         return activation_aware_score(logits[:, columns], c, config.gamma)
 
-    id_queue = activation(pos[id_rows[-config.memory :].to(device)])[1]
-    noise_queue = activation(noise[noise_rows.to(device)])[1][-config.memory :]
+    id_queue = activation(logits_of(pos[id_rows[-config.memory :].to(device)]))
+    noise_queue = activation(logits_of(noise[noise_rows.to(device)]))[-config.memory :]
     metric = noise_queue.mean(0) - id_queue.mean(0)
     score_queue = torch.cat(
-        [score_with(activation(pos)[0], metric), score_with(activation(noise)[0], metric)]
+        [score_with(logits_of(x), metric) for x in (*pos.split(config.batch_size), noise)]
     )
     scores, preds = [], []
     for start in tqdm(range(0, len(feats), config.batch_size), desc="TANL stream", disable=not progress):
         f = feats[start : start + config.batch_size]
-        logits, act = activation(f)
+        logits = logits_of(f)
+        act = activation(logits)
         first = score_with(logits, noise_queue.mean(0) - id_queue.mean(0))
         score_queue = torch.cat([score_queue, first])[-config.score_memory :]
         theta = variance_threshold(score_queue)
