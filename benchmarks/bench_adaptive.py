@@ -1,4 +1,4 @@
-"""Cost of CSP and AdaNeg at ImageNet scale on synthetic features: time and peak memory.
+"""Cost of CSP, AdaNeg and TANL at ImageNet scale on synthetic features: time and peak memory.
 
 The features are built so that the methods do their full work: each ID image lies near one of the
 C class features and each OOD image near one of the M negative labels (cos ≈ 0.5), so nearly every
@@ -6,6 +6,10 @@ image passes AdaNeg's thresholds and enters a memory (the slow path). No model i
 the optional ensemble-encoding rate (``--encode-words``: ViT-B-16 with random weights).
 
 python -m benchmarks.bench_adaptive --device cpu --images 50000 --classes 1000 --n-neg 10000
+python -m benchmarks.bench_adaptive --tanl --images 50000 --classes 1000 --bank 78403
+
+TANL (``--tanl``, timed on its own) reads the whole label bank for every image: its stream has the
+same make-up with the negatives drawn from the bank, and 15 noise features start its OOD queue.
 """
 
 from __future__ import annotations
@@ -96,6 +100,31 @@ def run(
     return out
 
 
+def run_tanl(images: int = 50_000, classes: int = 1000, bank_size: int = 78_403, dim: int = 512) -> dict:
+    """TANL over one stream (official ImageNet settings: β = 1000, L = 300, γ = 1, batches of 256)."""
+    from negprompt.tanl import TANLConfig, tanl_scores
+
+    gen = torch.Generator().manual_seed(0)
+    pos, bank, noise = _unit(gen, classes, dim), _unit(gen, bank_size, dim), _unit(gen, 15, dim)
+    feats = synthetic_stream(gen, images, pos, bank)
+    out: dict = {"images": images, "classes": classes, "bank": bank_size, "dim": dim}
+    out["inputs_peak_rss_mb"] = _peak_mb()
+    config = TANLConfig()
+    start = time.perf_counter()
+    scores, _ = tanl_scores(feats, pos, bank, noise, config)
+    seconds = time.perf_counter() - start
+    out["tanl"] = {
+        "config": config.to_dict(),
+        "seconds": seconds,
+        "images_per_s": images / seconds,
+        "peak_rss_mb": _peak_mb(),
+        "queues_mb": 2 * config.memory * bank_size * 4 / 2**20,
+        "batch_logits_mb": config.batch_size * (classes + bank_size) * 4 / 2**20,
+        "mean_score": float(scores.mean()),
+    }
+    return out
+
+
 def encode_rate(device: torch.device, words: int, backbone=None) -> dict:
     """Sentences/s of `negprompt.csp.encode_ensemble` (8 noun prompts per word) on ViT-B-16."""
     from benchmarks.common import load_vit
@@ -117,11 +146,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--n-neg", type=int, default=10_000)
+    parser.add_argument("--tanl", action="store_true", help="time TANL only (over --bank candidate labels)")
+    parser.add_argument("--bank", type=int, default=78_403, help="TANL's candidate labels")
     parser.add_argument("--encode-words", type=int, default=0, help="also time CSP's ensemble encoding")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     device = setup(args.device, args.threads)
-    result = {"environment": environment(device), **run(args.images, args.classes, args.n_neg)}
+    if args.tanl:
+        result = {"environment": environment(device), **run_tanl(args.images, args.classes, args.bank)}
+    else:
+        result = {"environment": environment(device), **run(args.images, args.classes, args.n_neg)}
     if args.encode_words:
         result["csp_encoding"] = encode_rate(device, args.encode_words)
     text = json.dumps(result, indent=2)

@@ -45,7 +45,7 @@ class Method:
         neg_label_words: the M negative labels; neg_groups: G, the number of groups.
         local_scores: ``{set name: {score: [N]}}`` computed at extraction time
             (`negprompt.local.local_scores`), added as ``<method>/<score>`` columns.
-        adapt: for a method that adapts on the test stream (AdaNeg): a function of all test image
+        adapt: for a method that adapts on the test stream (AdaNeg, TANL): a function of all test image
             features ``[N, D]`` (table order) and the temperature returning predictions ``[N]``,
             ``{score: [N]}`` and ``{column: [N]}`` (added as ``<method>.<column>``); None otherwise.
         adapt_record: its settings, for the run directory.

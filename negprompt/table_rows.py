@@ -30,6 +30,7 @@ HEADLINE = {
     "locoop": "mcm",
     "csp": "csp",
     "adaneg": "adaneg",
+    "tanl": "tanl",
 }
 """The score each method is reported with in the paper-shaped table."""
 LABELS = {
@@ -40,6 +41,7 @@ LABELS = {
     "locoop": "LoCoOp + MCM",
     "csp": "CSP (zero-shot)",
     "adaneg": "AdaNeg (adapts on the test stream)",
+    "tanl": "TANL (adapts on the test stream)",
 }
 """The name of each method's headline row."""
 EXTRA_ROWS = {
@@ -60,11 +62,12 @@ SCORE_LABELS = {
     "neglabel": "NegLabel",
     "csp": "CSP",
     "adaneg": "AdaNeg",
+    "tanl": "TANL",
 }
 """How a score is named in row labels of the whole leaderboard."""
-TRAINING_FREE = frozenset({"zeroshot", "neglabel", "csp", "adaneg"})
+TRAINING_FREE = frozenset({"zeroshot", "neglabel", "csp", "adaneg", "tanl"})
 """Methods that learn nothing from the ID training images (hand-made prompts, mined labels)."""
-ADAPTS_ON_TEST = frozenset({"adaneg"})
+ADAPTS_ON_TEST = frozenset({"adaneg", "tanl"})
 """Training-free methods that adapt on the test stream: never the training-free reference."""
 
 

@@ -1,5 +1,5 @@
-"""The baselines an experiment runs beside NegPrompt: LoCoOp (trained), GL-MCM scores, NegLabel, CSP
-and AdaNeg.
+"""The baselines an experiment runs beside NegPrompt: LoCoOp (trained), GL-MCM scores, NegLabel, CSP,
+AdaNeg and TANL.
 
 Each function takes the :class:`~negprompt.experiments.Experiment` and fills in its results, so that
 the experiment's own steps stay short: `train_locoop` after stage 1, `add_zero_shot_baselines`
@@ -17,7 +17,7 @@ from negprompt.locoop import LOCOOP_LAMBDA, default_top_k, extract_local_feature
 from negprompt.prompts import PromptConfig
 from negprompt.train import TrainResult, train_prompts
 
-from .methods import adaneg_method, add_local_scores, csp_method, neglabel_method
+from .methods import adaneg_method, add_local_scores, csp_method, neglabel_method, tanl_method
 
 if TYPE_CHECKING:
     from .experiment import Experiment
@@ -62,8 +62,8 @@ def train_locoop(exp: Experiment, names: list[str], views: list, labels, common:
 
 
 def add_zero_shot_baselines(exp: Experiment) -> None:
-    """GL-MCM scores of the zero-shot, CoOp and LoCoOp prompts, and the NegLabel, CSP and AdaNeg
-    methods, as configured."""
+    """GL-MCM scores of the zero-shot, CoOp and LoCoOp prompts, and the NegLabel, CSP, AdaNeg and
+    TANL methods, as configured."""
     assert exp.features is not None and exp.data is not None and exp.backbone is not None
     c, feats = exp.config, exp.features
     local = [
@@ -101,6 +101,17 @@ def add_zero_shot_baselines(exp: Experiment) -> None:
                                               seed=c.seed, progress=exp.progress)  # fmt: skip
         log.info("AdaNeg on %s's labels, adapting on the test stream (seed %d): %s", e.adaneg_pool,
                  e.stream_seed, config)  # fmt: skip
+    if c.evaluation.tanl and "tanl" not in exp.methods:
+        from negprompt.tanl import TANLConfig
+
+        e = c.evaluation
+        config = TANLConfig(labels=e.tanl_labels, memory=e.tanl_memory, gamma=e.tanl_gamma, alpha=e.tanl_alpha,
+                            batch_size=e.tanl_batch_size)  # fmt: skip
+        exp.methods["tanl"] = tanl_method(
+            exp.backbone, exp.data.class_names, exp.methods["zeroshot"], config, stream_seed=e.stream_seed, seed=c.seed,
+            cache_dir=c.cache_path(), wordnet_dir=e.wordnet_dir, progress=exp.progress,
+        )  # fmt: skip
+        log.info("TANL over WordNet, adapting on the test stream (seed %d): %s", e.stream_seed, config)
 
 
 def evidence_record(exp: Experiment) -> dict:
@@ -116,4 +127,7 @@ def evidence_record(exp: Experiment) -> dict:
     adaneg = exp.methods.get("adaneg")
     if adaneg is not None:
         out["adaneg"] = {**(adaneg.adapt_record or {}), "adapts_on_test_stream": True}
+    tanl = exp.methods.get("tanl")
+    if tanl is not None:
+        out["tanl"] = {**(tanl.adapt_record or {}), "adapts_on_test_stream": True}
     return out

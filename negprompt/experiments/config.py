@@ -242,6 +242,18 @@ class EvaluationSettings:
     )
     adaneg_groups: int = setting(5, "AdaNeg's G groups of negative labels", resume_free=True)
     adaneg_batch_size: int = setting(256, "test images AdaNeg reads at a time", resume_free=True)
+    tanl: bool = setting(
+        False, "TANL: WordNet labels activated by the test stream (adapts on it)", resume_free=True
+    )
+    tanl_labels: int = setting(1000, "TANL's β negative labels chosen per batch", resume_free=True)
+    tanl_memory: int = setting(300, "TANL's L rows per activation queue", resume_free=True)
+    tanl_gamma: int = setting(
+        1, "TANL's γ: negatives added per softmax of its score (0: one softmax)", resume_free=True
+    )
+    tanl_alpha: float = setting(
+        0.0, "TANL's α: weight of the queues against the batch (0: batch-adaptive)", resume_free=True
+    )
+    tanl_batch_size: int = setting(256, "test images TANL reads at a time", resume_free=True)
     stream_seed: int = setting(
         0, "seed of the test stream's order for methods that adapt on it", resume_free=True
     )
@@ -534,6 +546,18 @@ class ExperimentConfig:
                 "CSP and AdaNeg need 0 < csp_fraction <= 1, adaneg_memory >= 2, adaneg_groups >= 1 and "
                 f"adaneg_batch_size >= 1; got {e.csp_fraction}, {e.adaneg_memory}, {e.adaneg_groups}, "
                 f"{e.adaneg_batch_size}"
+            )
+        if e.tanl and (
+            e.tanl_labels < 1
+            or e.tanl_memory < 1
+            or e.tanl_gamma < 0
+            or not 0 <= e.tanl_alpha <= 1
+            or e.tanl_batch_size < 1
+        ):
+            raise ValueError(
+                "TANL needs tanl_labels >= 1, tanl_memory >= 1, tanl_gamma >= 0, 0 <= tanl_alpha <= 1 and "
+                f"tanl_batch_size >= 1; got {e.tanl_labels}, {e.tanl_memory}, {e.tanl_gamma}, {e.tanl_alpha}, "
+                f"{e.tanl_batch_size}"
             )
         if self.cache.batch_size < 1 or self.cache.num_workers < 0:
             raise ValueError(

@@ -247,7 +247,7 @@ class Experiment:
                     self.backbone, self.data.class_names, self.config.prompt_config()
                 )
             add_zero_shot_baselines(self)
-            extra = ("locoop", "neglabel", "csp", "adaneg")
+            extra = ("locoop", "neglabel", "csp", "adaneg", "tanl")
             methods = [self.methods[m] for m in METHODS + extra if m in self.methods]
             self.evaluation = evaluate(
                 methods,
@@ -260,8 +260,10 @@ class Experiment:
             log.info("evaluated %d images", len(self.evaluation.scores))
             val = self.validation_set()
             if val is not None:  # recorded for thresholds chosen on ID images that are not test images
+                # not for methods that adapt on the test stream: an ID-only stream is not what they score
+                fixed = [m for m in methods if m.adapt is None]
                 self.validation_scores = evaluate(
-                    methods, val, [], self.data.class_names, temperature=self.config.evaluation.temperature
+                    fixed, val, [], self.data.class_names, temperature=self.config.evaluation.temperature
                 ).scores
         return self.evaluation
 
@@ -366,6 +368,7 @@ class Experiment:
                     ("neglabel", "neglabel"),
                     ("csp", "csp"),
                     ("adaneg", "adaneg"),
+                    ("tanl", "tanl"),
                 )
                 if m in self.methods
             },

@@ -9,7 +9,10 @@
   `negprompt.csp`);
 * ``adaneg``: NegLabel's or CSP's labels adapted on the test stream (Zhang & Zhang, NeurIPS 2024,
   `negprompt.adaneg`): it reads every test image in a seeded order, so it is not like-for-like with
-  the methods that score one image at a time.
+  the methods that score one image at a time;
+* ``tanl``: the zero-shot prompts and the whole WordNet label bank, negatives chosen per batch by
+  how strongly the test stream activates them (Zhang et al., CVPR 2026, `negprompt.tanl`); like
+  ``adaneg`` it adapts on the test stream.
 
 ``zeroshot`` and ``coop`` also get GL-MCM scores (`add_local_scores`) when the backbone is a ViT.
 
@@ -191,6 +194,65 @@ def adaneg_method(
     return Method(
         "adaneg", base.pos, None, context_tokens=base.context_tokens, adapt=adapt,
         adapt_record={"pool": base.name, "stream_seed": stream_seed, **config.to_dict()},
+    )  # fmt: skip
+
+
+def tanl_method(
+    backbone: Backbone,
+    class_names: Sequence[str],
+    zeroshot: Method,
+    config,
+    *,
+    stream_seed: int = 0,
+    seed: int = 0,
+    cache_dir: str | os.PathLike,
+    wordnet_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Method:
+    """TANL with the zero-shot positives over the whole WordNet bank: scored over the whole test stream.
+
+    Args:
+        zeroshot: the method whose positives TANL scores against (``[C, D]``).
+        config: a `negprompt.tanl.TANLConfig`.
+        stream_seed: seed of the shuffle of all test images (ID and OOD together) into one stream.
+        seed: seed of the noise images and of the starting queues' order.
+
+    The candidates are every WordNet word that is not an ID class name (the bank NegLabel mines
+    from, encoded once per model and cached); the noise images are encoded with ``backbone``.
+    """
+    from negprompt.adaneg import stream_order
+    from negprompt.neglabel import encode_label_bank
+    from negprompt.tanl import noise_images, tanl_scores
+    from negprompt.wordnet import wordnet_source, wordnet_words
+
+    words = wordnet_words(wordnet_dir)
+    bank = encode_label_bank(backbone, words, cache_dir=cache_dir, progress=progress)
+    own = {c.lower() for c in class_names}
+    cand = [i for i, w in enumerate(words) if w.lower() not in own]
+    if not 1 <= config.labels <= len(cand):
+        raise ValueError(
+            f"tanl_labels must lie in [1, {len(cand)}] (the WordNet candidates of {wordnet_source(wordnet_dir)}), "
+            f"got {config.labels}"
+        )
+    feats = torch.nn.functional.normalize(torch.from_numpy(np.asarray(bank[cand], dtype=np.float32)), dim=-1)
+    noise = backbone.encode_images(noise_images(backbone.image_size, seed=seed)).float().cpu()
+    log.info("TANL: %d WordNet candidates, %d noise images", len(cand), len(noise))
+
+    def adapt(images: torch.Tensor, temperature: float):
+        order = stream_order(len(images), stream_seed)
+        cfg = dataclasses.replace(config, logit_scale=config.logit_scale / temperature)
+        scores, preds = tanl_scores(images[torch.from_numpy(order)], zeroshot.pos, feats, noise, cfg,
+                                    seed=seed, progress=progress)  # fmt: skip
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        out_scores, out_preds = torch.empty_like(scores), torch.empty_like(preds)
+        out_scores[torch.from_numpy(order)], out_preds[torch.from_numpy(order)] = scores, preds
+        return out_preds, {"tanl": out_scores}, {"stream_position": position}
+
+    record = {"pool": "wordnet", "candidates": len(cand), "stream_seed": stream_seed, "seed": seed}
+    return Method(
+        "tanl", zeroshot.pos, None, context_tokens=zeroshot.context_tokens, adapt=adapt,
+        adapt_record={**record, **config.to_dict()},
     )  # fmt: skip
 
 

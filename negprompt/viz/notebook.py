@@ -32,6 +32,7 @@ BAR_MODULES = (
     "negprompt.neglabel",
     "negprompt.csp",
     "negprompt.adaneg",
+    "negprompt.tanl",
 )
 """Modules whose progress bars `notebook_output` replaces (each binds the name ``tqdm``)."""
 _EPOCH_DESC = re.compile(r"^(stage \d+|LoCoOp) epoch (\d+)/(\d+)$")

@@ -453,6 +453,7 @@ NEW_ROWS = {
     ("locoop", "mcm"): ("LoCoOp + MCM", -0.02),
     ("locoop", "gl_mcm"): ("LoCoOp + GL-MCM", -0.04),
     ("neglabel", "neglabel"): ("NegLabel (zero-shot)", -0.05),
+    ("tanl", "tanl"): ("TANL (adapts on the test stream)", -0.07),
 }
 """The rows the newer methods add to a run's results table, and how far each moves NegPrompt's FPR95."""
 

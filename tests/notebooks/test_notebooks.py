@@ -36,7 +36,8 @@ SLIDER_FIGURES = {"05_inside_the_prompts": 1}
 EXPECTED_TEXT = {
     "06_methods_side_by_side": (
         "MCM (zero-shot)", "GL-MCM (zero-shot)", "L-MCM (zero-shot)", "CoOp + MCM", "LoCoOp + MCM",
-        "LoCoOp + GL-MCM", "NegPrompt", "NegLabel (zero-shot)", "Local region", "Closest negative label",
+        "LoCoOp + GL-MCM", "NegPrompt", "NegLabel (zero-shot)", "TANL (adapts on the test stream)", "Local region",
+        "Closest negative label",
     ),
 }  # fmt: skip
 """Text each notebook's outputs must show: 06 compares every method and explains one image."""

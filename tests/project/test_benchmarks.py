@@ -146,6 +146,27 @@ def test_adaptive_methods_benchmark_runs_at_a_tiny_size(tiny_backbone):
     assert rate["sentences"] == 24 and rate["sentences_per_s"] > 0
 
 
+def test_tanl_benchmark_runs_at_a_tiny_size():
+    from benchmarks import bench_adaptive
+
+    out = bench_adaptive.run_tanl(images=400, classes=5, bank_size=1200, dim=16)
+    assert out["tanl"]["images_per_s"] > 0 and out["tanl"]["queues_mb"] == 2 * 300 * 1200 * 4 / 2**20
+    assert out["tanl"]["config"]["labels"] == 1000 and 0 < out["tanl"]["mean_score"] < 1
+
+
+def test_recorded_tanl_matches_its_raw_results():
+    raw = json.loads((BENCH / "results-adaptive-tanl-cpu.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    tanl = raw["tanl"]
+    quoted = [
+        f"{tanl['seconds']:.0f} s, **{tanl['images_per_s']:.0f} images/s**",
+        f"| {tanl['queues_mb']:.0f} MB |",
+        f"{tanl['peak_rss_mb']:,.0f} MB ({raw['inputs_peak_rss_mb']:,.0f} MB before TANL",
+    ]
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote results-adaptive-tanl-cpu.json: {missing}"
+
+
 def test_recorded_adaptive_methods_match_their_raw_results():
     raw = json.loads((BENCH / "results-adaptive-cpu.json").read_text())
     text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
