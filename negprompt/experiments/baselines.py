@@ -97,10 +97,10 @@ def add_zero_shot_baselines(exp: Experiment) -> None:
 
         e = c.evaluation
         config = AdaNegConfig(memory=e.adaneg_memory, groups=e.adaneg_groups, batch_size=e.adaneg_batch_size)
-        exp.methods["adaneg"] = adaneg_method(exp.methods[e.adaneg_pool], config, stream_seed=e.stream_seed,
-                                              seed=c.seed, progress=exp.progress)  # fmt: skip
-        log.info("AdaNeg on %s's labels, adapting on the test stream (seed %d): %s", e.adaneg_pool,
-                 e.stream_seed, config)  # fmt: skip
+        exp.methods["adaneg"] = adaneg_method(exp.methods[e.adaneg_pool], config, stream=e.adaneg_stream,
+                                              stream_seed=e.stream_seed, seed=c.seed, progress=exp.progress)  # fmt: skip
+        log.info("AdaNeg on %s's labels, adapting on the test stream (%s, seed %d): %s", e.adaneg_pool,
+                 e.adaneg_stream, e.stream_seed, config)  # fmt: skip
 
 
 def evidence_record(exp: Experiment) -> dict:

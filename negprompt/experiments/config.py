@@ -236,6 +236,12 @@ class EvaluationSettings:
     )
     adaneg_groups: int = setting(5, "AdaNeg's G groups of negative labels", resume_free=True)
     adaneg_batch_size: int = setting(256, "test images AdaNeg reads at a time", resume_free=True)
+    adaneg_stream: str = setting(
+        "per_set",
+        "AdaNeg's test streams: one per OOD set with the ID images, fresh memory each (official), or joint",
+        choices=("per_set", "joint"),
+        resume_free=True,
+    )
     stream_seed: int = setting(
         0, "seed of the test stream's order for methods that adapt on it", resume_free=True
     )

@@ -155,16 +155,28 @@ def csp_method(
 
 
 def adaneg_method(
-    base: Method, config, *, stream_seed: int = 0, seed: int = 0, progress: bool = True
+    base: Method,
+    config,
+    *,
+    stream: str = "per_set",
+    stream_seed: int = 0,
+    seed: int = 0,
+    progress: bool = True,
 ) -> Method:
-    """AdaNeg on the labels of ``base`` (``neglabel`` or ``csp``): scored over the whole test stream.
+    """AdaNeg on the labels of ``base`` (``neglabel`` or ``csp``), scored on test streams.
 
     Args:
         base: the method whose positives and negative labels AdaNeg adapts.
         config: an `negprompt.adaneg.AdaNegConfig`.
-        stream_seed: seed of the shuffle of all test images (ID and OOD together) into one stream.
+        stream: ``per_set`` (one stream and a fresh memory per OOD set, with the ID images; the official
+            evaluator's protocol) or ``joint`` (all test images in one stream); see `negprompt.streams`.
+        stream_seed: seed of the shuffle of each stream.
         seed: seed of the shuffle that forms the groups.
     """
+    from negprompt.streams import STREAMS
+
+    if stream not in STREAMS:
+        raise ValueError(f"adaneg_stream must be one of {STREAMS}, got {stream!r}")
     from negprompt.adaneg import adaneg_scores, stream_order
     from negprompt.neglabel import group_order
 
@@ -189,8 +201,8 @@ def adaneg_method(
         return out_preds, {"adaneg": out_scores}, {"stream_position": position}
 
     return Method(
-        "adaneg", base.pos, None, context_tokens=base.context_tokens, adapt=adapt,
-        adapt_record={"pool": base.name, "stream_seed": stream_seed, **config.to_dict()},
+        "adaneg", base.pos, None, context_tokens=base.context_tokens, adapt=adapt, adapt_stream=stream,
+        adapt_record={"pool": base.name, "stream": stream, "stream_seed": stream_seed, **config.to_dict()},
     )  # fmt: skip
 
 
