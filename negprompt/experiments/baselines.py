@@ -101,6 +101,14 @@ def add_zero_shot_baselines(exp: Experiment) -> None:
                                               stream_seed=e.stream_seed, seed=c.seed, progress=exp.progress)  # fmt: skip
         log.info("AdaNeg on %s's labels, adapting on the test stream (%s, seed %d): %s", e.adaneg_pool,
                  e.adaneg_stream, e.stream_seed, config)  # fmt: skip
+        if e.adaneg_coop:
+            if "coop" not in exp.methods:
+                raise ValueError("adaneg_coop needs CoOp's prompts: train stage 1 before evaluating")
+            exp.methods["adaneg_coop"] = adaneg_method(
+                exp.methods[e.adaneg_pool], config, stream=e.adaneg_stream, stream_seed=e.stream_seed, seed=c.seed,
+                progress=exp.progress, prompts=exp.methods["coop"],
+            )  # fmt: skip
+            log.info("AdaNeg on %s's labels with CoOp's learned ID prompts", e.adaneg_pool)
 
 
 def evidence_record(exp: Experiment) -> dict:
@@ -113,7 +121,8 @@ def evidence_record(exp: Experiment) -> dict:
         if method is not None:
             words = list(method.neg_label_words)
             out[name] = {"n_neg": len(words), "groups": method.neg_groups, "words": words}
-    adaneg = exp.methods.get("adaneg")
-    if adaneg is not None:
-        out["adaneg"] = {**(adaneg.adapt_record or {}), "adapts_on_test_stream": True}
+    for name in ("adaneg", "adaneg_coop"):
+        adaneg = exp.methods.get(name)
+        if adaneg is not None:
+            out[name] = {**(adaneg.adapt_record or {}), "adapts_on_test_stream": True}
     return out

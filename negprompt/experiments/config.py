@@ -242,6 +242,9 @@ class EvaluationSettings:
         choices=("per_set", "joint"),
         resume_free=True,
     )
+    adaneg_coop: bool = setting(
+        False, "also AdaNeg over CoOp's learned ID prompts (row adaneg_coop; needs stage 1)", resume_free=True
+    )
     stream_seed: int = setting(
         0, "seed of the test stream's order for methods that adapt on it", resume_free=True
     )
@@ -485,6 +488,11 @@ class ExperimentConfig:
             raise ValueError(
                 f"NegLabel needs neglabel_n_neg >= 1 and 1 <= neglabel_groups <= neglabel_n_neg, got "
                 f"{e.neglabel_n_neg} and {e.neglabel_groups}"
+            )
+        if e.adaneg_coop and not (e.adaneg and 1 in self.stage_numbers):
+            raise ValueError(
+                "adaneg_coop runs AdaNeg over CoOp's prompts: it needs adaneg=True (--adaneg) and stage 1 in "
+                f"training.stages, got adaneg={e.adaneg} and stages={self.training.stages!r}"
             )
         if e.adaneg and not getattr(e, e.adaneg_pool):
             raise ValueError(

@@ -247,7 +247,7 @@ class Experiment:
                     self.backbone, self.data.class_names, self.config.prompt_config()
                 )
             add_zero_shot_baselines(self)
-            extra = ("locoop", "neglabel", "csp", "adaneg")
+            extra = ("locoop", "neglabel", "csp", "adaneg", "adaneg_coop")
             methods = [self.methods[m] for m in METHODS + extra if m in self.methods]
             self.evaluation = evaluate(
                 methods,
@@ -366,6 +366,7 @@ class Experiment:
                     ("neglabel", "neglabel"),
                     ("csp", "csp"),
                     ("adaneg", "adaneg"),
+                    ("adaneg_coop", "adaneg"),
                 )
                 if m in self.methods
             },

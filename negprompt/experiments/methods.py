@@ -162,11 +162,16 @@ def adaneg_method(
     stream_seed: int = 0,
     seed: int = 0,
     progress: bool = True,
+    prompts: Method | None = None,
 ) -> Method:
     """AdaNeg on the labels of ``base`` (``neglabel`` or ``csp``), scored on test streams.
 
     Args:
         base: the method whose positives and negative labels AdaNeg adapts.
+        prompts: a trained method whose positive prompts replace ``base``'s ID text features (``coop``:
+            the stage-1 prompts, which NegPrompt keeps as its positives); the method is then named
+            ``adaneg_<prompts>``. The official code runs AdaNeg on LAPT's learned prompts likewise
+            (``scripts/ood/adaneg/plus_LAPT.sh``); see ``docs/experiments.md``.
         config: an `negprompt.adaneg.AdaNegConfig`.
         stream: ``per_set`` (one stream and a fresh memory per OOD set, with the ID images; the official
             evaluator's protocol) or ``joint`` (all test images in one stream); see `negprompt.streams`.
@@ -182,6 +187,14 @@ def adaneg_method(
 
     if base.neg_labels is None:
         raise ValueError(f"AdaNeg adapts negative labels, and method {base.name!r} has none")
+    name, pos, tokens = "adaneg", base.pos, base.context_tokens
+    if prompts is not None:
+        if prompts.pos.shape != base.pos.shape:
+            raise ValueError(
+                f"the prompts of {prompts.name!r} have shape {tuple(prompts.pos.shape)} but {base.name!r}'s ID text "
+                f"features {tuple(base.pos.shape)}: both must cover the same ID classes with the same backbone"
+            )
+        name, pos, tokens = f"adaneg_{prompts.name}", prompts.pos, prompts.context_tokens
     m = len(base.neg_labels)
     if not 1 <= config.groups <= m:
         raise ValueError(
@@ -192,7 +205,7 @@ def adaneg_method(
     def adapt(feats: torch.Tensor, temperature: float):
         order = stream_order(len(feats), stream_seed)
         cfg = dataclasses.replace(config, logit_scale=config.logit_scale / temperature)
-        scores, preds = adaneg_scores(feats[torch.from_numpy(order)], base.pos, base.neg_labels, cfg,
+        scores, preds = adaneg_scores(feats[torch.from_numpy(order)], pos, base.neg_labels, cfg,
                                       group_perm=perm, progress=progress)  # fmt: skip
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))
@@ -200,9 +213,10 @@ def adaneg_method(
         out_scores[torch.from_numpy(order)], out_preds[torch.from_numpy(order)] = scores, preds
         return out_preds, {"adaneg": out_scores}, {"stream_position": position}
 
+    record = {"pool": base.name, "prompts": base.name if prompts is None else prompts.name, "stream": stream,
+              "stream_seed": stream_seed, **config.to_dict()}  # fmt: skip
     return Method(
-        "adaneg", base.pos, None, context_tokens=base.context_tokens, adapt=adapt, adapt_stream=stream,
-        adapt_record={"pool": base.name, "stream": stream, "stream_seed": stream_seed, **config.to_dict()},
+        name, pos, None, context_tokens=tokens, adapt=adapt, adapt_stream=stream, adapt_record=record,
     )  # fmt: skip
 
 
