@@ -34,7 +34,6 @@ from torch import Tensor
 
 from negprompt.backbone import Backbone
 from negprompt.neglabel import group_order, percentile_similarity
-from negprompt.progress import tqdm
 from negprompt.wordnet import Synset
 
 __all__ = [
@@ -46,7 +45,6 @@ __all__ = [
     "csp_negatives",
     "csp_pool",
     "encode_ensemble",
-    "encode_sentences",
 ]
 
 EXCLUDED = ("noun.person", "noun.quantity", "noun.group", "adj.pert")
@@ -204,9 +202,11 @@ def encode_ensemble(
             f"the cached label bank {final} has shape {bank.shape}, not ({len(words)}, {backbone.embed_dim}) "
             f"for {backbone.name}; delete that folder to encode the bank again"
         )
-    sentences = [t.format(w) for w in words for t in templates]
-    feats = encode_sentences(backbone, sentences, batch_size=batch_size, progress=progress)
-    feats = feats.view(len(words), len(templates), -1).mean(dim=1)
+    from negprompt.textbank import encode_template_bank
+
+    feats = encode_template_bank(backbone, words, templates, batch_size=batch_size, progress=progress).mean(
+        dim=1
+    )
     bank = torch.nn.functional.normalize(feats, dim=-1).numpy().astype(np.float16)
     if final is None:
         return bank
@@ -216,68 +216,3 @@ def encode_ensemble(
     (tmp / "words.json").write_text(json.dumps({"words": list(words), "templates": list(templates)}))
     publish_dir(tmp, final)
     return np.load(final / "features.npy", mmap_mode="r")
-
-
-def _cut_supported(backbone: Backbone) -> bool:
-    """Whether the text tower is open_clip's causal CLIP tower pooled at the end-of-text token."""
-    model = backbone.model
-    return (
-        not hasattr(model, "text")
-        and getattr(model, "attn_mask", None) is not None
-        and getattr(model, "text_pool_type", "argmax") in ("argmax", "eos")
-    )
-
-
-def encode_sentences(
-    backbone: Backbone,
-    sentences: Sequence[str],
-    *,
-    batch_size: int = 1024,
-    progress: bool = True,
-    tokenize_chunk: int = 16384,
-) -> Tensor:
-    """``[N, D]`` float32 unnormalised text features of ``sentences`` (``model.encode_text``), in order.
-
-    The text tower is causal and pools at the end-of-text token, so the tokens after it change
-    nothing: the sentences are sorted by their end-of-text position, batched, and each batch runs
-    through the tower cut to its longest sentence (``L <= 77`` positions instead of 77; a CSP bank's
-    prompts are about 5–15 tokens). Equal to the full-length encoding up to float rounding
-    (``tests/methods/test_csp.py`` compares both in float64). Towers of another shape are encoded at
-    full length.
-    """
-    from open_clip.transformer import text_global_pool
-
-    model, device = backbone.model, backbone.device
-    tokens = torch.cat(
-        [backbone.tokenizer(list(sentences[i : i + tokenize_chunk])).to(torch.int32)
-         for i in range(0, len(sentences), tokenize_chunk)]
-    )  # fmt: skip
-    out = torch.empty(len(sentences), backbone.embed_dim, dtype=torch.float32)
-    cut = _cut_supported(backbone)
-    if cut:
-        eos = getattr(model, "text_eos_id", None)
-        if getattr(model, "text_pool_type", "argmax") == "eos":
-            ends = (tokens == eos).int().argmax(dim=-1)
-        else:
-            ends = tokens.argmax(dim=-1)
-        order = torch.argsort(ends, stable=True)
-    else:
-        order = torch.arange(len(sentences))
-    with torch.no_grad():
-        for i in tqdm(range(0, len(sentences), batch_size), desc="label bank", disable=not progress):
-            rows = order[i : i + batch_size]
-            batch = tokens[rows].long()
-            if not cut:
-                out[rows] = model.encode_text(batch.to(device)).float().cpu()
-                continue
-            length = int(ends[rows].max()) + 1
-            batch = batch[:, :length].to(device)
-            cast = model.transformer.get_cast_dtype()
-            x = model.token_embedding(batch).to(cast) + model.positional_embedding[:length].to(cast)
-            x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-            x = text_global_pool(model.ln_final(x), batch, model.text_pool_type, eos_token_id=eos)
-            proj = model.text_projection
-            if proj is not None:
-                x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
-            out[rows] = x.float().cpu()
-    return out

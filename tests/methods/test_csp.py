@@ -116,39 +116,3 @@ def test_ensemble_bank(tiny_backbone, tmp_path):
     np.save(folder / "features.npy", np.zeros((3, 7), dtype=np.float16))  # a bank of another width
     with pytest.raises(ValueError, match="delete that folder"):
         csp.encode_ensemble(tiny_backbone, words, csp.ADJ_TEMPLATES, cache_dir=tmp_path, progress=False)
-
-
-SENTENCES = ["", "a photo of the nice ice cream cone.", "chair", "the good old weathered fence post", "word " * 100,
-             "a close-up photo of the nice dog.", "x y", "the {} of a thing"]  # fmt: skip
-"""Several lengths, an empty sentence and one longer than the context (the tokenizer truncates it)."""
-
-
-def test_cut_encoding_equals_the_full_length_encoding(tiny_backbone, monkeypatch):
-    """Sentences sorted by length, each batch cut to its longest: `encode_text` at full length, in float64.
-
-    In float64 the two computations differ by rounding far below float32's resolution, so the float32
-    results agree to a few units in the last place."""
-    import copy
-
-    backbone = copy.deepcopy(tiny_backbone)
-    backbone.model.double()
-    assert csp._cut_supported(backbone)
-    fast = csp.encode_sentences(backbone, SENTENCES, batch_size=3, progress=False, tokenize_chunk=5)
-    with torch.no_grad():
-        plain = backbone.model.encode_text(backbone.tokenizer(SENTENCES))
-    assert fast.dtype == torch.float32 and fast.shape == plain.shape
-    np.testing.assert_allclose(fast.numpy(), plain.float().numpy(), rtol=1e-6, atol=1e-7)
-    # a tower the cut does not support is encoded at full length, in order
-    monkeypatch.setattr(csp, "_cut_supported", lambda backbone: False)
-    full = csp.encode_sentences(backbone, SENTENCES, batch_size=3, progress=False)
-    assert torch.equal(full, plain.float())
-
-
-def test_cut_encoding_in_float32_matches_the_plain_loop(tiny_backbone):
-    """The default float32 path equals the plain full-length encoding up to float rounding."""
-    words = ["chair", "sea anemone", "a", "long-tailed tit"]
-    sentences = [t.format(w) for w in words for t in csp.NOUN_TEMPLATES] + SENTENCES
-    fast = csp.encode_sentences(tiny_backbone, sentences, batch_size=5, progress=False)
-    with torch.no_grad():
-        plain = tiny_backbone.model.encode_text(tiny_backbone.tokenizer(sentences)).float()
-    assert (fast - plain).abs().max() < 1e-5 * plain.abs().max()
