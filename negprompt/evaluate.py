@@ -51,7 +51,8 @@ class Method:
             ``{score: [N]}`` and ``{column: [N]}`` (added as ``<method>.<column>``); None otherwise.
         adapt_record: its settings, for the run directory.
         adapt_stream: ``"joint"``: ``adapt`` reads all test images as one stream; ``"per_set"``: once
-            per OOD set, on that set's images followed by the ID images (`per_set_columns`).
+            per OOD set, on that set's images followed by the ID images (`per_set_columns`); without
+            OOD sets (validation images) the ID images form one stream either way.
     """
 
     name: str
