@@ -15,7 +15,7 @@ score depends on the images before it. Two streams are offered:
 Layout of the per-image table under ``per_set`` (`per_set_columns`, ``docs/run-directory.md``): the
 ``<method>/<score>`` column holds an OOD image's score in its own set's stream and, on ID rows, the
 mean over the OOD sets of the ID image's scores (a summary for views; no metric uses it); the column
-``<method>.<score>@<set>`` holds, on ID rows, the ID images' scores in set ``<set>``'s stream (empty
+``<method>.<score>@<set>`` (`per_set_column`: the set's name percent-encoded) holds, on ID rows, the ID images' scores in set ``<set>``'s stream (empty
 elsewhere), and the metrics of that set read it (`id_scores`). ``pred.<method>`` and the method's
 other columns take their ID rows from the first OOD set's stream, with ``<method>.<column>@<set>`` for
 each set (-1 or empty on other rows).
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -41,8 +42,14 @@ STREAMS = ("joint", "per_set")
 
 
 def per_set_column(method: str, name: str, ood: str) -> str:
-    """The column of the ID rows' ``name`` values in OOD set ``ood``'s stream: ``<method>.<name>@<ood>``."""
-    return f"{method}.{name}@{ood}"
+    """The column of the ID rows' ``name`` values in OOD set ``ood``'s stream: ``<method>.<name>@<ood>``,
+    the set's name percent-encoded (``mini/digits`` → ``mini%2Fdigits``: a ``/`` would make it a score
+    column)."""
+    return f"{method}.{_at(name, ood)}"
+
+
+def _at(name: str, ood: str) -> str:
+    return f"{name}@{quote(ood, safe='')}"
 
 
 def per_set_columns(
@@ -58,7 +65,8 @@ def per_set_columns(
 
     Returns:
         ``(preds [N], {score: [N]}, {column: [N]})`` as ``adapt`` returns them for the whole table, the
-        per-set ID columns included under ``<score>@<set>`` / ``<column>@<set>`` (module docstring).
+        per-set ID columns included under ``<score>@<set>`` / ``<column>@<set>`` (module docstring;
+        the set's name percent-encoded).
     """
     import torch
 
@@ -87,7 +95,7 @@ def per_set_columns(
             column[id_rows] += v[cut:] / len(names)
             own = np.full(n, np.nan)
             own[id_rows] = v[cut:]
-            extra[f"{name}@{ood}"] = own
+            extra[_at(name, ood)] = own
         for name, values in ex.items():
             v = np.asarray(values)
             integer = np.issubdtype(v.dtype, np.integer)
@@ -97,7 +105,7 @@ def per_set_columns(
             extra[name][rows] = v[:cut]
             own = np.full(n, -1 if integer else np.nan, dtype=v.dtype if integer else np.float64)
             own[id_rows] = v[cut:]
-            extra[f"{name}@{ood}"] = own
+            extra[_at(name, ood)] = own
     return torch.from_numpy(pred), {k: torch.from_numpy(v) for k, v in scores.items()}, extra
 
 

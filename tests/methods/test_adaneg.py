@@ -311,8 +311,10 @@ def test_zeroshot_command_turns_them_on(image_tree, tmp_path, capsys):
     assert run.config["experiment"]["adaneg"]["stream_seed"] == 1
     # the default: one stream per OOD set, each ID image scored in each (readable as a run directory)
     assert run.config["experiment"]["adaneg"]["stream"] == "per_set"
+    from negprompt.streams import per_set_column
+
     ood = run.config["data"]["ood"][0]
-    per_set = run.scores[f"adaneg.adaneg@{ood}"].to_numpy()
+    per_set = run.scores[per_set_column("adaneg", "adaneg", ood)].to_numpy()
     is_id = (run.scores["split"] == "id").to_numpy()
     assert np.isfinite(per_set[is_id]).all() and np.isnan(per_set[~is_id]).all()
 

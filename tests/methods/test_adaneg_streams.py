@@ -16,6 +16,7 @@ from negprompt.adaneg import AdaNegConfig, adaneg_scores, stream_order
 from negprompt.evaluate import Method, evaluate
 from negprompt.experiments.methods import adaneg_method
 from negprompt.neglabel import group_order
+from negprompt.streams import per_set_column
 from tests.evaluate.test_evaluate import _set
 from tests.methods.test_adaneg import _inputs
 
@@ -28,7 +29,7 @@ def _run(stream: str, seed: int = 5, bootstrap=None):
     base = Method("neglabel", pos, None, neg_labels=neg, neg_groups=2)
     method = adaneg_method(base, CONFIG, stream=stream, stream_seed=seed, progress=False)
     id_set = _set("id", feats[:12].numpy(), [0, 1, 2] * 4)
-    oods = [_set("far", feats[12:18].numpy(), [0] * 6), _set("near", feats[18:].numpy(), [0] * 6)]
+    oods = [_set("far", feats[12:18].numpy(), [0] * 6), _set("mini/near", feats[18:].numpy(), [0] * 6)]
     result = evaluate([method], id_set, oods, NAMES, bootstrap=bootstrap)
     return result, pos, neg
 
@@ -53,15 +54,17 @@ def test_per_set_equals_separate_streams_of_each_ood_set_with_the_id_images():
     table, feats = result.scores, torch.from_numpy(result.image_features.astype(np.float32))
     id_rows = np.arange(12)
     id_means = np.zeros(12)
-    for k, (ood, rows) in enumerate([("far", np.arange(12, 18)), ("near", np.arange(18, 24))]):
+    for k, (ood, rows) in enumerate([("far", np.arange(12, 18)), ("mini/near", np.arange(18, 24))]):
         stream = np.concatenate([rows, id_rows])  # the OOD set first, then the ID set, as the official concat
         want, want_pred, want_pos = _stream(feats[torch.from_numpy(stream)], pos, neg, 5)
         np.testing.assert_allclose(table["adaneg/adaneg"].to_numpy()[rows], want[:6], rtol=1e-12)
-        per_id = table[f"adaneg.adaneg@{ood}"].to_numpy()
+        per_id = table[per_set_column("adaneg", "adaneg", ood)].to_numpy()
         np.testing.assert_allclose(per_id[id_rows], want[6:], rtol=1e-12)
         assert np.isnan(per_id[12:]).all()  # only ID rows belong to the per-set column
         assert np.array_equal(table["pred.adaneg"].to_numpy()[rows], want_pred[:6])
-        assert np.array_equal(table[f"adaneg.stream_position@{ood}"].to_numpy()[id_rows], want_pos[6:])
+        assert np.array_equal(
+            table[per_set_column("adaneg", "stream_position", ood)].to_numpy()[id_rows], want_pos[6:]
+        )
         assert np.array_equal(table["adaneg.stream_position"].to_numpy()[rows], want_pos[:6])
         if k == 0:  # ID predictions and positions of the main columns: the first OOD set's stream
             assert np.array_equal(table["pred.adaneg"].to_numpy()[id_rows], want_pred[6:])
@@ -73,7 +76,14 @@ def test_per_set_equals_separate_streams_of_each_ood_set_with_the_id_images():
             assert row[metric] == pytest.approx(expected[metric])
     np.testing.assert_allclose(table["adaneg/adaneg"].to_numpy()[id_rows], id_means, rtol=1e-12)
     # the two streams adapt differently: an ID image's score depends on the OOD set streamed with it
-    assert not np.allclose(table["adaneg.adaneg@far"][:12], table["adaneg.adaneg@near"][:12])
+    assert per_set_column("adaneg", "adaneg", "mini/near") == "adaneg.adaneg@mini%2Fnear"
+    # the table passes the run directory's checks: a set name with "/" makes no score column of it
+    from negprompt.rundir.schema import check_metric_rows, check_metrics, check_scores
+
+    pairs = check_scores(table)
+    assert pairs == [("adaneg", "adaneg")]
+    check_metric_rows(check_metrics(result.metrics), pairs, ["far", "mini/near"])
+    assert not np.allclose(table["adaneg.adaneg@far"][:12], table["adaneg.adaneg@mini%2Fnear"][:12])
 
 
 def test_joint_is_one_stream_over_every_test_image():
@@ -84,7 +94,7 @@ def test_joint_is_one_stream_over_every_test_image():
     assert np.array_equal(table["pred.adaneg"].to_numpy(), want_pred)
     assert np.array_equal(table["adaneg.stream_position"].to_numpy(), want_pos)
     assert not [c for c in table.columns if "@" in c]
-    row = result.metrics.query("dataset == 'near'").iloc[0]
+    row = result.metrics.query("dataset == 'mini/near'").iloc[0]
     assert row["auroc"] == pytest.approx(M.ood_metrics(want[:12], want[18:])["auroc"])
 
 
@@ -97,16 +107,16 @@ def test_per_set_intervals_and_paired_rows_use_each_streams_id_scores():
     table = result.scores
     resamples = table_resamples(table, boot)
     draws = row_draws(table, "adaneg", "adaneg", resamples)
-    ood = {d: table.loc[table["dataset"] == d, "adaneg/adaneg"].to_numpy() for d in ("far", "near")}
-    for k, d in enumerate(("far", "near")):
-        alone = resampled_metrics(table[f"adaneg.adaneg@{d}"][:12].to_numpy(), {d: ood[d]},
+    ood = {d: table.loc[table["dataset"] == d, "adaneg/adaneg"].to_numpy() for d in ("far", "mini/near")}
+    for k, d in enumerate(("far", "mini/near")):
+        alone = resampled_metrics(table[per_set_column("adaneg", "adaneg", d)][:12].to_numpy(), {d: ood[d]},
                                   resamples=[resamples[0], resamples[1 + k]])  # fmt: skip
         np.testing.assert_allclose(draws[d]["auroc"], alone[d]["auroc"])
     row = result.metrics.query("dataset == 'far'").iloc[0]
     assert row["auroc_low"] <= row["auroc"] <= row["auroc_high"]
     same = paired_rows(table, ("adaneg", "adaneg"), ("adaneg", "adaneg"), boot)
     assert (same["delta"].abs() < 1e-12).all()
-    assert set(same["dataset"]) == {"far", "near", "mean"}
+    assert set(same["dataset"]) == {"far", "mini/near", "mean"}
 
 
 def test_the_stream_setting_is_checked_and_recorded():
