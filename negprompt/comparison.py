@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from negprompt import uncertainty as U
+from negprompt.streams import id_scores, per_set_column
 from negprompt.table_rows import is_training_free, row_label
 
 __all__ = [
@@ -66,13 +67,17 @@ def _correct(scores: pd.DataFrame, method: str, is_id: np.ndarray) -> np.ndarray
     return scores.loc[is_id, column].to_numpy() == labels
 
 
-def _row_scores(scores: pd.DataFrame, method: str, score: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _row_scores(scores: pd.DataFrame, method: str, score: str) -> tuple[U.IdScores, dict[str, np.ndarray]]:
+    """``(ID scores, {OOD set: scores})``; the ID scores per OOD set where the method read one stream per
+    set (`negprompt.streams`)."""
     column = f"{method}/{score}"
     if column not in scores.columns:
         raise KeyError(f"the scores table has no column {column!r}")
     is_id, ood_names = _sets(scores)
     values = pd.to_numeric(scores[column], errors="raise").to_numpy(dtype=np.float64)
     oods = {d: values[(scores["dataset"] == d).to_numpy() & ~is_id] for d in ood_names}
+    if any(per_set_column(method, score, d) in scores.columns for d in ood_names):
+        return {d: id_scores(scores, method, score, d) for d in ood_names}, oods
     return values[is_id], oods
 
 

@@ -34,7 +34,6 @@ from torch import Tensor
 
 from negprompt.backbone import Backbone
 from negprompt.neglabel import group_order, percentile_similarity
-from negprompt.progress import tqdm
 from negprompt.wordnet import Synset
 
 __all__ = [
@@ -203,13 +202,11 @@ def encode_ensemble(
             f"the cached label bank {final} has shape {bank.shape}, not ({len(words)}, {backbone.embed_dim}) "
             f"for {backbone.name}; delete that folder to encode the bank again"
         )
-    sentences = [t.format(w) for w in words for t in templates]
-    chunks = []
-    with torch.no_grad():
-        for i in tqdm(range(0, len(sentences), batch_size), desc="label bank", disable=not progress):
-            tokens = backbone.tokenizer(sentences[i : i + batch_size]).to(backbone.device)
-            chunks.append(backbone.model.encode_text(tokens).float().cpu())
-    feats = torch.cat(chunks).view(len(words), len(templates), -1).mean(dim=1)
+    from negprompt.textbank import encode_template_bank
+
+    feats = encode_template_bank(backbone, words, templates, batch_size=batch_size, progress=progress).mean(
+        dim=1
+    )
     bank = torch.nn.functional.normalize(feats, dim=-1).numpy().astype(np.float16)
     if final is None:
         return bank

@@ -23,6 +23,7 @@ from negprompt import rundir
 from negprompt import scores as S
 from negprompt.checks import to_json
 from negprompt.features import CachedFeatures
+from negprompt.streams import id_scores, per_set_columns
 from negprompt.table_rows import all_rows, row_label, table_rows
 from negprompt.uncertainty import Bootstrap
 
@@ -49,6 +50,9 @@ class Method:
             features ``[N, D]`` (table order) and the temperature returning predictions ``[N]``,
             ``{score: [N]}`` and ``{column: [N]}`` (added as ``<method>.<column>``); None otherwise.
         adapt_record: its settings, for the run directory.
+        adapt_stream: ``"joint"``: ``adapt`` reads all test images as one stream; ``"per_set"``: once
+            per OOD set, on that set's images followed by the ID images (`per_set_columns`); without
+            OOD sets (validation images) the ID images form one stream either way.
     """
 
     name: str
@@ -62,6 +66,7 @@ class Method:
     local_scores: dict | None = None
     adapt: Callable | None = None
     adapt_record: dict | None = None
+    adapt_stream: str = "joint"
 
 
 @dataclass
@@ -136,7 +141,10 @@ def evaluate(
         pos = method.pos.detach().float().cpu()
         neg = None if method.neg is None else method.neg.detach().float().cpu()
         if method.adapt is not None:
-            pred, scores, extra = method.adapt(feats32, temperature)
+            if method.adapt_stream == "per_set" and ood_sets:
+                pred, scores, extra = per_set_columns(method.adapt, feats32, temperature, table)
+            else:
+                pred, scores, extra = method.adapt(feats32, temperature)
             columns.update({f"{method.name}.{k}": np.asarray(v) for k, v in extra.items()})
         elif method.neg_labels is not None:
             pred, scores, top = _neglabel_columns(method, feats32, pos, temperature)
@@ -202,7 +210,8 @@ def _ood_class_names(s: EvalSet, labels: np.ndarray) -> list[str]:
 def metrics_table(
     table: pd.DataFrame, methods: Sequence[Method], bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP
 ) -> pd.DataFrame:
-    """Metrics of every ``<method>/<score>`` column of a scores table against each OOD set.
+    """Metrics of every ``<method>/<score>`` column of a scores table against each OOD set (a method that
+    read one stream per OOD set is measured on each stream's ID scores, `negprompt.streams.id_scores`).
 
     With ``bootstrap`` (the default: 1,000 seeded resamples), every metric gets its percentile
     interval (``<metric>_low`` / ``<metric>_high``) and every trained row its paired difference to
@@ -220,11 +229,11 @@ def metrics_table(
         )
         for col in [c for c in table.columns if c.startswith(f"{method.name}/")]:
             score_name = col.split("/", 1)[1]
-            id_scores = table.loc[is_id, col].to_numpy()
             per_set = []
             for ood in ood_names:
                 values = M.ood_metrics(
-                    id_scores, table.loc[table["dataset"].eq(ood) & ~is_id, col].to_numpy()
+                    id_scores(table, method.name, score_name, ood),
+                    table.loc[table["dataset"].eq(ood) & ~is_id, col].to_numpy(),
                 )
                 per_set.append(values)
                 rows.append(

@@ -31,6 +31,7 @@ HEADLINE = {
     "csp": "csp",
     "adaneg": "adaneg",
     "tanl": "tanl",
+    "adaneg_coop": "adaneg",
 }
 """The score each method is reported with in the paper-shaped table."""
 LABELS = {
@@ -42,6 +43,7 @@ LABELS = {
     "csp": "CSP (zero-shot)",
     "adaneg": "AdaNeg (adapts on the test stream)",
     "tanl": "TANL (adapts on the test stream)",
+    "adaneg_coop": "AdaNeg + CoOp prompts (adapts on the test stream)",
 }
 """The name of each method's headline row."""
 EXTRA_ROWS = {
@@ -67,7 +69,7 @@ SCORE_LABELS = {
 """How a score is named in row labels of the whole leaderboard."""
 TRAINING_FREE = frozenset({"zeroshot", "neglabel", "csp", "adaneg", "tanl"})
 """Methods that learn nothing from the ID training images (hand-made prompts, mined labels)."""
-ADAPTS_ON_TEST = frozenset({"adaneg", "tanl"})
+ADAPTS_ON_TEST = frozenset({"adaneg", "adaneg_coop", "tanl"})
 """Training-free methods that adapt on the test stream: never the training-free reference."""
 
 

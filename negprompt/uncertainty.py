@@ -16,6 +16,10 @@ indices once and scores both rows on them, so what the images have in common can
 of the difference B − A is what tells whether B is better than A; two overlapping marginal intervals
 do not.
 
+A method that adapts on each OOD set's stream separately (AdaNeg, `negprompt.streams`) gives every
+ID image one score per OOD set: ``id_scores`` may then be a mapping ``{OOD set name: [N_id]}``; the
+ID resample stays the same for every set.
+
 All resamples of one metric are computed at once. A resample is a vector of counts (how often each
 image was drawn); the counts of tied scores are summed, and every metric follows from cumulative sums
 of the ID and OOD counts over the distinct scores, highest first (the same tie rules as
@@ -213,8 +217,37 @@ def _as_scores(x: ArrayLike, what: str) -> np.ndarray:
     return arr
 
 
+IdScores = ArrayLike | Mapping[str, ArrayLike]
+"""[N_id] ID scores, or ``{OOD set name: [N_id]}`` where each OOD set has its own (see the module docstring)."""
+
+
+def _id_per_set(id_scores: IdScores, names: Sequence[str], what: str = "id_scores") -> dict[str, np.ndarray]:
+    """The ID scores each OOD set is measured against: ``{set name: [N_id]}`` (one array shared, or per set)."""
+    if not isinstance(id_scores, Mapping):
+        shared = _as_scores(id_scores, what)
+        return {name: shared for name in names}
+    missing = [n for n in names if n not in id_scores]
+    if missing:
+        raise ValueError(f"{what} gives ID scores per OOD set but none for {missing}")
+    out = {name: _as_scores(id_scores[name], f"{what} of OOD set {name!r}") for name in names}
+    if len({a.size for a in out.values()}) > 1:
+        raise ValueError(
+            f"{what}: the ID scores of the OOD sets differ in length ({ {k: v.size for k, v in out.items()} })"
+        )
+    return out
+
+
+def _id_count(id_scores: IdScores, what: str = "id_scores") -> int:
+    if isinstance(id_scores, Mapping):
+        sizes = {np.asarray(v).size for v in id_scores.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"{what} gives ID scores per OOD set of different lengths {sorted(sizes)}")
+        return sizes.pop()
+    return _as_scores(id_scores, what).size
+
+
 def resampled_metrics(
-    id_scores: ArrayLike,
+    id_scores: IdScores,
     ood_sets: Mapping[str, ArrayLike],
     *,
     correct: ArrayLike | None = None,
@@ -224,7 +257,7 @@ def resampled_metrics(
     """Every metric in every resample: ``{set name | "mean": {metric: [B]}}``.
 
     Args:
-        id_scores: [N_id] scores of the ID test images (higher = more ID).
+        id_scores: [N_id] scores of the ID test images (higher = more ID), or ``{OOD set name: [N_id]}``.
         ood_sets: OOD set name -> [N_k] scores; the ``mean`` entry averages the sets per resample.
         correct: [N_id] whether each ID image's predicted class is right (adds ``id_acc`` to every
             entry), or None.
@@ -232,31 +265,36 @@ def resampled_metrics(
             compare rows on the same resamples; drawn from ``bootstrap`` when None.
         bootstrap: resamples, level and seed.
     """
-    id_arr = _as_scores(id_scores, "id_scores")
     oods = {name: _as_scores(s, f"OOD set {name!r}") for name, s in ood_sets.items()}
+    id_of = _id_per_set(id_scores, list(oods))
+    n_id = _id_count(id_scores)
     if "mean" in oods:
         raise ValueError("an OOD set may not be called 'mean' (the name of the average over sets)")
     if resamples is None:
-        resamples = draw_resamples([id_arr.size, *(s.size for s in oods.values())], bootstrap)
+        resamples = draw_resamples([n_id, *(s.size for s in oods.values())], bootstrap)
     if len(resamples) != 1 + len(oods):
         raise ValueError(f"{len(resamples)} resample arrays given for {1 + len(oods)} sets")
     c_id, c_oods = resamples[0], resamples[1:]
-    for arr, counts in zip([id_arr, *oods.values()], resamples):
-        if counts.ndim != 2 or counts.shape[0] != arr.size or counts.shape[1] != c_id.shape[1]:
-            raise ValueError(f"resample counts of shape {counts.shape} do not fit a set of {arr.size} images")
+    for size, counts in zip([n_id, *(s.size for s in oods.values())], resamples):
+        if counts.ndim != 2 or counts.shape[0] != size or counts.shape[1] != c_id.shape[1]:
+            raise ValueError(f"resample counts of shape {counts.shape} do not fit a set of {size} images")
     b = c_id.shape[1]
     out: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in oods}
     flags = None
     if correct is not None:
         flags = np.asarray(correct, dtype=np.float64)
-        if flags.shape != id_arr.shape:
-            raise ValueError(f"correct has shape {flags.shape}, expected {id_arr.shape} (one per ID image)")
-    widest = id_arr.size + max((s.size for s in oods.values()), default=0)
+        if flags.shape != (n_id,):
+            raise ValueError(f"correct has shape {flags.shape}, expected ({n_id},) (one per ID image)")
+    widest = n_id + max((s.size for s in oods.values()), default=0)
     step = max(1, _CHUNK_ELEMENTS // widest)
     for lo in range(0, b, step):
-        ids = _Sorted(id_arr, c_id[:, lo : lo + step])  # once per chunk, for every OOD set
+        sorted_ids: dict[int, _Sorted] = {}  # once per chunk and distinct ID array, shared by the sets
         for (name, ood), counts in zip(oods.items(), c_oods):
-            part = _metrics_from_counts(ids, _Sorted(ood, counts[:, lo : lo + step]), id_arr.size, ood.size)
+            arr = id_of[name]
+            if id(arr) not in sorted_ids:
+                sorted_ids[id(arr)] = _Sorted(arr, c_id[:, lo : lo + step])
+            ids = sorted_ids[id(arr)]
+            part = _metrics_from_counts(ids, _Sorted(ood, counts[:, lo : lo + step]), n_id, ood.size)
             for metric, values in part.items():
                 out[name].setdefault(metric, []).append(values)
     result = {name: {m: np.concatenate(v) for m, v in per.items()} for name, per in out.items()}
@@ -265,7 +303,7 @@ def resampled_metrics(
     else:
         result["mean"] = {}
     if flags is not None:
-        accuracy = flags @ c_id / id_arr.size
+        accuracy = flags @ c_id / n_id
         for per in result.values():
             per["id_acc"] = accuracy
     return result
@@ -280,12 +318,12 @@ def interval(values: ArrayLike, point: float, level: float = DEFAULT_LEVEL) -> I
 
 
 def point_metrics(
-    id_scores: ArrayLike, ood_sets: Mapping[str, ArrayLike], *, correct: ArrayLike | None = None
+    id_scores: IdScores, ood_sets: Mapping[str, ArrayLike], *, correct: ArrayLike | None = None
 ) -> dict[str, dict[str, float]]:
     """The full-sample metrics in the layout of `resampled_metrics`: ``{set | "mean": {metric: value}}``."""
-    id_scores = _as_scores(id_scores, "id_scores")
     oods = {name: _as_scores(s, f"OOD set {name!r}") for name, s in ood_sets.items()}
-    values = {name: M.ood_metrics(id_scores, s) for name, s in oods.items()}
+    id_of = _id_per_set(id_scores, list(oods))
+    values = {name: M.ood_metrics(id_of[name], s) for name, s in oods.items()}
     values["mean"] = (
         {m: float(np.mean([v[m] for v in values.values()])) for m in M.METRIC_NAMES} if oods else {}
     )
@@ -297,7 +335,7 @@ def point_metrics(
 
 
 def intervals(
-    id_scores: ArrayLike,
+    id_scores: IdScores,
     ood_sets: Mapping[str, ArrayLike],
     *,
     correct: ArrayLike | None = None,
@@ -308,11 +346,15 @@ def intervals(
 
     Arguments as `resampled_metrics`.
     """
-    id_arr = _as_scores(id_scores, "id_scores")
     oods = {name: _as_scores(s, f"OOD set {name!r}") for name, s in ood_sets.items()}
+    id_of = (
+        _id_per_set(id_scores, list(oods))
+        if isinstance(id_scores, Mapping)
+        else _as_scores(id_scores, "id_scores")
+    )
     flags = None if correct is None else np.asarray(correct, dtype=np.float64)
-    draws = resampled_metrics(id_arr, oods, correct=flags, resamples=resamples, bootstrap=bootstrap)
-    points = point_metrics(id_arr, oods, correct=flags)
+    draws = resampled_metrics(id_of, oods, correct=flags, resamples=resamples, bootstrap=bootstrap)
+    points = point_metrics(id_of, oods, correct=flags)
     return {
         name: {m: interval(draws[name][m], points[name][m], bootstrap.level) for m in draws[name]}
         for name in draws
@@ -320,8 +362,8 @@ def intervals(
 
 
 def paired_difference(
-    a: tuple[ArrayLike, Mapping[str, ArrayLike]],
-    b: tuple[ArrayLike, Mapping[str, ArrayLike]],
+    a: tuple[IdScores, Mapping[str, ArrayLike]],
+    b: tuple[IdScores, Mapping[str, ArrayLike]],
     *,
     correct: tuple[ArrayLike, ArrayLike] | None = None,
     resamples: Sequence[np.ndarray] | None = None,
@@ -333,7 +375,8 @@ def paired_difference(
     same name); every resample draws image indices once and computes both rows' metrics on them.
 
     Args:
-        a, b: ``(id_scores [N_id], {OOD set name: [N_k] scores})`` of rows A and B.
+        a, b: ``(id_scores [N_id] or {OOD set name: [N_id]}, {OOD set name: [N_k] scores})`` of rows
+            A and B.
         correct: ``([N_id], [N_id])`` whether A's and B's predicted classes are right (adds
             ``id_acc``), or None.
         resamples, bootstrap: as in `resampled_metrics`.
@@ -343,11 +386,11 @@ def paired_difference(
         B accepts fewer OOD images (better); for the other metrics a positive one means B is better.
     """
     (id_a, oods_a), (id_b, oods_b) = a, b
-    id_a, id_b = _as_scores(id_a, "A's id_scores"), _as_scores(id_b, "B's id_scores")
-    if id_a.size != id_b.size or list(oods_a) != list(oods_b):
+    n_a, n_b = _id_count(id_a, "A's id_scores"), _id_count(id_b, "B's id_scores")
+    if n_a != n_b or list(oods_a) != list(oods_b):
         raise ValueError(
             "a paired comparison needs the same images in both rows: "
-            f"A has {id_a.size} ID images and sets {list(oods_a)}, B has {id_b.size} and {list(oods_b)}"
+            f"A has {n_a} ID images and sets {list(oods_a)}, B has {n_b} and {list(oods_b)}"
         )
     oods_a = {k: _as_scores(v, f"A's OOD set {k!r}") for k, v in oods_a.items()}
     oods_b = {k: _as_scores(v, f"B's OOD set {k!r}") for k, v in oods_b.items()}
@@ -355,7 +398,7 @@ def paired_difference(
         if oods_a[k].size != oods_b[k].size:
             raise ValueError(f"OOD set {k!r} has {oods_a[k].size} images in A but {oods_b[k].size} in B")
     if resamples is None:
-        resamples = draw_resamples([id_a.size, *(s.size for s in oods_a.values())], bootstrap)
+        resamples = draw_resamples([n_a, *(s.size for s in oods_a.values())], bootstrap)
     ca, cb = (None, None) if correct is None else correct
     draws_a = resampled_metrics(id_a, oods_a, correct=ca, resamples=resamples)
     draws_b = resampled_metrics(id_b, oods_b, correct=cb, resamples=resamples)

@@ -5,8 +5,9 @@
 
 Runs (each over ``--seeds``, default 0 1 2; results are resumed from finished run directories):
 
-* ``main``: mini-conventional (far OOD) and mini-hard-ood (near OOD) at the defaults, with NegLabel
-  and AdaNeg beside the presets' methods;
+* ``main``: mini-conventional (far OOD) and mini-hard-ood (near OOD) at the defaults, with the
+  training-free baselines of ``--baselines`` beside the presets' methods (default: NegLabel, CSP,
+  AdaNeg on one test stream per OOD set, and AdaNeg over CoOp's prompts);
 * ``negatives``: mini-hard-ood (near OOD; far OOD is nearly solved at the defaults) for M = 1, 2, 4
   negative contexts and initial noise 1e-3, 0.1, 1.0 (× the context's std);
 * ``temperature``: the score temperature T re-applied to the saved features of the ``main`` runs;
@@ -31,20 +32,36 @@ from negprompt.rundir import load_run
 NEGATIVES = [(1, 1e-3), (2, 1e-3), (2, 0.1), (2, 1.0), (4, 1e-3), (4, 0.1), (4, 1.0)]
 FRACTIONS = (0.2, 0.5, 0.8)
 TEMPERATURES = (0.01, 0.1, 1.0, 10.0)
-MAIN_BASELINES = {"neglabel": True, "adaneg": True}
-"""The main runs also report NegLabel and AdaNeg (on NegLabel's labels; it adapts on the test stream)."""
+BASELINES = ("neglabel", "csp", "adaneg", "adaneg_coop", "tanl")
+"""The baselines the main runs can add (``--baselines``): NegLabel, CSP, AdaNeg (on NegLabel's labels,
+one test stream per OOD set; it adapts on the test stream), AdaNeg over CoOp's learned prompts and
+TANL (WordNet's labels activated by the test stream, one stream per OOD set)."""
+MAIN_BASELINES = dict.fromkeys(BASELINES, True)
+"""The settings that turn the baselines on (all of them by default)."""
 
 
-def run(out: Path, preset: str, seed: int, device: str = "cpu", **overrides) -> Path:
-    """A finished run directory for ``preset`` (reused when it is already there)."""
+def run(
+    out: Path, preset: str, seed: int, device: str = "cpu", baselines: dict | None = None, **overrides
+) -> Path:
+    """A finished run directory for ``preset`` (reused when it is already there); a main run adds the
+    ``baselines`` settings (default `MAIN_BASELINES`), and a reused one must hold their rows."""
+    baselines = MAIN_BASELINES if baselines is None else baselines
     name = "-".join([preset, f"s{seed}"] + [f"{k}{v}" for k, v in sorted(overrides.items()) if k != "epochs"])
     main_run = preset in ("mini-conventional", "mini-hard-ood") and not set(overrides) - {"epochs"}
     overrides["device"] = device
     path = out / name
     if (path / "metrics.csv").exists():
+        if main_run:
+            methods = set(load_run(path).metrics["method"])
+            missing = [m for m, on in baselines.items() if on and m not in methods]
+            if missing:
+                raise SystemExit(
+                    f"the finished run {path} lacks the baseline(s) {missing}: delete that folder to run it again "
+                    "with them, or pass another --out (or leave them out with --baselines)"
+                )
         return path
     if main_run:  # every training-free baseline beside the trained methods (labels cached once)
-        overrides.update(MAIN_BASELINES)
+        overrides.update(baselines)
     config = ExperimentConfig.for_preset(preset, seed=seed, **overrides)
     return run_experiment(config, path, resume=work_dir_for(path).exists(), progress=False)
 
@@ -118,10 +135,40 @@ def tasks(seeds: list[int], parts: list[str]) -> list[tuple[str, int, dict]]:
 def _task(args: tuple) -> tuple[tuple, str]:
     import torch
 
-    out, device, epochs, (preset, seed, overrides) = args
+    out, device, epochs, baselines, (preset, seed, overrides) = args
     torch.set_num_threads(1)
     extra = {"epochs": epochs} if epochs else {}
-    return (preset, seed, overrides), str(run(Path(out), preset, seed, device=device, **overrides, **extra))
+    path = run(Path(out), preset, seed, device=device, baselines=baselines, **overrides, **extra)
+    return (preset, seed, overrides), str(path)
+
+
+def choose_baselines(names: list[str]) -> dict[str, bool]:
+    """The settings that turn on exactly the baselines ``names`` (`BASELINES`; AdaNeg's need NegLabel)."""
+    unknown = sorted(set(names) - set(BASELINES))
+    if unknown:
+        raise SystemExit(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    if {"adaneg", "adaneg_coop"} & set(names) and "neglabel" not in names:
+        raise SystemExit("AdaNeg adapts NegLabel's labels: add neglabel to --baselines")
+    if "adaneg_coop" in names and "adaneg" not in names:
+        raise SystemExit("adaneg_coop is added beside adaneg: add adaneg to --baselines")
+    return {name: name in names for name in BASELINES}
+
+
+def warm_csp_banks(seeds: list[int], device: str) -> None:
+    """Encode CSP's label banks once before the runs (nouns once per model, adjective phrases per seed),
+    so parallel runs read them from the cache instead of each encoding ≈ 838,000 prompts."""
+    from negprompt.csp import ADJ_TEMPLATES, NOUN_TEMPLATES, csp_pool, encode_ensemble
+    from negprompt.experiments import Experiment
+    from negprompt.wordnet import load_synsets
+
+    config = ExperimentConfig.for_preset("mini-conventional", device=device)
+    backbone = Experiment(config).load_backbone()
+    wordnet = config.evaluation.wordnet_dir
+    nouns_syn, adj_syn = load_synsets("noun", wordnet), load_synsets("adj", wordnet)
+    for seed in seeds:
+        nouns, phrases = csp_pool(nouns_syn, adj_syn, seed=seed)
+        for words, templates in ((nouns, NOUN_TEMPLATES), (phrases, ADJ_TEMPLATES)):
+            encode_ensemble(backbone, words, templates, cache_dir=config.cache_path(), progress=True)
 
 
 def record(result: dict, preset: str, seed: int, overrides: dict, path: Path, parts: list[str]) -> None:
@@ -289,6 +336,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--epochs", type=int, default=None, help="epochs per stage (default: the presets'; smoke runs)"
     )
+    ap.add_argument(
+        "--baselines",
+        nargs="*",
+        default=list(BASELINES),
+        help=f"baselines of the main runs, of {list(BASELINES)}",
+    )
     ap.add_argument("--report", action="store_true", help="print the tables of --json and stop")
     ap.add_argument(
         "--summarize",
@@ -311,6 +364,9 @@ def main(argv=None) -> int:
     from negprompt.miniworld.benchmark import mini_root
 
     mini_root(DEMO_DATA_ROOT)  # written once here, not by every worker at the same time
+    baselines = choose_baselines(args.baselines)
+    if baselines["csp"] and {"main", "temperature", "negatives"} & set(args.parts):
+        warm_csp_banks(args.seeds, args.device)
 
     def done(key, path) -> None:
         preset, seed, overrides = key
@@ -319,7 +375,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=1))
         print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
 
-    jobs = [(str(args.out), args.device, args.epochs, t) for t in todo]
+    jobs = [(str(args.out), args.device, args.epochs, baselines, t) for t in todo]
     if args.jobs <= 1:
         for job in jobs:
             done(*_task(job))

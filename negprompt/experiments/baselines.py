@@ -97,10 +97,18 @@ def add_zero_shot_baselines(exp: Experiment) -> None:
 
         e = c.evaluation
         config = AdaNegConfig(memory=e.adaneg_memory, groups=e.adaneg_groups, batch_size=e.adaneg_batch_size)
-        exp.methods["adaneg"] = adaneg_method(exp.methods[e.adaneg_pool], config, stream_seed=e.stream_seed,
-                                              seed=c.seed, progress=exp.progress)  # fmt: skip
-        log.info("AdaNeg on %s's labels, adapting on the test stream (seed %d): %s", e.adaneg_pool,
-                 e.stream_seed, config)  # fmt: skip
+        exp.methods["adaneg"] = adaneg_method(exp.methods[e.adaneg_pool], config, stream=e.adaneg_stream,
+                                              stream_seed=e.stream_seed, seed=c.seed, progress=exp.progress)  # fmt: skip
+        log.info("AdaNeg on %s's labels, adapting on the test stream (%s, seed %d): %s", e.adaneg_pool,
+                 e.adaneg_stream, e.stream_seed, config)  # fmt: skip
+        if e.adaneg_coop:
+            if "coop" not in exp.methods:
+                raise ValueError("adaneg_coop needs CoOp's prompts: train stage 1 before evaluating")
+            exp.methods["adaneg_coop"] = adaneg_method(
+                exp.methods[e.adaneg_pool], config, stream=e.adaneg_stream, stream_seed=e.stream_seed, seed=c.seed,
+                progress=exp.progress, prompts=exp.methods["coop"],
+            )  # fmt: skip
+            log.info("AdaNeg on %s's labels with CoOp's learned ID prompts", e.adaneg_pool)
     if c.evaluation.tanl and "tanl" not in exp.methods:
         from negprompt.tanl import TANLConfig
 
@@ -108,10 +116,15 @@ def add_zero_shot_baselines(exp: Experiment) -> None:
         config = TANLConfig(labels=e.tanl_labels, memory=e.tanl_memory, gamma=e.tanl_gamma, alpha=e.tanl_alpha,
                             batch_size=e.tanl_batch_size)  # fmt: skip
         exp.methods["tanl"] = tanl_method(
-            exp.backbone, exp.data.class_names, exp.methods["zeroshot"], config, stream_seed=e.stream_seed, seed=c.seed,
+            exp.backbone, exp.data.class_names, exp.methods["zeroshot"], config, stream=e.tanl_stream, stream_seed=e.stream_seed, seed=c.seed,
             cache_dir=c.cache_path(), wordnet_dir=e.wordnet_dir, progress=exp.progress,
         )  # fmt: skip
-        log.info("TANL over WordNet, adapting on the test stream (seed %d): %s", e.stream_seed, config)
+        log.info(
+            "TANL over WordNet, adapting on the test stream (%s, seed %d): %s",
+            e.tanl_stream,
+            e.stream_seed,
+            config,
+        )
 
 
 def evidence_record(exp: Experiment) -> dict:
@@ -124,9 +137,10 @@ def evidence_record(exp: Experiment) -> dict:
         if method is not None:
             words = list(method.neg_label_words)
             out[name] = {"n_neg": len(words), "groups": method.neg_groups, "words": words}
-    adaneg = exp.methods.get("adaneg")
-    if adaneg is not None:
-        out["adaneg"] = {**(adaneg.adapt_record or {}), "adapts_on_test_stream": True}
+    for name in ("adaneg", "adaneg_coop"):
+        adaneg = exp.methods.get(name)
+        if adaneg is not None:
+            out[name] = {**(adaneg.adapt_record or {}), "adapts_on_test_stream": True}
     tanl = exp.methods.get("tanl")
     if tanl is not None:
         out["tanl"] = {**(tanl.adapt_record or {}), "adapts_on_test_stream": True}

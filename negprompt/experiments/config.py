@@ -254,6 +254,21 @@ class EvaluationSettings:
         0.0, "TANL's α: weight of the queues against the batch (0: batch-adaptive)", resume_free=True
     )
     tanl_batch_size: int = setting(256, "test images TANL reads at a time", resume_free=True)
+    tanl_stream: str = setting(
+        "per_set",
+        "TANL's test streams: one per OOD set with the ID images, fresh queues each (official), or joint",
+        choices=("per_set", "joint"),
+        resume_free=True,
+    )
+    adaneg_stream: str = setting(
+        "per_set",
+        "AdaNeg's test streams: one per OOD set with the ID images, fresh memory each (official), or joint",
+        choices=("per_set", "joint"),
+        resume_free=True,
+    )
+    adaneg_coop: bool = setting(
+        False, "also AdaNeg over CoOp's learned ID prompts (row adaneg_coop; needs stage 1)", resume_free=True
+    )
     stream_seed: int = setting(
         0, "seed of the test stream's order for methods that adapt on it", resume_free=True
     )
@@ -530,6 +545,11 @@ class ExperimentConfig:
             raise ValueError(
                 f"NegLabel needs neglabel_n_neg >= 1 and 1 <= neglabel_groups <= neglabel_n_neg, got "
                 f"{e.neglabel_n_neg} and {e.neglabel_groups}"
+            )
+        if e.adaneg_coop and not (e.adaneg and 1 in self.stage_numbers):
+            raise ValueError(
+                "adaneg_coop runs AdaNeg over CoOp's prompts: it needs adaneg=True (--adaneg) and stage 1 in "
+                f"training.stages, got adaneg={e.adaneg} and stages={self.training.stages!r}"
             )
         if e.adaneg and not getattr(e, e.adaneg_pool):
             raise ValueError(

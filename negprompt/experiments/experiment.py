@@ -247,7 +247,7 @@ class Experiment:
                     self.backbone, self.data.class_names, self.config.prompt_config()
                 )
             add_zero_shot_baselines(self)
-            extra = ("locoop", "neglabel", "csp", "adaneg", "tanl")
+            extra = ("locoop", "neglabel", "csp", "adaneg", "adaneg_coop", "tanl")
             methods = [self.methods[m] for m in METHODS + extra if m in self.methods]
             self.evaluation = evaluate(
                 methods,
@@ -368,6 +368,7 @@ class Experiment:
                     ("neglabel", "neglabel"),
                     ("csp", "csp"),
                     ("adaneg", "adaneg"),
+                    ("adaneg_coop", "adaneg"),
                     ("tanl", "tanl"),
                 )
                 if m in self.methods

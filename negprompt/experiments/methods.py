@@ -158,21 +158,46 @@ def csp_method(
 
 
 def adaneg_method(
-    base: Method, config, *, stream_seed: int = 0, seed: int = 0, progress: bool = True
+    base: Method,
+    config,
+    *,
+    stream: str = "per_set",
+    stream_seed: int = 0,
+    seed: int = 0,
+    progress: bool = True,
+    prompts: Method | None = None,
 ) -> Method:
-    """AdaNeg on the labels of ``base`` (``neglabel`` or ``csp``): scored over the whole test stream.
+    """AdaNeg on the labels of ``base`` (``neglabel`` or ``csp``), scored on test streams.
 
     Args:
         base: the method whose positives and negative labels AdaNeg adapts.
+        prompts: a trained method whose positive prompts replace ``base``'s ID text features (``coop``:
+            the stage-1 prompts, which NegPrompt keeps as its positives); the method is then named
+            ``adaneg_<prompts>``. The official code runs AdaNeg on LAPT's learned prompts likewise
+            (``scripts/ood/adaneg/plus_LAPT.sh``); see ``docs/experiments.md``.
         config: an `negprompt.adaneg.AdaNegConfig`.
-        stream_seed: seed of the shuffle of all test images (ID and OOD together) into one stream.
+        stream: ``per_set`` (one stream and a fresh memory per OOD set, with the ID images; the official
+            evaluator's protocol) or ``joint`` (all test images in one stream); see `negprompt.streams`.
+        stream_seed: seed of the shuffle of each stream.
         seed: seed of the shuffle that forms the groups.
     """
+    from negprompt.streams import STREAMS
+
+    if stream not in STREAMS:
+        raise ValueError(f"adaneg_stream must be one of {STREAMS}, got {stream!r}")
     from negprompt.adaneg import adaneg_scores, stream_order
     from negprompt.neglabel import group_order
 
     if base.neg_labels is None:
         raise ValueError(f"AdaNeg adapts negative labels, and method {base.name!r} has none")
+    name, pos, tokens = "adaneg", base.pos, base.context_tokens
+    if prompts is not None:
+        if prompts.pos.shape != base.pos.shape:
+            raise ValueError(
+                f"the prompts of {prompts.name!r} have shape {tuple(prompts.pos.shape)} but {base.name!r}'s ID text "
+                f"features {tuple(base.pos.shape)}: both must cover the same ID classes with the same backbone"
+            )
+        name, pos, tokens = f"adaneg_{prompts.name}", prompts.pos, prompts.context_tokens
     m = len(base.neg_labels)
     if not 1 <= config.groups <= m:
         raise ValueError(
@@ -183,7 +208,7 @@ def adaneg_method(
     def adapt(feats: torch.Tensor, temperature: float):
         order = stream_order(len(feats), stream_seed)
         cfg = dataclasses.replace(config, logit_scale=config.logit_scale / temperature)
-        scores, preds = adaneg_scores(feats[torch.from_numpy(order)], base.pos, base.neg_labels, cfg,
+        scores, preds = adaneg_scores(feats[torch.from_numpy(order)], pos, base.neg_labels, cfg,
                                       group_perm=perm, progress=progress)  # fmt: skip
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))
@@ -191,9 +216,10 @@ def adaneg_method(
         out_scores[torch.from_numpy(order)], out_preds[torch.from_numpy(order)] = scores, preds
         return out_preds, {"adaneg": out_scores}, {"stream_position": position}
 
+    record = {"pool": base.name, "prompts": base.name if prompts is None else prompts.name, "stream": stream,
+              "stream_seed": stream_seed, **config.to_dict()}  # fmt: skip
     return Method(
-        "adaneg", base.pos, None, context_tokens=base.context_tokens, adapt=adapt,
-        adapt_record={"pool": base.name, "stream_seed": stream_seed, **config.to_dict()},
+        name, pos, None, context_tokens=tokens, adapt=adapt, adapt_stream=stream, adapt_record=record,
     )  # fmt: skip
 
 
@@ -203,6 +229,7 @@ def tanl_method(
     zeroshot: Method,
     config,
     *,
+    stream: str = "per_set",
     stream_seed: int = 0,
     seed: int = 0,
     cache_dir: str | os.PathLike,
@@ -214,7 +241,9 @@ def tanl_method(
     Args:
         zeroshot: the method whose positives TANL scores against (``[C, D]``).
         config: a `negprompt.tanl.TANLConfig`.
-        stream_seed: seed of the shuffle of all test images (ID and OOD together) into one stream.
+        stream: ``per_set`` (each OOD set with the ID images, fresh queues each: the official
+            evaluator's protocol) or ``joint`` (all test images in one stream); see `negprompt.streams`.
+        stream_seed: seed of the shuffle of each stream.
         seed: seed of the noise images and of the starting queues' order.
 
     The candidates are every WordNet word that is not an ID class name (the bank NegLabel mines
@@ -222,6 +251,10 @@ def tanl_method(
     """
     from negprompt.adaneg import stream_order
     from negprompt.neglabel import encode_label_bank
+    from negprompt.streams import STREAMS
+
+    if stream not in STREAMS:
+        raise ValueError(f"tanl_stream must be one of {STREAMS}, got {stream!r}")
     from negprompt.tanl import noise_images, tanl_scores
     from negprompt.wordnet import wordnet_source, wordnet_words
 
@@ -249,9 +282,15 @@ def tanl_method(
         out_scores[torch.from_numpy(order)], out_preds[torch.from_numpy(order)] = scores, preds
         return out_preds, {"tanl": out_scores}, {"stream_position": position}
 
-    record = {"pool": "wordnet", "candidates": len(cand), "stream_seed": stream_seed, "seed": seed}
+    record = {
+        "pool": "wordnet",
+        "candidates": len(cand),
+        "stream": stream,
+        "stream_seed": stream_seed,
+        "seed": seed,
+    }
     return Method(
-        "tanl", zeroshot.pos, None, context_tokens=zeroshot.context_tokens, adapt=adapt,
+        "tanl", zeroshot.pos, None, context_tokens=zeroshot.context_tokens, adapt=adapt, adapt_stream=stream,
         adapt_record={**record, **config.to_dict()},
     )  # fmt: skip
 

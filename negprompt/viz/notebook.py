@@ -30,7 +30,7 @@ BAR_MODULES = (
     "negprompt.local",
     "negprompt.locoop",
     "negprompt.neglabel",
-    "negprompt.csp",
+    "negprompt.textbank",
     "negprompt.adaneg",
     "negprompt.tanl",
 )

@@ -185,7 +185,7 @@ INVALID = [
     (
         "mini-hard-ood",
         {"protocol": "P1"},
-        "the mini-world hard-OOD split is fixed; a protocol cannot be given",
+        "the mini-world v1 hard-OOD split is fixed; a protocol cannot be given",
     ),
     ("hard-ood", {}, "the hard-ood preset needs a protocol (--protocol); valid names: 'P1'"),
     ("hard-ood", {"protocol": "P1", "id_classes": ["a"]}, "a hard-OOD protocol defines its ID classes"),

@@ -221,7 +221,7 @@ def test_csp_and_adaneg_in_an_experiment(tmp_path, tiny_backbone):
     config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), neglabel=True, csp=True,
                    csp_fraction=0.5, adaneg=True, adaneg_pool="csp", adaneg_memory=3, adaneg_groups=2,
                    adaneg_batch_size=4, stream_seed=7, wordnet_dir=str(wordnet), neglabel_n_neg=4,
-                   neglabel_groups=2)  # fmt: skip
+                   neglabel_groups=2, adaneg_stream="joint", adaneg_coop=True)  # fmt: skip
     run = load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=tiny_backbone))
     metrics = run.metrics
     assert {"csp", "adaneg"} <= set(metrics["method"])
@@ -229,6 +229,7 @@ def test_csp_and_adaneg_in_an_experiment(tmp_path, tiny_backbone):
     assert set(metrics.loc[metrics["method"] == "csp", "score"]) == {"csp"}
     record = run.config["experiment"]
     assert record["adaneg"]["pool"] == "csp" and record["adaneg"]["stream_seed"] == 7
+    assert record["adaneg"]["stream"] == "joint"
     assert record["adaneg"]["adapts_on_test_stream"] and record["csp"]["groups"] == 2
     assert record["table_rows"]["adaneg"] == "adaneg"
     scores = run.scores
@@ -255,6 +256,16 @@ def test_csp_and_adaneg_in_an_experiment(tmp_path, tiny_backbone):
     assert "AdaNeg (adapts on the test stream)" in log and "CSP (zero-shot)" in log
     assert np.allclose(text["adaneg.pos"], text["csp.pos"])
     assert np.isfinite(scores["adaneg/adaneg"]).all() and np.isfinite(scores["csp/csp"]).all()
+    # AdaNeg over CoOp's learned ID prompts: the same labels and stream, CoOp's text features
+    np.testing.assert_allclose(text["adaneg_coop.pos"], text["coop.pos"])
+    want, _ = adaneg_scores(
+        feats, torch.from_numpy(text["coop.pos"]), csp.neg_labels, cfg, group_perm=group_order(6, 2, 0)
+    )
+    np.testing.assert_allclose(
+        scores["adaneg_coop/adaneg"].to_numpy()[order], want.numpy(), rtol=1e-6, atol=1e-9
+    )
+    assert record["adaneg_coop"]["prompts"] == "coop" and record["table_rows"]["adaneg_coop"] == "adaneg"
+    assert "AdaNeg + CoOp prompts (adapts on the test stream)" in log
 
 
 @pytest.mark.parametrize(
@@ -298,6 +309,14 @@ def test_zeroshot_command_turns_them_on(image_tree, tmp_path, capsys):
     run = load_run(out)
     assert {"neglabel", "csp", "adaneg"} <= set(run.metrics["method"])
     assert run.config["experiment"]["adaneg"]["stream_seed"] == 1
+    # the default: one stream per OOD set, each ID image scored in each (readable as a run directory)
+    assert run.config["experiment"]["adaneg"]["stream"] == "per_set"
+    from negprompt.streams import per_set_column
+
+    ood = run.config["data"]["ood"][0]
+    per_set = run.scores[per_set_column("adaneg", "adaneg", ood)].to_numpy()
+    is_id = (run.scores["split"] == "id").to_numpy()
+    assert np.isfinite(per_set[is_id]).all() and np.isnan(per_set[~is_id]).all()
 
 
 def test_an_empty_ood_set_is_refused_before_adapting():

@@ -184,7 +184,8 @@ def test_tanl_in_an_experiment(tmp_path, tiny_backbone):
     (wordnet / "data.adj").write_text(HEADER + ADJS)
     data = make_benchmark(tmp_path / "data", [0, 1, 2])
     config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), tanl=True, tanl_labels=3,
-                   tanl_memory=3, tanl_gamma=2, tanl_batch_size=4, stream_seed=5, wordnet_dir=str(wordnet))  # fmt: skip
+                   tanl_memory=3, tanl_gamma=2, tanl_batch_size=4, stream_seed=5, wordnet_dir=str(wordnet),
+                   tanl_stream="joint")  # fmt: skip
     run = load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=tiny_backbone))
     assert set(run.metrics.loc[run.metrics["method"] == "tanl", "score"]) == {"tanl"}
     record = run.config["experiment"]
@@ -297,3 +298,33 @@ def test_an_empty_ood_set_is_refused_before_adapting(tmp_path, tiny_backbone):
     with pytest.raises(ValueError, match=r"tanl_labels must lie in \[1, 7\]"):
         tanl_method(tiny_backbone, names, zeroshot, TANLConfig(labels=8), cache_dir=tmp_path / "cache",
                     wordnet_dir=wordnet, progress=False)  # fmt: skip
+
+
+def test_tanl_streams_each_ood_set_with_the_id_images_by_default(tmp_path, tiny_backbone):
+    """The default per-set streams: each OOD set's metrics use the ID scores of that set's own stream."""
+    from negprompt import metrics as M
+    from negprompt.experiments import run_experiment
+    from negprompt.rundir import load_run
+    from negprompt.streams import per_set_column
+    from tests.experiments.test_experiments_data import make_benchmark, small
+    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
+
+    wordnet = tmp_path / "wordnet"
+    wordnet.mkdir()
+    (wordnet / "data.noun").write_text(HEADER + NOUNS)
+    (wordnet / "data.adj").write_text(HEADER + ADJS)
+    data = make_benchmark(tmp_path / "data", [0, 1, 2])
+    config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), tanl=True, tanl_labels=3,
+                   tanl_memory=3, tanl_batch_size=4, wordnet_dir=str(wordnet))  # fmt: skip
+    assert config.evaluation.tanl_stream == "per_set"
+    run = load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=tiny_backbone))
+    assert run.config["experiment"]["tanl"]["stream"] == "per_set"
+    table, is_id = run.scores, (run.scores["split"] == "id").to_numpy()
+    sets = list(dict.fromkeys(table.loc[~is_id, "dataset"]))
+    assert sets
+    for name in sets:
+        id_scores = table.loc[is_id, per_set_column("tanl", "tanl", name)].to_numpy()
+        assert np.isfinite(id_scores).all()
+        ood = table.loc[table["dataset"].eq(name) & ~is_id, "tanl/tanl"].to_numpy()
+        row = run.metrics[(run.metrics["method"] == "tanl") & (run.metrics["dataset"] == name)].iloc[0]
+        assert row["auroc"] == pytest.approx(M.ood_metrics(id_scores, ood)["auroc"])

@@ -153,3 +153,37 @@ def test_a_clearly_better_row_has_a_difference_interval_that_excludes_zero():
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_id_scores_per_ood_set():
+    """A method that scores the ID images once per OOD set (AdaNeg's per-set streams): each set is
+    measured against its own ID scores, on the same ID resamples; one shared array is the same thing."""
+    from negprompt.uncertainty import (
+        Bootstrap,
+        draw_resamples,
+        paired_difference,
+        point_metrics,
+        resampled_metrics,
+    )
+
+    rng = np.random.default_rng(3)
+    ids = {"a": rng.normal(1, 1, 40), "b": rng.normal(0.5, 1, 40)}
+    oods = {"a": rng.normal(0, 1, 30), "b": rng.normal(0, 1, 25)}
+    boot = Bootstrap(n_resamples=200, seed=1)
+    resamples = draw_resamples([40, 30, 25], boot)
+    per_set = resampled_metrics(ids, oods, resamples=resamples)
+    for k, name in enumerate(("a", "b")):
+        alone = resampled_metrics(ids[name], {name: oods[name]}, resamples=[resamples[0], resamples[1 + k]])
+        np.testing.assert_allclose(per_set[name]["fpr95"], alone[name]["fpr95"])
+        assert point_metrics(ids, oods)[name] == pytest.approx(
+            point_metrics(ids[name], {name: oods[name]})[name]
+        )
+    shared = resampled_metrics(ids["a"], oods, resamples=resamples)
+    same = resampled_metrics({"a": ids["a"], "b": ids["a"]}, oods, resamples=resamples)
+    np.testing.assert_allclose(shared["mean"]["auroc"], same["mean"]["auroc"])
+    diff = paired_difference((ids, oods), (ids, oods), bootstrap=boot)
+    assert all(abs(i.value) < 1e-12 and i.low == i.high == 0 for per in diff.values() for i in per.values())
+    with pytest.raises(ValueError, match=r"gives ID scores per OOD set but none for \['b'\]"):
+        resampled_metrics({"a": ids["a"]}, oods)
+    with pytest.raises(ValueError, match="differ in length"):
+        resampled_metrics({"a": ids["a"], "b": ids["b"][:10]}, oods)

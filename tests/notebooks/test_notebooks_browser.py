@@ -31,9 +31,10 @@ from tests.notebooks.test_notebooks import EXPECTED, NOTEBOOK_DIR, PLOTLY, ROOT,
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
 
-RUN_TIMEOUT_S = 420
+RUN_TIMEOUT_S = 900
 """Hang guard for one Run All (10-50 s each on 2 idle cores; the first compiles numba for UMAP, and
-06 encodes WordNet's 79,403 words once for the model: 2-4 minutes on a fresh cache)."""
+06 encodes WordNet's 79,403 words and CSP's ≈ 838,000 prompts once for the model: 2-4 and about 5-10
+minutes on a fresh cache)."""
 WIDGET = "application/vnd.jupyter.widget-view+json"
 # JupyterLab settings for a scriptable session: every cell in the DOM (no windowing), no news or
 # update checks, the notebook's own kernel started without asking.

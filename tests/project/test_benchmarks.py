@@ -266,3 +266,28 @@ def test_recorded_interval_overhead_matches_its_raw_results():
     text = (root / "RESULTS.md").read_text()
     assert f"**{100 * raw['demo']['overhead']:.0f}%** of the rest" in text
     assert f"{raw['synthetic']['points_and_intervals_s']:.1f} s" in text
+
+
+def test_csp_encoding_benchmark_runs_at_a_tiny_size(tiny_backbone):
+    from benchmarks import bench_csp_encoding
+
+    nouns, phrases, total = bench_csp_encoding.sample_words(12)
+    assert total == 95_808 * 8 + 17_825 * 4 and (len(nouns), len(phrases)) == (10, 2)
+    out = bench_csp_encoding.run(tiny_backbone, nouns, phrases, total, batch_size=16)
+    assert out["sample"] == 10 * 8 + 2 * 4
+    for name in ("plain", "cut", "template"):
+        assert out[name]["prompts_per_s"] > 0
+    for name in ("cut", "template"):  # the same features, up to rounding
+        assert out[name]["max_abs_diff"] < 1e-5 * out["max_abs_value"]
+
+
+def test_recorded_csp_encoding_matches_its_raw_results():
+    raw = json.loads((BENCH / "results-csp-encoding-cpu.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    quoted = []
+    for name in ("plain", "cut", "template"):
+        quoted += [f"{raw[name]['prompts_per_s']:.0f} prompts/s", f"{raw[name]['bank_minutes']:.1f} min"]
+    quoted += [f"{raw[name]['speedup']:.1f}×" for name in ("cut", "template")]
+    missing = [q for q in quoted if q not in text]
+    assert not missing, f"RESULTS.md does not quote results-csp-encoding-cpu.json: {missing}"
+    assert max(raw["cut"]["max_abs_diff"], raw["template"]["max_abs_diff"]) < 1e-5 * raw["max_abs_value"]
