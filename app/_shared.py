@@ -272,6 +272,22 @@ def split_scores(run: Run, column: str) -> tuple[np.ndarray, dict[str, np.ndarra
     return values[is_id], ood, str(data.get("id") or "ID")
 
 
+def per_set_note(run: Run, column: str, where=None) -> bool:
+    """A caption when ``column`` is a method that streams each OOD set with the ID images (AdaNeg,
+    TANL): its ID images have one score per stream, and the views show their mean. True if shown."""
+    if "/" not in column:
+        return False
+    method, score = column.split("/", 1)
+    if not any(c.startswith(f"{method}.{score}@") for c in run.scores.columns):
+        return False
+    (where or st).caption(
+        f"{column} adapts on one test stream per OOD set, so an ID image has one score per stream: the ID "
+        "scores shown here (and the 95%-TPR threshold) are each ID image's mean over the streams. The "
+        "metrics and the leaderboard compare each OOD set with the ID scores of its own stream."
+    )
+    return True
+
+
 def report_empty_sets(id_scores: np.ndarray, ood: dict[str, np.ndarray]) -> bool:
     """Messages for empty sets; returns False when nothing can be compared."""
     for name, values in ood.items():
@@ -306,6 +322,7 @@ def scored_run() -> ScoredRun:
     random_weights_banner(run)
     column = select_score(run)
     id_scores, ood, id_name = split_scores(run, column)
+    per_set_note(run, column)
     if not report_empty_sets(id_scores, ood):
         st.stop()
     return ScoredRun(run, column, id_scores, ood, id_name, threshold_slider(run, column))

@@ -225,6 +225,7 @@ st.subheader("Score distributions")
 for cell, lab, run, column, thr in zip(st.columns(2), labels, runs, (column_a, column_b), thresholds):
     with cell:
         id_scores, ood, id_name = sh.split_scores(run, column)
+        sh.per_set_note(run, column)
         if not len(id_scores):
             st.error(f"{lab} has no ID images.")
             continue

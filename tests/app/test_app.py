@@ -556,3 +556,23 @@ def test_compare_two_scores_of_one_run(monkeypatch, runs_root):
     flips = X.disagreements(run.scores, run.scores, SCORE, "coop/mcm", *thr, keys, keys)
     assert any(h.value == f"Where they disagree: {len(flips)} shared image(s)" for h in at.subheader)
     assert (flips["row A"] == flips["row B"]).all()
+
+
+def test_a_per_set_row_says_its_id_scores_are_a_mean_over_streams(monkeypatch):
+    """AdaNeg and TANL stream each OOD set with the ID images: the score views say what they show."""
+    monkeypatch.syspath_prepend(str(ROOT / "app"))
+    import _shared as sh
+
+    class Where:
+        def __init__(self):
+            self.captions = []
+
+        def caption(self, text):
+            self.captions.append(text)
+
+    scores = pd.DataFrame({"split": ["id", "ood"], "tanl/tanl": [0.5, 0.1], "tanl.tanl@near": [0.4, np.nan]})
+    run = type("FakeRun", (), {"scores": scores})()
+    where = Where()
+    assert sh.per_set_note(run, "tanl/tanl", where) and "mean over the streams" in where.captions[0]
+    plain = type("FakeRun", (), {"scores": scores.drop(columns="tanl.tanl@near")})()
+    assert not sh.per_set_note(plain, "tanl/tanl", where) and len(where.captions) == 1
