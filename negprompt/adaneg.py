@@ -31,6 +31,7 @@ from torch import Tensor
 
 from negprompt.neglabel import neglabel_score
 from negprompt.progress import tqdm
+from negprompt.streams import check_widths
 
 __all__ = ["AdaNegConfig", "adaneg_scores", "stream_order"]
 
@@ -67,11 +68,7 @@ def _check(feats: Tensor, pos: Tensor, neg: Tensor, config: AdaNegConfig) -> Non
         "ID text features": pos.shape[1],
         "negative labels": neg.shape[1],
     }
-    if len(set(dims.values())) != 1:
-        raise ValueError(
-            f"feature widths differ ({dims}): the label bank was encoded with another backbone than the "
-            "images; encode the label bank again with this backbone (delete its folder under <cache>/labels/)"
-        )
+    check_widths(dims)
     if config.memory < 2:
         raise ValueError(
             f"adaneg_memory must be >= 2 (the text feature + at least one image), got {config.memory}"

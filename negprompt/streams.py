@@ -35,10 +35,19 @@ import pandas as pd
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["STREAMS", "id_scores", "per_set_column", "per_set_columns"]
+__all__ = ["STREAMS", "check_widths", "id_scores", "per_set_column", "per_set_columns"]
 
 STREAMS = ("joint", "per_set")
 """The test streams a method that adapts can read (module docstring)."""
+
+
+def check_widths(dims: dict[str, int]) -> None:
+    """Refuse features of different widths (``{what: width}``): a label bank encoded with another backbone."""
+    if len(set(dims.values())) != 1:
+        raise ValueError(
+            f"feature widths differ ({dims}): the label bank was encoded with another backbone than the "
+            "images; encode the label bank again with this backbone (delete its folder under <cache>/labels/)"
+        )
 
 
 def per_set_column(method: str, name: str, ood: str) -> str:

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from negprompt.progress import tqdm
+from negprompt.streams import check_widths
 
 __all__ = [
     "TANLConfig",
@@ -147,11 +148,7 @@ def _check(feats: Tensor, pos: Tensor, bank: Tensor, noise: Tensor, config: TANL
         "label bank": bank.shape[1],
         "noise-image features": noise.shape[1],
     }
-    if len(set(dims.values())) != 1:
-        raise ValueError(
-            f"feature widths differ ({dims}): the label bank was encoded with another backbone than the "
-            "images; encode the label bank again with this backbone (delete its folder under <cache>/labels/)"
-        )
+    check_widths(dims)
     if len(noise) == 0:
         raise ValueError("TANL needs at least one noise-image feature to start its OOD queue (noise_images)")
     if config.memory < 1:

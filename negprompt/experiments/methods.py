@@ -157,6 +157,22 @@ def csp_method(
     )  # fmt: skip
 
 
+def _in_stream_order(score: str, feats: torch.Tensor, stream_seed: int | None, run) -> tuple:
+    """Run ``run`` (stream features ``[N, D]`` -> scores ``[N]``, predictions ``[N]``) on ``feats`` in
+    the seeded stream order (`negprompt.adaneg.stream_order`); return what a `Method.adapt` returns,
+    in table order: predictions, ``{score: scores}`` and each image's place in the stream."""
+    from negprompt.adaneg import stream_order
+
+    order = stream_order(len(feats), stream_seed)
+    index = torch.from_numpy(order)
+    scores, preds = run(feats[index])
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    out_scores, out_preds = torch.empty_like(scores), torch.empty_like(preds)
+    out_scores[index], out_preds[index] = scores, preds
+    return out_preds, {score: out_scores}, {"stream_position": position}
+
+
 def adaneg_method(
     base: Method,
     config,
@@ -185,7 +201,7 @@ def adaneg_method(
 
     if stream not in STREAMS:
         raise ValueError(f"adaneg_stream must be one of {STREAMS}, got {stream!r}")
-    from negprompt.adaneg import adaneg_scores, stream_order
+    from negprompt.adaneg import adaneg_scores
     from negprompt.neglabel import group_order
 
     if base.neg_labels is None:
@@ -206,15 +222,11 @@ def adaneg_method(
     perm = group_order(m - m % config.groups, config.groups, seed)
 
     def adapt(feats: torch.Tensor, temperature: float):
-        order = stream_order(len(feats), stream_seed)
         cfg = dataclasses.replace(config, logit_scale=config.logit_scale / temperature)
-        scores, preds = adaneg_scores(feats[torch.from_numpy(order)], pos, base.neg_labels, cfg,
-                                      group_perm=perm, progress=progress)  # fmt: skip
-        position = np.empty(len(order), dtype=np.int64)
-        position[order] = np.arange(len(order))
-        out_scores, out_preds = torch.empty_like(scores), torch.empty_like(preds)
-        out_scores[torch.from_numpy(order)], out_preds[torch.from_numpy(order)] = scores, preds
-        return out_preds, {"adaneg": out_scores}, {"stream_position": position}
+        return _in_stream_order(
+            "adaneg", feats, stream_seed,
+            lambda stream: adaneg_scores(stream, pos, base.neg_labels, cfg, group_perm=perm, progress=progress),
+        )  # fmt: skip
 
     record = {"pool": base.name, "prompts": base.name if prompts is None else prompts.name, "stream": stream,
               "stream_seed": stream_seed, **config.to_dict()}  # fmt: skip
@@ -236,7 +248,7 @@ def tanl_method(
     wordnet_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Method:
-    """TANL with the zero-shot positives over the whole WordNet bank: scored over the whole test stream.
+    """TANL with the zero-shot positives over the whole WordNet bank, scored on the test streams.
 
     Args:
         zeroshot: the method whose positives TANL scores against (``[C, D]``).
@@ -249,7 +261,6 @@ def tanl_method(
     The candidates are every WordNet word that is not an ID class name (the bank NegLabel mines
     from, encoded once per model and cached); the noise images are encoded with ``backbone``.
     """
-    from negprompt.adaneg import stream_order
     from negprompt.neglabel import encode_label_bank
     from negprompt.streams import STREAMS
 
@@ -272,15 +283,11 @@ def tanl_method(
     log.info("TANL: %d WordNet candidates, %d noise images", len(cand), len(noise))
 
     def adapt(images: torch.Tensor, temperature: float):
-        order = stream_order(len(images), stream_seed)
         cfg = dataclasses.replace(config, logit_scale=config.logit_scale / temperature)
-        scores, preds = tanl_scores(images[torch.from_numpy(order)], zeroshot.pos, feats, noise, cfg,
-                                    seed=seed, progress=progress)  # fmt: skip
-        position = np.empty(len(order), dtype=np.int64)
-        position[order] = np.arange(len(order))
-        out_scores, out_preds = torch.empty_like(scores), torch.empty_like(preds)
-        out_scores[torch.from_numpy(order)], out_preds[torch.from_numpy(order)] = scores, preds
-        return out_preds, {"tanl": out_scores}, {"stream_position": position}
+        return _in_stream_order(
+            "tanl", images, stream_seed,
+            lambda stream: tanl_scores(stream, zeroshot.pos, feats, noise, cfg, seed=seed, progress=progress),
+        )  # fmt: skip
 
     record = {
         "pool": "wordnet",

@@ -23,6 +23,8 @@ intervals of these sets are narrower than those of as many independent photograp
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from collections.abc import Iterator
@@ -68,10 +70,11 @@ def plan(split: dict) -> dict[str, tuple[list[str], list[str], int, str]]:
     seen, every = seen_artists(split), list(A.ARTISTS)
     hard_ids = [n for p in split["hard_ood"].values() for n in p["id"]]
     train = list(dict.fromkeys(split["id"] + hard_ids))
+    k_id = per_pair(len(split["id"]), len(seen), MIN_ID)  # the covariate set: as many per drawing as ID
     out = {
         "train": (train, seen, FEWSHOT_PER_PAIR, "fewshot"),
-        "id": (split["id"], seen, per_pair(len(split["id"]), len(seen), MIN_ID), "test"),
-        "covariate": (split["id"], [split["covariate_artist"]], per_pair(len(split["id"]), len(seen), MIN_ID), "test"),
+        "id": (split["id"], seen, k_id, "test"),
+        "covariate": (split["id"], [split["covariate_artist"]], k_id, "test"),
         "near-ood": (split["near_ood"], every, per_pair(len(split["near_ood"]), len(every), MIN_OOD), "test"),
         "far-ood": (split["far_ood"], every, per_pair(len(split["far_ood"]), len(every), MIN_OOD), "test"),
     }  # fmt: skip
@@ -113,9 +116,6 @@ def _items(split: dict) -> Iterator[tuple[str, np.ndarray]]:
 
 def source_key(split: dict) -> str:
     """What the folder's pixels come from: the layout, the split, the counts, the artists' assets."""
-    import hashlib
-    import json
-
     digest = hashlib.sha256(json.dumps(split, sort_keys=True).encode()).hexdigest()[:16]
     return (
         f"{LAYOUT_VERSION};split={digest};fewshot={FEWSHOT_PER_PAIR};min={MIN_ID}/{MIN_OOD};"

@@ -206,17 +206,12 @@ def test_bad_input_names_the_setting_and_the_fix():
         adaneg_scores(feats, pos, neg, AdaNegConfig(groups=5), group_perm=torch.arange(9))
 
 
-def test_csp_and_adaneg_in_an_experiment(tmp_path, tiny_backbone):
+def test_csp_and_adaneg_in_an_experiment(tmp_path, tiny_backbone, wordnet):
     """Both methods in metrics.csv with their labels; AdaNeg's scores are those of its recorded stream."""
     from negprompt.experiments import run_experiment
     from negprompt.rundir import load_run
     from tests.experiments.test_experiments_data import make_benchmark, small
-    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
 
-    wordnet = tmp_path / "wordnet"
-    wordnet.mkdir()
-    (wordnet / "data.noun").write_text(HEADER + NOUNS)
-    (wordnet / "data.adj").write_text(HEADER + ADJS)
     data = make_benchmark(tmp_path / "data", [0, 1, 2])
     config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), neglabel=True, csp=True,
                    csp_fraction=0.5, adaneg=True, adaneg_pool="csp", adaneg_memory=3, adaneg_groups=2,
@@ -287,16 +282,11 @@ def test_config_errors(settings, message):
         ExperimentConfig.for_preset("demo", **settings)
 
 
-def test_zeroshot_command_turns_them_on(image_tree, tmp_path, capsys):
+def test_zeroshot_command_turns_them_on(image_tree, tmp_path, capsys, wordnet):
     """`negprompt zeroshot --neglabel --csp --adaneg`: both rows printed and in metrics.csv."""
     from negprompt.cli import main
     from negprompt.rundir import load_run
-    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
 
-    wordnet = tmp_path / "wordnet"
-    wordnet.mkdir()
-    (wordnet / "data.noun").write_text(HEADER + NOUNS)
-    (wordnet / "data.adj").write_text(HEADER + ADJS)
     out = tmp_path / "zs"
     args = ["zeroshot", "--id-dir", str(image_tree / "id"), "--ood-dir", str(image_tree / "ood"),
             "--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu",

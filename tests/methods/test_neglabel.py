@@ -30,15 +30,6 @@ ADJS = (
 )
 
 
-@pytest.fixture
-def wordnet(tmp_path):
-    folder = tmp_path / "wordnet"
-    folder.mkdir()
-    (folder / "data.noun").write_text(HEADER + NOUNS)
-    (folder / "data.adj").write_text(HEADER + ADJS)
-    return folder
-
-
 def test_reader_on_a_synthetic_file(wordnet):
     synsets = WN.read_synsets(wordnet / "data.noun")
     assert synsets[:3] == [["entity"], ["abstraction", "abstract entity"], ["dog", "domestic dog"]]

@@ -167,26 +167,26 @@ def test_bad_input_names_the_setting_and_the_fix():
         tanl_scores(feats, pos, bank, noise[:0], small)
 
 
-def test_tanl_in_an_experiment(tmp_path, tiny_backbone):
-    """TANL's row in metrics.csv; its scores are those of its recorded stream over the WordNet bank."""
+def _tanl_run(tmp_path, backbone, wordnet, **settings):
+    """A finished run with TANL on the small three-class benchmark (queues of 3, batches of 4)."""
     from negprompt.experiments import run_experiment
-    from negprompt.leaderboard import leaderboard
-    from negprompt.neglabel import encode_label_bank
     from negprompt.rundir import load_run
-    from negprompt.table_rows import is_training_free, row_kind
-    from negprompt.wordnet import wordnet_words
     from tests.experiments.test_experiments_data import make_benchmark, small
-    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
 
-    wordnet = tmp_path / "wordnet"
-    wordnet.mkdir()
-    (wordnet / "data.noun").write_text(HEADER + NOUNS)
-    (wordnet / "data.adj").write_text(HEADER + ADJS)
     data = make_benchmark(tmp_path / "data", [0, 1, 2])
     config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), tanl=True, tanl_labels=3,
-                   tanl_memory=3, tanl_gamma=2, tanl_batch_size=4, stream_seed=5, wordnet_dir=str(wordnet),
-                   tanl_stream="joint")  # fmt: skip
-    run = load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=tiny_backbone))
+                   tanl_memory=3, tanl_batch_size=4, wordnet_dir=str(wordnet), **settings)  # fmt: skip
+    return load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=backbone))
+
+
+def test_tanl_in_an_experiment(tmp_path, tiny_backbone, wordnet):
+    """TANL's row in metrics.csv; its scores are those of its recorded stream over the WordNet bank."""
+    from negprompt.leaderboard import leaderboard
+    from negprompt.neglabel import encode_label_bank
+    from negprompt.table_rows import is_training_free, row_kind
+    from negprompt.wordnet import wordnet_words
+
+    run = _tanl_run(tmp_path, tiny_backbone, wordnet, tanl_gamma=2, stream_seed=5, tanl_stream="joint")
     assert set(run.metrics.loc[run.metrics["method"] == "tanl", "score"]) == {"tanl"}
     record = run.config["experiment"]
     assert record["tanl"]["stream_seed"] == 5 and record["tanl"]["adapts_on_test_stream"]
@@ -242,16 +242,11 @@ def test_config_errors(settings, message):
         ExperimentConfig.for_preset("demo", **settings)
 
 
-def test_zeroshot_command_turns_it_on(image_tree, tmp_path, capsys):
+def test_zeroshot_command_turns_it_on(image_tree, tmp_path, capsys, wordnet):
     """`negprompt zeroshot --tanl`: its row printed and in metrics.csv, its settings recorded."""
     from negprompt.cli import main
     from negprompt.rundir import load_run
-    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
 
-    wordnet = tmp_path / "wordnet"
-    wordnet.mkdir()
-    (wordnet / "data.noun").write_text(HEADER + NOUNS)
-    (wordnet / "data.adj").write_text(HEADER + ADJS)
     out = tmp_path / "zs"
     args = ["zeroshot", "--id-dir", str(image_tree / "id"), "--ood-dir", str(image_tree / "ood"),
             "--model", "negprompt-tiny", "--pretrained", "none", "--device", "cpu",
@@ -272,16 +267,11 @@ def test_zeroshot_command_turns_it_on(image_tree, tmp_path, capsys):
     )
 
 
-def test_an_empty_ood_set_is_refused_before_adapting(tmp_path, tiny_backbone):
+def test_an_empty_ood_set_is_refused_before_adapting(tmp_path, tiny_backbone, wordnet):
     from negprompt.evaluate import evaluate
     from negprompt.experiments.methods import tanl_method, zeroshot_method
     from tests.evaluate.test_evaluate import _set
-    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
 
-    wordnet = tmp_path / "wordnet"
-    wordnet.mkdir()
-    (wordnet / "data.noun").write_text(HEADER + NOUNS)
-    (wordnet / "data.adj").write_text(HEADER + ADJS)
     names = ["dog", "cat", "bird"]
     zeroshot = zeroshot_method(tiny_backbone, names)
     method = tanl_method(tiny_backbone, names, zeroshot, TANLConfig(labels=2, memory=3, batch_size=4),
@@ -300,24 +290,12 @@ def test_an_empty_ood_set_is_refused_before_adapting(tmp_path, tiny_backbone):
                     wordnet_dir=wordnet, progress=False)  # fmt: skip
 
 
-def test_tanl_streams_each_ood_set_with_the_id_images_by_default(tmp_path, tiny_backbone):
+def test_tanl_streams_each_ood_set_with_the_id_images_by_default(tmp_path, tiny_backbone, wordnet):
     """The default per-set streams: each OOD set's metrics use the ID scores of that set's own stream."""
     from negprompt import metrics as M
-    from negprompt.experiments import run_experiment
-    from negprompt.rundir import load_run
     from negprompt.streams import per_set_column
-    from tests.experiments.test_experiments_data import make_benchmark, small
-    from tests.methods.test_neglabel import ADJS, HEADER, NOUNS
 
-    wordnet = tmp_path / "wordnet"
-    wordnet.mkdir()
-    (wordnet / "data.noun").write_text(HEADER + NOUNS)
-    (wordnet / "data.adj").write_text(HEADER + ADJS)
-    data = make_benchmark(tmp_path / "data", [0, 1, 2])
-    config = small(data_root=data, classes=3, cache_dir=str(tmp_path / "cache"), tanl=True, tanl_labels=3,
-                   tanl_memory=3, tanl_batch_size=4, wordnet_dir=str(wordnet))  # fmt: skip
-    assert config.evaluation.tanl_stream == "per_set"
-    run = load_run(run_experiment(config, tmp_path / "run", progress=False, backbone=tiny_backbone))
+    run = _tanl_run(tmp_path, tiny_backbone, wordnet)  # the default stream
     assert run.config["experiment"]["tanl"]["stream"] == "per_set"
     table, is_id = run.scores, (run.scores["split"] == "id").to_numpy()
     sets = list(dict.fromkeys(table.loc[~is_id, "dataset"]))

@@ -11,7 +11,10 @@ from negprompt.miniworld import splits as S
 
 
 def test_plan_meets_the_sizes_and_keeps_id_and_ood_apart():
+    from negprompt.experiments import config
+
     split = S.published()
+    assert config.MINI2_PROTOCOLS == B.PROTOCOLS == tuple(split["hard_ood"])  # spelled out in three places
     plan = B.plan(split)
 
     def size(folder):
