@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from negprompt.experiments import ExperimentConfig
 from negprompt.experiments.data import load_data
+from negprompt.miniworld import artists as A
 from negprompt.miniworld import benchmark_v2 as B
 from negprompt.miniworld import splits as S
 
@@ -41,8 +43,11 @@ def test_plan_meets_the_sizes_and_keeps_id_and_ood_apart():
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory):
     """A mini2 folder with few pictures per drawing (the layout and naming of the real one): 3
-    few-shot pictures per drawing, so runs on it take 2 shots and 1 validation picture per class."""
+    few-shot pictures per drawing, so runs on it take 2 shots and 1 validation picture per class.
+    Twemoji's drawings come from npm (not downloaded in tests): Noto's, mirrored, stand in for them."""
     mp = pytest.MonkeyPatch()
+    mp.setitem(A.DRAW, "twemoji", lambda concept: _mirrored(A.draw_noto(concept)))
+    A._glyph.cache_clear()
     mp.setattr(B, "MIN_ID", 1)
     mp.setattr(B, "MIN_OOD", 1)
     mp.setattr(B, "FEWSHOT_PER_PAIR", 3)
@@ -52,6 +57,11 @@ def small_root(tmp_path_factory):
     B.mini2_root(root)
     yield root
     mp.undo()
+    A._glyph.cache_clear()
+
+
+def _mirrored(image):
+    return None if image is None else image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
 
 
 def test_folders_hold_the_split_and_presets_read_them(small_root):
