@@ -25,7 +25,7 @@ from negprompt.checks import to_json
 from negprompt.features import CachedFeatures
 from negprompt.streams import id_scores, per_set_columns
 from negprompt.table_rows import all_rows, row_label, table_rows
-from negprompt.uncertainty import Bootstrap
+from negprompt.uncertainty import Bootstrap, interval, resample_indices
 
 DEFAULT_BOOTSTRAP = Bootstrap()
 """1,000 seeded resamples at 95% (`negprompt.uncertainty`); frozen, so safe as a default."""
@@ -146,11 +146,9 @@ def evaluate(
             else:
                 pred, scores, extra = method.adapt(feats32, temperature)
             columns.update({f"{method.name}.{k}": np.asarray(v) for k, v in extra.items()})
-        elif method.neg_labels is not None:
-            pred, scores, top = _neglabel_columns(method, feats32, pos, temperature)
-            columns[f"{method.name}.top_negative"] = top
         else:
-            pred, scores = S.predict_and_score(None, feats32, pos, neg, temperature)
+            pred, scores, extra = _fixed_columns(method, feats32, pos, neg, temperature)
+            columns.update(extra)
         columns[f"pred.{method.name}"] = pred.numpy()
         for name, values in scores.items():
             columns[f"{method.name}/{name}"] = values.numpy().astype(np.float64)
@@ -191,6 +189,74 @@ def _local_columns(method: Method, sets: list[tuple[EvalSet, str]]) -> dict[str,
         column = f"{method.name}.{name}" if name == "best_region" else f"{method.name}/{name}"
         out[column] = np.concatenate([np.asarray(method.local_scores[s.name][name]) for s, _ in sets])
     return out
+
+
+def _fixed_columns(method: Method, feats: torch.Tensor, pos, neg, temperature: float) -> tuple:
+    """(predicted classes, global scores, extra columns) of a method that does not adapt."""
+    if method.neg_labels is not None:
+        pred, scores, top = _neglabel_columns(method, feats, pos, temperature)
+        return pred, scores, {f"{method.name}.top_negative": top}
+    pred, scores = S.predict_and_score(None, feats, pos, neg, temperature)
+    return pred, scores, {}
+
+
+SHIFTED_COLUMNS = ("method", "dataset", "images", "acc", "acc_low", "acc_high")
+"""Columns of the covariate-shift accuracy table (`shifted_accuracy`)."""
+
+
+def shifted_accuracy(
+    methods: Sequence[Method],
+    sets: Sequence[EvalSet],
+    class_names: Sequence[str],
+    *,
+    temperature: float = 1.0,
+    bootstrap: Bootstrap | None = DEFAULT_BOOTSTRAP,
+) -> pd.DataFrame:
+    """Top-1 accuracy of every method on ID classes under covariate shift, with its interval.
+
+    Each set holds pictures of the ID classes (labels over ``class_names``) that differ from the ID
+    test images in style only; it is never an OOD set. The interval is the percentile bootstrap of
+    the set's images (``bootstrap``; None: points only, the interval columns empty). Methods that
+    adapt on the test stream are left out (their classifier is the one they adapt from).
+    """
+    rows = []
+    fixed = [m for m in methods if m.adapt is None]
+    for s in sets:
+        if len(s.features) == 0:
+            raise ValueError(f"covariate-shift set {s.name!r} has no images")
+        feats = torch.from_numpy(np.asarray(s.features.features, dtype=np.float32))
+        labels = np.asarray(s.features.labels, dtype=np.int64)
+        if labels.min() < 0 or labels.max() >= len(class_names):
+            raise ValueError(
+                f"covariate-shift set {s.name!r} has labels outside the {len(class_names)} ID classes"
+            )
+        for m in fixed:
+            pos = m.pos.detach().float().cpu()
+            neg = None if m.neg is None else m.neg.detach().float().cpu()
+            pred = _fixed_columns(m, feats, pos, neg, temperature)[0].numpy()
+            correct = (pred == labels).astype(np.float64)
+            acc = float(correct.mean())
+            low = high = np.nan
+            if bootstrap is not None:
+                draws = [correct[idx].mean() for idx in resample_indices(len(correct), bootstrap)]
+                span = interval(draws, acc, bootstrap.level)
+                low, high = span.low, span.high
+            rows.append({"method": m.name, "dataset": s.name, "images": len(correct), "acc": acc,
+                         "acc_low": low, "acc_high": high})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(SHIFTED_COLUMNS))
+
+
+def format_shifted(table: pd.DataFrame) -> str:
+    """The covariate-shift accuracies as text lines (empty when there are none)."""
+    if table.empty:
+        return ""
+    lines = ["ID accuracy under covariate shift (the ID classes in a style never pretrained on; %):"]
+    for dataset, part in table.groupby("dataset", sort=False):
+        lines.append(f"  {dataset} ({int(part['images'].iloc[0])} images)")
+        for r in part.itertuples():
+            span = "" if np.isnan(r.acc_low) else f"  [{100 * r.acc_low:5.1f}, {100 * r.acc_high:5.1f}]"
+            lines.append(f"    {r.method:<22}{100 * r.acc:6.1f}{span}")
+    return "\n".join(lines)
 
 
 def _ood_class_names(s: EvalSet, labels: np.ndarray) -> list[str]:

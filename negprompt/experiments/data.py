@@ -47,6 +47,8 @@ class ExperimentData:
         ood: OOD test sets by name; unlabelled (labels -1), or labelled among their own OOD
             classes (hard-OOD protocols, the demo's near-OOD clothing).
         facts: JSON-ready details recorded with the run (protocol lists, counts …).
+        shifted: ID classes under covariate shift (labels over ``class_names``), reported as
+            accuracy only, never as OOD (mini-world v2: the ID concepts by the held-out artist).
     """
 
     benchmark: str
@@ -57,6 +59,7 @@ class ExperimentData:
     id_test: ImageSet
     ood: dict[str, ImageSet]
     facts: dict = field(default_factory=dict)
+    shifted: dict[str, ImageSet] = field(default_factory=dict)
 
     @property
     def train_class_names(self) -> list[str]:
@@ -66,7 +69,8 @@ class ExperimentData:
     @property
     def roots(self) -> list[Path]:
         """Distinct roots of the evaluated sets (the folders the dashboard may serve images from)."""
-        return list(dict.fromkeys([self.id_test.root, *(s.root for s in self.ood.values())]))
+        sets = [self.id_test, *self.ood.values(), *self.shifted.values()]
+        return list(dict.fromkeys(s.root for s in sets))
 
     def describe(self) -> dict:
         """JSON-ready counts and names."""
@@ -78,6 +82,7 @@ class ExperimentData:
             "n_val": len(self.val),
             "n_id_test": len(self.id_test),
             "ood": {name: len(s) for name, s in self.ood.items()},
+            **({"shifted": {name: len(s) for name, s in self.shifted.items()}} if self.shifted else {}),
             **self.facts,
         }
 
@@ -173,6 +178,7 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
     """
     root = config.data_root_path()
     facts: dict = {}
+    shifted: dict[str, ImageSet] = {}
     if config.data.benchmark == "imagenet":
         classes = _imagenet_classes(config)
         train_all = imagenet_split(root, "train", classes)
@@ -199,10 +205,12 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         return _folders(config)
     else:
         train_all, id_test, ood, benchmark = _small_benchmark(config)
+        shifted = _shifted_sets(config)
         keep = _named_classes(config, train_all.class_names, benchmark)
         if keep is not None:
             names = [train_all.class_names[i] for i in keep]
             train_all, id_test = _restrict(train_all, keep, names), _restrict(id_test, keep, names)
+            shifted = {k: _restrict(v, keep, names) for k, v in shifted.items()}
     class_names = list(id_test.class_names)
     if list(train_all.class_names) != class_names:
         raise ValueError(
@@ -228,7 +236,10 @@ def load_data(config: ExperimentConfig) -> ExperimentData:
         }
         train_all = _restrict(train_all, train_classes, [class_names[i] for i in train_classes])
     train, val = few_shot_split(train_all, config.data.shots, config.data.val_per_class, config.seed)
-    return ExperimentData(benchmark, class_names, train_classes, train, val, id_test, ood, facts)
+    for name, s in shifted.items():
+        if list(s.class_names) != class_names:
+            raise ValueError(f"the covariate-shift set {name!r} has other classes than the ID test set")
+    return ExperimentData(benchmark, class_names, train_classes, train, val, id_test, ood, facts, shifted)
 
 
 def _published_open_vocab(config: ExperimentConfig, class_names: list[str]) -> list[int]:
@@ -301,6 +312,16 @@ def _folders(config: ExperimentConfig) -> ExperimentData:
     return ExperimentData("folders", names, list(range(len(names))), train, val, id_test, ood, facts)
 
 
+def _shifted_sets(config: ExperimentConfig) -> dict[str, ImageSet]:
+    """ID classes under covariate shift, measured as accuracy (mini-world v2's held-out artist)."""
+    if config.data.benchmark != "mini2":
+        return {}
+    from negprompt.miniworld.benchmark_v2 import covariate_set
+
+    s = covariate_set(config.data_root_path())
+    return {s.name: s}
+
+
 def _path(folder: str) -> Path:
     return Path(os.path.abspath(os.path.expanduser(folder)))
 
@@ -343,6 +364,7 @@ class Features:
     val: CachedFeatures | None
     id_test: EvalSet
     ood: list[EvalSet]
+    shifted: list[EvalSet] = field(default_factory=list)
 
 
 def extract_all(
@@ -378,5 +400,6 @@ def extract_all(
     val = extract(data.val) if len(data.val) and config.trains else None
     id_test = EvalSet(data.id_test.name, extract(data.id_test), data.id_test.root)
     ood = [EvalSet(name, extract(s), s.root, s.class_names) for name, s in data.ood.items()]
+    shifted = [EvalSet(name, extract(s), s.root) for name, s in data.shifted.items()]
     log.info("image features ready (cache %s)", cache)
-    return Features(views, val, id_test, ood)
+    return Features(views, val, id_test, ood, shifted)

@@ -22,7 +22,15 @@ import pandas as pd
 
 from negprompt.backbone import Backbone, load_backbone
 from negprompt.checks import Check, format_checks, run_checks
-from negprompt.evaluate import EvalSet, Evaluation, Method, evaluate, write_evaluation
+from negprompt.evaluate import (
+    EvalSet,
+    Evaluation,
+    Method,
+    evaluate,
+    format_shifted,
+    shifted_accuracy,
+    write_evaluation,
+)
 from negprompt.runlog import capture_log
 from negprompt.train import TrainResult, train_prompts
 from negprompt.wordnet import check_wordnet
@@ -80,6 +88,7 @@ class Experiment:
         self.methods: dict[str, Method] = {}
         self.evaluation: Evaluation | None = None
         self.validation_scores: pd.DataFrame | None = None
+        self.shifted_accuracy: pd.DataFrame | None = None  # ID classes under covariate shift
         self._log: list[str] = []
         self._tmp: tempfile.TemporaryDirectory | None = None
 
@@ -265,6 +274,13 @@ class Experiment:
                 self.validation_scores = evaluate(
                     fixed, val, [], self.data.class_names, temperature=self.config.evaluation.temperature
                 ).scores
+            self.shifted_accuracy = shifted_accuracy(
+                methods,
+                self.features.shifted,
+                self.data.class_names,
+                temperature=self.config.evaluation.temperature,
+                bootstrap=self.config.bootstrap(),
+            )
         return self.evaluation
 
     def validation_set(self) -> EvalSet | None:
@@ -296,6 +312,8 @@ class Experiment:
 
             rows = list(self.record()["table_rows"].items())
             text += "\n" + fpr_conventions_table(self.evaluation.scores, rows)
+        if self.shifted_accuracy is not None and not self.shifted_accuracy.empty:
+            text += "\n\n" + format_shifted(self.shifted_accuracy)
         text += "\n\n" + format_checks(self.checks())
         if self.backbone is not None and self.backbone.warning:
             text = f"!!! {self.backbone.warning}\n{text}"
@@ -359,6 +377,11 @@ class Experiment:
             "seeds": {"sampling": self.config.seed, "training": self.config.seed},
             **({"locoop": train_summary(self.locoop)} if self.locoop is not None else {}),
             **evidence_record(self),
+            **(
+                {"shifted_accuracy": self.shifted_accuracy.to_dict(orient="records")}
+                if self.shifted_accuracy is not None and not self.shifted_accuracy.empty
+                else {}
+            ),
             "table_rows": {
                 m: s
                 for m, s in (

@@ -10,6 +10,15 @@ mask ``P_ij = 1`` when caption j is true of image i (:func:`negprompt.miniworld.
 which is the usual loss when every image has one true caption in the batch, and does not push apart
 two images of one concept (or two copies of one sentence) when it does not.
 
+``loss="own-caption"`` (:func:`loss_own_caption`) keeps each image's own caption as its only target
+and leaves the batch's other true captions out of the softmax instead (neither target nor negative):
+
+    L = ½ [ −Σ_i log softmax_{j ∈ {i} ∪ N_i}(z_ij) / B  −  Σ_j log softmax_{i ∈ {j} ∪ N'_j}(z_ij) / B ],
+
+with N_i the captions false of image i and N'_j the images caption j is false of. With the first
+loss a generic caption that is true of most of the batch ("an emoji.") takes a share of every
+image's target; with this one an image is pulled only towards the caption drawn for it.
+
 Every step draws its batch from a generator seeded by ``(seed, step)``, so a run resumed from a
 checkpoint continues exactly as the uninterrupted one.
 """
@@ -59,6 +68,7 @@ class PretrainConfig:
     n_textures: int = 12_000
     save_every: int = 100
     threads: int | None = 2
+    loss: str = "all-true-pairs"
 
 
 def loss_with_duplicates(
@@ -76,6 +86,21 @@ def loss_with_duplicates(
     i2t = -(q * F.log_softmax(logits, dim=1)).sum(1).mean()
     t2i = -(r * F.log_softmax(logits, dim=0)).sum(0).mean()
     return 0.5 * (i2t + t2i)
+
+
+def loss_own_caption(
+    img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, pos: torch.Tensor
+) -> torch.Tensor:
+    """Symmetric contrastive loss with each image's own caption (the diagonal) as its only target and
+    the batch's other true pairs masked out of both softmaxes (formula in the module docstring)."""
+    eye = torch.eye(len(img), dtype=torch.bool, device=img.device)
+    logits = (scale * img @ txt.t()).masked_fill(pos & ~eye, float("-inf"))
+    target = torch.arange(len(img), device=img.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+LOSSES = {"all-true-pairs": loss_with_duplicates, "own-caption": loss_own_caption}
+"""The recipe's ``loss`` choices."""
 
 
 class Pool:
@@ -205,6 +230,9 @@ def pretrain(
 
     Returns the model (fp32, on CPU) and a summary (losses, wall time, peak memory, steps run here).
     """
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
+    loss_fn = LOSSES[cfg.loss]
     if cfg.threads and device == "cpu":
         torch.set_num_threads(cfg.threads)
     model = new_model(cfg.seed).to(device)
@@ -220,7 +248,9 @@ def pretrain(
                 "delete it to start over"
             ) from exc
         free = {"save_every", "threads"}  # settings that do not change the result
-        saved = {k: v for k, v in dict(state.get("config") or {}).items() if k not in free}
+        # a field added to the recipe later reads as its default in an older checkpoint
+        saved = asdict(PretrainConfig()) | dict(state.get("config") or {})
+        saved = {k: v for k, v in saved.items() if k not in free and k in asdict(cfg)}
         if saved != {k: v for k, v in asdict(cfg).items() if k not in free}:
             raise RuntimeError(
                 f"pretraining checkpoint {state_file} was made with another recipe "
@@ -242,7 +272,7 @@ def pretrain(
         x, tokens, pos = pool.batch(rng, cfg.batch_size, cfg.shift)
         img = F.normalize(model.encode_image(x.to(device)), dim=-1)
         txt = F.normalize(encode_text(model, tokens.to(device)), dim=-1)
-        loss = loss_with_duplicates(img, txt, model.logit_scale.exp(), pos.to(device))
+        loss = loss_fn(img, txt, model.logit_scale.exp(), pos.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -129,3 +129,40 @@ def test_presets_run_on_v2_with_its_benchmarks(small_root):
     assert (v1_ov.data.open_vocab_fraction, v1_ov.data.open_vocab_mode) == (0.5, "first")
     with pytest.raises(ValueError, match="published open-vocabulary lists"):
         load_data(v1_ov.replace(open_vocab_mode="published", data_root=str(small_root)))
+
+
+def test_a_v2_run_reports_accuracy_under_covariate_shift(small_root, tmp_path):
+    """The held-out artist's pictures of the ID concepts are scored for accuracy, never as OOD."""
+    import json
+
+    import numpy as np
+
+    from negprompt.experiments import Experiment
+
+    config = ExperimentConfig.for_preset(
+        "mini-conventional", data_root=str(small_root), benchmark="mini2", model="negprompt-tiny",
+        pretrained="none", shots=2, val_per_class=1, epochs=1, train_batch_size=16, neglabel=False,
+        locoop=False, classes=12, cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    exp = Experiment(config)
+    exp.run()
+    assert (
+        list(exp.data.shifted) == ["mini2/id covariate"] and len(exp.data.shifted["mini2/id covariate"]) == 12
+    )
+    assert "mini2/id covariate" not in set(exp.evaluation.scores["dataset"])  # not an OOD set
+    acc = exp.shifted_accuracy
+    assert set(acc["method"]) == {m.name for m in exp.evaluation.methods if m.adapt is None}
+    # against a plain recount: each method's class is the positive prompt nearest to the image
+    feats = exp.features.shifted[0].features
+    x = np.asarray(feats.features, dtype=np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for m in exp.evaluation.methods:
+        row = acc[acc["method"] == m.name].iloc[0]
+        pred = (x @ m.pos.detach().double().numpy().T).argmax(1)
+        assert row["acc"] == pytest.approx(float(np.mean(pred == np.asarray(feats.labels))))
+        assert row["acc_low"] <= row["acc"] <= row["acc_high"] and row["images"] == 12
+    assert "ID accuracy under covariate shift" in exp.table()
+    run = exp.write(tmp_path / "run")
+    record = json.loads((run / "config.json").read_text())["experiment"]
+    assert {r["method"] for r in record["shifted_accuracy"]} == set(acc["method"])
+    assert record["data"]["shifted"] == {"mini2/id covariate": 12}

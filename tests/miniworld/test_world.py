@@ -9,7 +9,14 @@ import torch.nn.functional as F
 
 from negprompt.miniworld import concepts as C
 from negprompt.miniworld import world as W
-from negprompt.miniworld.pretrain import PretrainConfig, encode_text, loss_with_duplicates, lr_at, new_model
+from negprompt.miniworld.pretrain import (
+    PretrainConfig,
+    encode_text,
+    loss_own_caption,
+    loss_with_duplicates,
+    lr_at,
+    new_model,
+)
 from negprompt.miniworld.render import draw_shape, draw_texture
 from negprompt.miniworld.sources import MiniWorldDataError, digits, fashion_mnist
 
@@ -145,6 +152,56 @@ def test_duplicate_captions_are_not_pushed_apart():
     pos = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
     assert grad(pos) < 1e-6
     assert grad(torch.eye(3, dtype=torch.bool)) > 0.1
+
+
+def _reference_own_caption(img, txt, scale, pos):
+    """Plain float64 loop: each image's target is its own caption; other true pairs leave the softmax."""
+    z = scale.double() * img.double() @ txt.double().T
+    b = len(img)
+    i2t = t2i = 0.0
+    for i in range(b):
+        keep = [j for j in range(b) if j == i or not pos[i, j]]
+        i2t -= z[i, i] - torch.logsumexp(z[i, keep], 0)
+        keep = [k for k in range(b) if k == i or not pos[k, i]]
+        t2i -= z[i, i] - torch.logsumexp(z[keep, i], 0)
+    return 0.5 * (i2t + t2i) / b
+
+
+def test_own_caption_loss_matches_float64_reference_and_clip_without_duplicates():
+    g = torch.Generator().manual_seed(1)
+    img = F.normalize(torch.randn(7, 5, generator=g), dim=-1)
+    txt = F.normalize(torch.randn(7, 5, generator=g), dim=-1)
+    pos = torch.eye(7, dtype=torch.bool)
+    pos[0, 3] = pos[3, 0] = True
+    pos[5, 1] = pos[2, 1] = True  # caption 1 ("an emoji.") is true of images 1, 2 and 5
+    scale = torch.tensor(10.0)
+    got = loss_own_caption(img, txt, scale, pos)
+    assert abs(float(got) - float(_reference_own_caption(img, txt, scale, pos))) < 1e-5
+    eye = torch.eye(7, dtype=torch.bool)
+    logits = scale * img @ txt.T
+    clip = 0.5 * (F.cross_entropy(logits, torch.arange(7)) + F.cross_entropy(logits.T, torch.arange(7)))
+    assert abs(float(loss_own_caption(img, txt, scale, eye)) - float(clip)) < 1e-6
+    assert abs(float(got) - float(clip)) > 1e-3  # the mask changes the loss
+
+
+def test_own_caption_loss_ignores_other_true_captions():
+    """Caption 2 is true of image 0 too: moving it in a direction only image 0 sees changes nothing."""
+    g = torch.Generator().manual_seed(2)
+    img = F.normalize(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=-1)
+    txt = F.normalize(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=-1)
+    basis = torch.linalg.qr(img[1:].T, mode="complete").Q[:, 2:]  # orthogonal to images 1 and 2
+    direction = basis @ (basis.T @ img[0])  # seen by image 0 only
+    assert float(direction @ img[0]) > 1e-3
+
+    def slope(pos):
+        t = txt.clone().requires_grad_(True)
+        loss_own_caption(img, t, torch.tensor(10.0, dtype=torch.float64), pos).backward()
+        return float(t.grad[2] @ direction)
+
+    pos = torch.eye(3, dtype=torch.bool)
+    assert abs(slope(pos)) > 1e-3  # a false caption of image 0 is pushed away from it
+    pos[0, 2] = True
+    assert abs(slope(pos)) < 1e-12  # a true one is left alone
 
 
 def test_truncated_text_encoding_equals_open_clip():
