@@ -2,6 +2,7 @@
 """The mini-world studies of docs/findings.md: every run, over seeds, as one JSON file.
 
     python scripts/mini_findings.py --out runs/findings --json benchmarks/findings-mini.json
+    python scripts/mini_findings.py --world v2 --out runs/findings-v2 --json benchmarks/findings-mini2.json
 
 Runs (each over ``--seeds``, default 0 1 2; results are resumed from finished run directories):
 
@@ -12,6 +13,10 @@ Runs (each over ``--seeds``, default 0 1 2; results are resumed from finished ru
   negative contexts and initial noise 1e-3, 0.1, 1.0 (× the context's std);
 * ``temperature``: the score temperature T re-applied to the saved features of the ``main`` runs;
 * ``open_vocab``: mini-open-vocab with prompts learned on 20%, 50% and 80% of the 10 classes.
+
+``--world v2`` runs the same studies on mini-world v2 (`negprompt.miniworld.benchmark_v2`): the
+presets read ``--benchmark mini2`` (mini-hard-ood: ``mini2-hard``, protocol P1) with v2's weights, and
+open vocabulary uses the published 10%, 20% and 50% lists.
 
 Nothing here is tuned: every run uses the presets' recipe, and the JSON records every number.
 """
@@ -30,7 +35,17 @@ from negprompt.experiments import ExperimentConfig, run_experiment, work_dir_for
 from negprompt.rundir import load_run
 
 NEGATIVES = [(1, 1e-3), (2, 1e-3), (2, 0.1), (2, 1.0), (4, 1e-3), (4, 0.1), (4, 1.0)]
-FRACTIONS = (0.2, 0.5, 0.8)
+FRACTIONS = {"v1": (0.2, 0.5, 0.8), "v2": (0.1, 0.2, 0.5)}
+"""Open-vocabulary fractions of each world (v2: its published lists)."""
+WORLDS = {
+    "v1": {},
+    "v2": {
+        "mini-conventional": {"benchmark": "mini2"},
+        "mini-hard-ood": {"benchmark": "mini2-hard"},
+        "mini-open-vocab": {"benchmark": "mini2"},
+    },
+}
+"""Settings each world adds to a preset (v1: the presets' own)."""
 TEMPERATURES = (0.01, 0.1, 1.0, 10.0)
 BASELINES = ("neglabel", "csp", "adaneg", "adaneg_coop", "tanl")
 """The baselines the main runs can add (``--baselines``): NegLabel, CSP, AdaNeg (on NegLabel's labels,
@@ -41,7 +56,13 @@ MAIN_BASELINES = dict.fromkeys(BASELINES, True)
 
 
 def run(
-    out: Path, preset: str, seed: int, device: str = "cpu", baselines: dict | None = None, **overrides
+    out: Path,
+    preset: str,
+    seed: int,
+    device: str = "cpu",
+    baselines: dict | None = None,
+    world: str = "v1",
+    **overrides,
 ) -> Path:
     """A finished run directory for ``preset`` (reused when it is already there); a main run adds the
     ``baselines`` settings (default `MAIN_BASELINES`), and a reused one must hold their rows."""
@@ -62,7 +83,7 @@ def run(
         return path
     if main_run:  # every training-free baseline beside the trained methods (labels cached once)
         overrides.update(baselines)
-    config = ExperimentConfig.for_preset(preset, seed=seed, **overrides)
+    config = ExperimentConfig.for_preset(preset, seed=seed, **WORLDS[world].get(preset, {}), **overrides)
     return run_experiment(config, path, resume=work_dir_for(path).exists(), progress=False)
 
 
@@ -114,15 +135,19 @@ def temperature_rows(path: Path) -> list[dict]:
     return out
 
 
-def tasks(seeds: list[int], parts: list[str]) -> list[tuple[str, int, dict]]:
+def tasks(seeds: list[int], parts: list[str], world: str = "v1") -> list[tuple[str, int, dict]]:
     """Every run the studies need, the defaults first, without duplicates."""
     out: list[tuple[str, int, dict]] = []
     for seed in seeds:
         if {"main", "temperature", "negatives"} & set(parts):
             out += [("mini-conventional", seed, {}), ("mini-hard-ood", seed, {})]
-        if "open_vocab" in parts:
-            out += [("mini-open-vocab", seed, {"open_vocab_fraction": f}) for f in FRACTIONS if f != 0.5]
+        if "open_vocab" in parts and world == "v1":
+            out += [
+                ("mini-open-vocab", seed, {"open_vocab_fraction": f}) for f in FRACTIONS[world] if f != 0.5
+            ]
             out.append(("mini-open-vocab", seed, {}))
+        elif "open_vocab" in parts:
+            out += [("mini-open-vocab", seed, {"open_vocab_fraction": f}) for f in FRACTIONS[world]]
     if "negatives" in parts:
         for seed in seeds:
             for preset in ("mini-hard-ood",):
@@ -135,10 +160,10 @@ def tasks(seeds: list[int], parts: list[str]) -> list[tuple[str, int, dict]]:
 def _task(args: tuple) -> tuple[tuple, str]:
     import torch
 
-    out, device, epochs, baselines, (preset, seed, overrides) = args
+    out, device, epochs, baselines, world, (preset, seed, overrides) = args
     torch.set_num_threads(1)
     extra = {"epochs": epochs} if epochs else {}
-    path = run(Path(out), preset, seed, device=device, baselines=baselines, **overrides, **extra)
+    path = run(Path(out), preset, seed, device=device, baselines=baselines, world=world, **overrides, **extra)
     return (preset, seed, overrides), str(path)
 
 
@@ -154,14 +179,16 @@ def choose_baselines(names: list[str]) -> dict[str, bool]:
     return {name: name in names for name in BASELINES}
 
 
-def warm_csp_banks(seeds: list[int], device: str) -> None:
+def warm_csp_banks(seeds: list[int], device: str, world: str = "v1") -> None:
     """Encode CSP's label banks once before the runs (nouns once per model, adjective phrases per seed),
     so parallel runs read them from the cache instead of each encoding ≈ 838,000 prompts."""
     from negprompt.csp import ADJ_TEMPLATES, NOUN_TEMPLATES, csp_pool, encode_ensemble
     from negprompt.experiments import Experiment
     from negprompt.wordnet import load_synsets
 
-    config = ExperimentConfig.for_preset("mini-conventional", device=device)
+    config = ExperimentConfig.for_preset(
+        "mini-conventional", device=device, **WORLDS[world].get("mini-conventional", {})
+    )
     backbone = Experiment(config).load_backbone()
     wordnet = config.evaluation.wordnet_dir
     nouns_syn, adj_syn = load_synsets("noun", wordnet), load_synsets("adj", wordnet)
@@ -213,6 +240,68 @@ def _label(row: dict) -> str:
 
     kind, label = row_kind(row["method"]), row_label(row["method"], row["score"])
     return label if kind == "trained" or kind in label else f"{label} *({kind})*"
+
+
+PUBLISHED_IMAGENET = (
+    ("MCM", ("zeroshot", "mcm"), 42.74, 90.77),
+    ("GL-MCM", ("zeroshot", "gl_mcm"), 35.59, 90.83),
+    ("LoCoOp + GL-MCM", ("locoop", "gl_mcm"), 28.66, 93.52),
+    ("NegLabel", ("neglabel", "neglabel"), 25.40, 94.21),
+    ("NegPrompt", ("negprompt", "negprompt"), 23.01, 94.81),
+    ("CSP", ("csp", "csp"), 17.51, 95.76),
+)
+"""Published means over iNaturalist, SUN, Places and Textures on ImageNet-1k with CLIP ViT-B/16
+(FPR95 / AUROC, %; sources in docs/experiments.md), worst to best, and the row that plays each here."""
+
+
+def _overlap(a: dict, b: dict, metric: str = "fpr95") -> bool:
+    lo_a, hi_a, lo_b, hi_b = (a.get(f"{metric}_low"), a.get(f"{metric}_high"), b.get(f"{metric}_low"),
+                              b.get(f"{metric}_high"))  # fmt: skip
+    if None in (lo_a, hi_a, lo_b, hi_b):
+        return False
+    return max(lo_a, lo_b) <= min(hi_a, hi_b)
+
+
+def validity_md(summary: list[dict], dataset: str = "mean") -> list[str]:
+    """The published ImageNet behaviour beside this world's (one preset's seed summary): each method's
+    published mean and ours, then each published ordering of neighbours, agreed or not.
+
+    An ordering "agrees" when our means are in the published order and the two intervals do not
+    overlap, is "not resolved" when they overlap, and "disagrees" when our means are in the other order
+    and the intervals do not overlap. CoOp's published gain in ID accuracy over zero-shot is the last line.
+    """
+    found = {(r["method"], r["score"]): r for r in summary if r["dataset"] == dataset}
+    out = ["| method | ImageNet FPR95 / AUROC (published) | here: FPR95 | here: AUROC |", "|---|---|---|---|"]
+    for name, key, fpr, auroc in PUBLISHED_IMAGENET:
+        r = found.get(key)
+        here = (_pct(r, "fpr95"), _pct(r, "auroc")) if r else ("not run", "not run")
+        out.append(f"| {name} | {fpr:.2f} / {auroc:.2f} | {here[0]} | {here[1]} |")
+    refs = {r.get("ref") for r in found.values()} - {None}
+    best_free = found.get(tuple(next(iter(refs)).split("/", 1))) if len(refs) == 1 else None
+    if best_free is not None:  # the reference every trained row is compared with
+        out.append(f"| best training-free row here: {_label(best_free)} | — | {_pct(best_free, 'fpr95')} "
+                   f"| {_pct(best_free, 'auroc')} |")  # fmt: skip
+    out += ["", "| published ordering (FPR95) | here | verdict |", "|---|---|---|"]
+    for (worse, wk, _, _), (better, bk, _, _) in zip(PUBLISHED_IMAGENET, PUBLISHED_IMAGENET[1:]):
+        a, b = found.get(wk), found.get(bk)
+        if a is None or b is None:
+            out.append(f"| {better} < {worse} | not run | — |")
+            continue
+        same = b["fpr95_mean"] < a["fpr95_mean"]
+        verdict = (
+            "not resolved (intervals overlap)" if _overlap(a, b) else ("agrees" if same else "disagrees")
+        )
+        here = f"{better} {100 * b['fpr95_mean']:.1f} vs {worse} {100 * a['fpr95_mean']:.1f}"
+        out.append(f"| {better} < {worse} | {here} | {verdict} |")
+    coop, zs = found.get(("coop", "mcm")), found.get(("zeroshot", "mcm"))
+    if coop is not None and zs is not None:
+        up = coop["id_acc_mean"] > zs["id_acc_mean"]
+        overlap = _overlap(coop, zs, "id_acc")
+        verdict = "not resolved (intervals overlap)" if overlap else ("agrees" if up else "disagrees")
+        out.append(
+            f"| CoOp's ID accuracy > zero-shot's | {_pct(coop, 'id_acc')} vs {_pct(zs, 'id_acc')} | {verdict} |"
+        )
+    return out
 
 
 def leaderboard_md(summary: list[dict], dataset: str = "mean") -> list[str]:
@@ -332,6 +421,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--parts", nargs="+", default=["main", "negatives", "temperature", "open_vocab"])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--world", choices=sorted(WORLDS), default="v1", help="which mini-world (default v1)")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once (processes, one thread each)")
     ap.add_argument(
         "--epochs", type=int, default=None, help="epochs per stage (default: the presets'; smoke runs)"
@@ -358,15 +448,22 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=1))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    result: dict = {"seeds": args.seeds, "device": args.device, "epochs": args.epochs or "preset", "runs": {}}
-    todo = tasks(args.seeds, args.parts)
+    result: dict = {"seeds": args.seeds, "device": args.device, "epochs": args.epochs or "preset",
+                     "world": args.world, "runs": {}}  # fmt: skip
+    todo = tasks(args.seeds, args.parts, args.world)
     from negprompt.defaults import DEMO_DATA_ROOT
-    from negprompt.miniworld.benchmark import mini_root
 
-    mini_root(DEMO_DATA_ROOT)  # written once here, not by every worker at the same time
+    if args.world == "v2":  # written once here, not by every worker at the same time
+        from negprompt.miniworld.benchmark_v2 import mini2_root
+
+        mini2_root(DEMO_DATA_ROOT)
+    else:
+        from negprompt.miniworld.benchmark import mini_root
+
+        mini_root(DEMO_DATA_ROOT)
     baselines = choose_baselines(args.baselines)
     if baselines["csp"] and {"main", "temperature", "negatives"} & set(args.parts):
-        warm_csp_banks(args.seeds, args.device)
+        warm_csp_banks(args.seeds, args.device, args.world)
 
     def done(key, path) -> None:
         preset, seed, overrides = key
@@ -375,7 +472,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=1))
         print(f"done {Path(path).name} ({len(result['runs'])}/{len(todo)})", flush=True)
 
-    jobs = [(str(args.out), args.device, args.epochs, baselines, t) for t in todo]
+    jobs = [(str(args.out), args.device, args.epochs, baselines, args.world, t) for t in todo]
     if args.jobs <= 1:
         for job in jobs:
             done(*_task(job))

@@ -345,9 +345,10 @@ PRESET_DEFAULTS["mini-open-vocab"]["open_vocab_fraction"] = 0.5
 """What each preset changes from the section defaults (the paper's settings), by setting name."""
 MINI2_PROTOCOLS = ("P1", "P2", "P3", "P4")
 """`negprompt.miniworld.benchmark_v2.PROTOCOLS`, spelled out so that this module stays light."""
+MINI2_MODEL = "negprompt-mini2"
 MINI2_TAG = "miniworld-v2"
-"""The weights of ``negprompt-mini`` the v2 benchmarks use when ``pretrained`` is left unset (v1's
-benchmarks keep ``auto``, which is ``miniworld-v1``)."""
+"""The model and weights the v2 benchmarks use when neither ``model`` nor ``pretrained`` is given
+(v1's benchmarks keep ``negprompt-mini`` with ``auto``, which is ``miniworld-v1``)."""
 V2_DEFAULTS = {
     "mini-hard-ood": {"protocol": "P1"},
     "mini-open-vocab": {"open_vocab_fraction": 0.1, "open_vocab_mode": "published"},
@@ -356,19 +357,15 @@ V2_DEFAULTS = {
 
 
 def _mini_world_defaults(preset: str, values: dict, given: dict) -> None:
-    """On a v2 mini-world benchmark, v2's own defaults where the caller gave none; and the weights of
-    the benchmark's world for ``negprompt-mini`` unless ``pretrained`` was given."""
+    """On a v2 mini-world benchmark, v2's own defaults where the caller gave none; and v2's model and
+    weights unless the caller gave a model or weights."""
     benchmark = values.get("benchmark")
     if benchmark in ("mini2", "mini2-hard"):
         for name, value in V2_DEFAULTS.get(preset, {}).items():
             if name not in given:
                 values[name] = value
-    if (
-        benchmark in ("mini2", "mini2-hard")
-        and values.get("model") == MINI_MODEL
-        and "pretrained" not in given
-    ):
-        values["pretrained"] = MINI2_TAG
+    if benchmark in ("mini2", "mini2-hard") and "model" not in given and "pretrained" not in given:
+        values["model"], values["pretrained"] = MINI2_MODEL, MINI2_TAG
 
 
 @dataclass

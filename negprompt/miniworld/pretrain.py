@@ -69,6 +69,7 @@ class PretrainConfig:
     save_every: int = 100
     threads: int | None = 2
     loss: str = "all-true-pairs"
+    model: str = MODEL
 
 
 def loss_with_duplicates(
@@ -201,11 +202,11 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def new_model(seed: int) -> torch.nn.Module:
-    """A randomly initialised ``negprompt-mini`` (seeded)."""
+def new_model(seed: int, model_name: str = MODEL) -> torch.nn.Module:
+    """A randomly initialised ``model_name`` (default ``negprompt-mini``; seeded)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = open_clip.create_model(MODEL, pretrained=None)
+        model = open_clip.create_model(model_name, pretrained=None)
     return model
 
 
@@ -235,8 +236,8 @@ def pretrain(
     loss_fn = LOSSES[cfg.loss]
     if cfg.threads and device == "cpu":
         torch.set_num_threads(cfg.threads)
-    model = new_model(cfg.seed).to(device)
-    pool = Pool(world, open_clip.get_tokenizer(MODEL), domain_weights)
+    model = new_model(cfg.seed, cfg.model).to(device)
+    pool = Pool(world, open_clip.get_tokenizer(cfg.model), domain_weights)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     start, history = 0, []
     if state_file.exists():
@@ -263,7 +264,7 @@ def pretrain(
     model.train()
     t0, steps_here = time.perf_counter(), 0
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = tqdm(range(start, end), desc="pretraining negprompt-mini", disable=not progress, mininterval=2.0)
+    bar = tqdm(range(start, end), desc=f"pretraining {cfg.model}", disable=not progress, mininterval=2.0)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)

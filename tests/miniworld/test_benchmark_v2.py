@@ -89,7 +89,7 @@ def test_presets_run_on_v2_with_its_benchmarks(small_root):
     conv = ExperimentConfig.for_preset(
         "mini-conventional", data_root=str(small_root), benchmark="mini2", shots=2, val_per_class=1
     )
-    assert conv.backbone.pretrained == "miniworld-v2"  # v2's weights unless others are given
+    assert (conv.backbone.model, conv.backbone.pretrained) == ("negprompt-mini2", "miniworld-v2")  # v2's own
     assert ExperimentConfig.for_preset("mini-conventional").data.benchmark == "mini"  # v1 stays the default
     given = ExperimentConfig.for_preset("mini-conventional", benchmark="mini2", pretrained="none")
     assert given.backbone.pretrained == "none"

@@ -78,10 +78,14 @@ def test_style_accuracy_matches_a_picture_by_picture_reference(two_artists):
     assert set(c) == {"a photo of a", "an outline of a"} and all(-1 <= v <= 1 for v in c.values())
 
 
-def test_the_v2_script_trains_measures_val_and_refuses_to_install(two_artists, tmp_path, monkeypatch):
+def test_the_v2_script_trains_measures_val_and_installs_only_with_the_test_part(
+    two_artists, tmp_path, monkeypatch
+):
     small, split = two_artists
     sys.path.insert(0, str(ROOT / "scripts"))
     import pretrain_mini_clip as script
+
+    from negprompt import bundled
 
     monkeypatch.setattr(emoji, "load_hierarchy", lambda: small)
     monkeypatch.setattr(splits, "published", lambda: split)
@@ -91,12 +95,53 @@ def test_the_v2_script_trains_measures_val_and_refuses_to_install(two_artists, t
     out = tmp_path / "run"
     args = ["--world", "v2", "--out", str(out), "--steps", "3", "--batch-size", "16", "--warmup", "1",
             "--per-pair", "2", "--v1-share", "0", "--val-per-pair", "1", "--quiet"]  # fmt: skip
-    assert script.main(args + ["--install"]) == 2
+    assert script.main(args + ["--install"]) == 2  # shipped weights carry the test part's numbers
     assert script.main(args) == 0
-    card = json.loads((out / "negprompt-mini-miniworld-v2.json").read_text())
+    card = json.loads((out / "negprompt-mini2-miniworld-v2.card.json").read_text())
     val = card["v2"]["val"]
-    assert card["tag"] == "miniworld-v2" and "test" not in card["v2"]  # the test part only when asked
+    assert card["tag"] == "miniworld-v2" and card["model"] == P2.MODEL_V2 and "test" not in card["v2"]
+    assert card["recipe"]["loss"].startswith("symmetric contrastive loss, each image's own caption")
     assert val["id_classes"] == 3 and val["id_images"] == 3  # noto only: symbola is the covariate artist
     assert 0 <= val["id_top1"] <= 1 and 0 <= val["style_top1"] <= 1
+    assert set(val["id_top1_by_artist"]) == {"noto"}
     assert np.isfinite(card["trained_on"]["final_loss_mean_last_50"])
     assert "twemoji" in card["data"] and "CC-BY 4.0" in card["data"]["twemoji"]
+    text = (out / "MODEL_CARD-miniworld-v2.md").read_text()
+    assert "negprompt-mini2" in text and "width 128" in text and "not measured on test" in text
+    # with the test part, --install copies weights, card and Markdown into the package folder
+    folder = tmp_path / "model_weights"
+    folder.mkdir()
+    monkeypatch.setattr(bundled, "_DIR", folder)
+    assert script.main(args + ["--test", "--install", "--force"]) == 0
+    card = json.loads((folder / "negprompt-mini2-miniworld-v2.card.json").read_text())
+    assert "test" in card["v2"] and isinstance(card["v2_targets_met"], bool)
+    assert (folder / "negprompt-mini2-miniworld-v2.safetensors").stat().st_size == card["bytes"]
+    assert (folder / "MODEL_CARD-miniworld-v2.md").is_file()
+
+
+def test_recipe_comparison_reads_val_only_and_applies_each_variant(two_artists, tmp_path, monkeypatch):
+    small, split = two_artists
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import compare_v2_recipes as script
+
+    monkeypatch.setattr(script, "load_hierarchy", lambda: small)
+    monkeypatch.setattr(script.splits, "published", lambda: split)
+    parts = []
+    real = W2.pictures
+    monkeypatch.setattr(script.W2, "pictures", lambda *a, **k: parts.append(a[3]) or real(*a, **k))
+    out = tmp_path / "r.jsonl"
+    base = {"steps": 2, "batch_size": 8, "warmup": 1, "per_pair": 2, "v1_share": 0.0}
+    args = ["--out", str(out), "--steps", "2", "--val-per-pair", "1",
+            "--variant", json.dumps({"name": "a", **base}),
+            "--variant", json.dumps({"name": "b", **base, "arch": {"text_cfg.width": 32, "text_cfg.heads": 2}})]  # fmt: skip
+    assert script.main(args) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["name"] for r in rows] == ["a", "b"] and rows[1]["arch"] == {
+        "text_cfg.width": 32,
+        "text_cfg.heads": 2,
+    }
+    assert set(parts) == {"pretrain", "val"}  # the test part is never rendered
+    assert rows[0]["images_per_artist"] == {"noto": 3} and 0 <= rows[0]["noto/photo"] <= 1
+    assert open_clip.get_model_config("negprompt-mini2-variant1")["text_cfg"]["width"] == 32
+    with pytest.raises(SystemExit, match="unknown recipe fields"):
+        script.main(["--out", str(out), "--variant", json.dumps({"name": "x", "lr_typo": 1})])

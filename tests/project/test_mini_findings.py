@@ -55,3 +55,52 @@ def test_a_finished_main_run_without_a_wanted_baseline_is_not_reused(findings, t
             tmp_path, "mini-conventional", 0, baselines={"neglabel": True, "csp": True, "adaneg": False}
         )
     assert findings.run(tmp_path, "mini-conventional", 0, baselines={"csp": False}) == path
+
+
+def test_world_v2_runs_the_presets_on_v2_with_its_published_fractions(findings):
+    from negprompt.experiments import ExperimentConfig
+
+    v2 = findings.tasks([0], ["main", "open_vocab"], "v2")
+    assert [(p, o) for p, _, o in v2] == [
+        ("mini-conventional", {}), ("mini-hard-ood", {}),
+        ("mini-open-vocab", {"open_vocab_fraction": 0.1}), ("mini-open-vocab", {"open_vocab_fraction": 0.2}),
+        ("mini-open-vocab", {"open_vocab_fraction": 0.5}),
+    ]  # fmt: skip
+    v1 = findings.tasks([0], ["open_vocab"], "v1")
+    assert [o for _, _, o in v1] == [{"open_vocab_fraction": 0.2}, {"open_vocab_fraction": 0.8}, {}]
+    for preset, settings in findings.WORLDS["v2"].items():
+        config = ExperimentConfig.for_preset(preset, **settings)
+        config.validate()
+        assert config.data.benchmark.startswith("mini2") and config.backbone.pretrained == "miniworld-v2"
+
+
+def _row(method, score, fpr, low, high, acc=0.5, ref="zeroshot/maxlogit"):
+    return {"method": method, "score": score, "dataset": "mean", "fpr95_mean": fpr, "fpr95_low": low,
+            "fpr95_high": high, "auroc_mean": 1 - fpr, "auroc_low": 1 - high, "auroc_high": 1 - low,
+            "id_acc_mean": acc, "id_acc_low": acc - 0.01, "id_acc_high": acc + 0.01, "seeds": 3,
+            "fpr95_std": 0.01, "auroc_std": 0.01, "id_acc_std": 0.0, "ref": ref}  # fmt: skip
+
+
+def test_validity_table_states_each_published_ordering_as_seen(findings):
+    summary = [
+        _row("zeroshot", "mcm", 0.60, 0.55, 0.65, acc=0.50),
+        _row("zeroshot", "gl_mcm", 0.40, 0.35, 0.45),  # agrees: better than MCM, apart
+        _row("locoop", "gl_mcm", 0.42, 0.38, 0.46),  # not resolved: overlaps GL-MCM
+        _row("neglabel", "neglabel", 0.10, 0.08, 0.12),
+        _row("negprompt", "negprompt", 0.30, 0.25, 0.35),  # disagrees: worse than NegLabel, apart
+        _row("coop", "mcm", 0.50, 0.45, 0.55, acc=0.70),  # CoOp's accuracy up, apart
+        _row("zeroshot", "maxlogit", 0.05, 0.03, 0.07),
+    ]
+    lines = "\n".join(findings.validity_md(summary))
+    assert "| GL-MCM < MCM | GL-MCM 40.0 vs MCM 60.0 | agrees |" in lines
+    assert (
+        "| LoCoOp + GL-MCM < GL-MCM | LoCoOp + GL-MCM 42.0 vs GL-MCM 40.0 | not resolved (intervals overlap) |"
+        in lines
+    )
+    assert "| NegPrompt < NegLabel | NegPrompt 30.0 vs NegLabel 10.0 | disagrees |" in lines
+    assert (
+        "| CSP < NegPrompt | not run | — |" in lines
+        and "| CSP | 17.51 / 95.76 | not run | not run |" in lines
+    )
+    assert "CoOp's ID accuracy > zero-shot's" in lines and lines.rstrip().endswith("| agrees |")
+    assert "best training-free row here: max-logit" in lines and "5.0 ± 1.0 [3.0, 7.0]" in lines
