@@ -104,3 +104,15 @@ def test_validity_table_states_each_published_ordering_as_seen(findings):
     )
     assert "CoOp's ID accuracy > zero-shot's" in lines and lines.rstrip().endswith("| agrees |")
     assert "best training-free row here: max-logit" in lines and "5.0 ± 1.0 [3.0, 7.0]" in lines
+
+
+def test_validity_table_uses_the_paired_interval_when_one_row_is_the_reference(findings):
+    ref = "neglabel/neglabel"
+    prompt = _row("negprompt", "negprompt", 0.30, 0.25, 0.45, ref=ref)  # overlaps NegLabel's interval
+    prompt.update(d_fpr95=0.20, d_fpr95_low=0.10, d_fpr95_high=0.30)
+    summary = [_row("neglabel", "neglabel", 0.10, 0.08, 0.26, ref=ref), prompt]
+    lines = "\n".join(findings.validity_md(summary))
+    assert (
+        "| NegPrompt < NegLabel | NegPrompt 30.0 vs NegLabel 10.0 | disagrees (paired Δ +20.0 [+10.0, +30.0]) |"
+        in lines
+    )
