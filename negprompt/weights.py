@@ -107,7 +107,9 @@ def find_weights(
         except bundled.BundledWeightsError as exc:
             raise WeightsError(str(exc)) from exc
         sha = bundled.read_card(name, tag)["sha256"][:16]
-        return Weights(checkpoint, name=tag, fingerprint=f"{name}/{tag}:{sha}", warning=bundled.shortfall(name, tag))
+        return Weights(
+            checkpoint, name=tag, fingerprint=f"{name}/{tag}:{sha}", warning=bundled.shortfall(name, tag)
+        )
     if pretrained.lower() == "auto":
         tag, checkpoint, why = _auto_weights(name, tags, weights_dir, network_timeout)
         if checkpoint is None:

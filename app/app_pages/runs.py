@@ -58,6 +58,15 @@ with right:
     st.caption(
         f"{run.config.get('fpr_convention') or FPR_CONVENTION}. {MEAN_CONVENTION}. All values in percent."
     )
+with sh.reported("The covariate-shift accuracy cannot be shown", stop=False):
+    shifted = viz.shifted_accuracy_table(run.config)
+    if shifted is not None:
+        st.subheader("ID accuracy under covariate shift")
+        st.caption(
+            "The ID classes in a style never pretrained on (mini-world v2: the held-out artist). "
+            "Scored for accuracy only, never as OOD; interval: percentile bootstrap over the set's images."
+        )
+        sh.as_table(shifted)
 st.subheader("The whole leaderboard")
 sh.show_leaderboard(run)
 with st.expander("Every metric of every row and set (metrics.csv)"):

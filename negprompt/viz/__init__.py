@@ -65,6 +65,7 @@ from negprompt.viz.tables import (
     leaderboard_table,
     method_rows,
     metrics_percent,
+    shifted_accuracy_table,
 )
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "Gallery",
     "KEPT_STEPS",
     "METRIC_LABELS",
+    "shifted_accuracy_table",
     "PALETTE",
     "Rates",
     "coinciding_groups",

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from negprompt.leaderboard import leaderboard
+from negprompt.rundir.schema import RunDirError
 from negprompt.table_rows import row_label, table_rows
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "config_summary",
     "method_rows",
     "metrics_percent",
+    "shifted_accuracy_table",
 ]
 
 METRIC_LABELS = {
@@ -186,3 +188,39 @@ def leaderboard_table(metrics: pd.DataFrame, dataset: str = "mean", sort_by: str
             for d, lo, hi in zip(board[f"d_{metric}"], board[f"d_{metric}_low"], board[f"d_{metric}_high"])
         ]
     return out
+
+
+def shifted_accuracy_table(config: Mapping[str, Any]) -> pd.DataFrame | None:
+    """The run's ID accuracy under covariate shift (``experiment.shifted_accuracy`` of config.json) in
+    percent, one row per method and set, with its interval; None when the run has none.
+
+    Raises:
+        RunDirError: the entry is damaged (the message names config.json and the bad entry).
+    """
+    entries = (
+        (config.get("experiment") or {}).get("shifted_accuracy") if isinstance(config, Mapping) else None
+    )
+    if entries is None:
+        return None
+    where = "config.json: experiment.shifted_accuracy"
+    if not isinstance(entries, list):
+        raise RunDirError(f"{where} must be a list of rows, not {type(entries).__name__}")
+    rows = []
+    for k, e in enumerate(entries):
+        ok = isinstance(e, Mapping) and isinstance(e.get("method"), str) and isinstance(e.get("dataset"), str)
+        values = [e.get(c) for c in ("acc", "acc_low", "acc_high")] if ok else []
+        ok = ok and isinstance(e.get("images"), int) and e["images"] >= 0
+        ok = ok and all(
+            v is None or (isinstance(v, int | float) and (v != v or 0.0 <= v <= 1.0)) for v in values
+        )
+        ok = ok and values[0] is not None
+        if not ok:
+            raise RunDirError(
+                f"{where}[{k}] is not a row of method, dataset, images and accuracies in [0, 1]; "
+                "rewrite the run with `negprompt run` or remove the entry"
+            )
+        pct = [None if v is None or v != v else round(100 * float(v), 2) for v in values]
+        span = "—" if None in pct[1:] else f"[{pct[1]:.1f}, {pct[2]:.1f}]"
+        rows.append({"method": e["method"], "set": e["dataset"], "images": e["images"], "top-1 %": pct[0],
+                     "interval %": span})  # fmt: skip
+    return pd.DataFrame(rows, columns=["method", "set", "images", "top-1 %", "interval %"])
