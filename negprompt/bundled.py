@@ -1,7 +1,8 @@
 """Weights that ship inside the package: ``negprompt-mini`` trained on the mini-world.
 
 They load through the ordinary path, ``load_backbone("negprompt-mini", "miniworld-v1")`` (or
-``"auto"``), never from the network. The card beside the weights records their sha256; a missing or
+``"auto"``) and ``load_backbone("negprompt-mini2", "miniworld-v2")`` (mini-world v2's model), never
+from the network. The card beside the weights records their sha256; a missing or
 damaged file is an error that names it and says how to restore it.
 """
 
@@ -14,7 +15,12 @@ from pathlib import Path
 MINI_MODEL = "negprompt-mini"
 MINI_TAG = "miniworld-v1"
 _DIR = Path(__file__).parent / "model_weights"
-BUNDLED: dict[str, dict[str, str]] = {MINI_MODEL: {MINI_TAG: f"{MINI_MODEL}-{MINI_TAG}"}}
+MINI2_MODEL = "negprompt-mini2"
+MINI2_TAG = "miniworld-v2"
+BUNDLED: dict[str, dict[str, str]] = {
+    MINI_MODEL: {MINI_TAG: f"{MINI_MODEL}-{MINI_TAG}"},
+    MINI2_MODEL: {MINI2_TAG: f"{MINI2_MODEL}-{MINI2_TAG}"},
+}
 """Architecture -> tag -> file stem under ``negprompt/model_weights``."""
 _RESTORE = (
     "restore it by reinstalling negprompt (pip install --force-reinstall negprompt, or git checkout "

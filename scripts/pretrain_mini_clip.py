@@ -61,15 +61,27 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--world", choices=("v1", "v2"), default="v1", help="which mini-world (default v1)")
     ap.add_argument("--test", action="store_true", help="v2: also measure the test part (once, for the card)")
     defaults = P2.PretrainV2Config()
-    for f in fields(P2.PretrainV2Config):
+    for f in fields(P2.PretrainV2Config):  # unset ones take the chosen world's default (`recipe`)
         ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)) if f.name != "threads" else int,
-                        default=getattr(defaults, f.name))  # fmt: skip
+                        default=argparse.SUPPRESS)  # fmt: skip
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (resume later)")
     ap.add_argument("--install", action="store_true", help="copy the weights and card into the package")
     ap.add_argument("--force", action="store_true", help="with --install: replace the shipped weights")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap.parse_args(argv)
+
+
+def recipe(args: argparse.Namespace, config: type) -> P.PretrainConfig:
+    """The recipe of ``config`` (v1's or v2's dataclass): its defaults with the options given."""
+    given = {f.name: getattr(args, f.name) for f in fields(P2.PretrainV2Config) if hasattr(args, f.name)}
+    own = {f.name for f in fields(config)}
+    foreign = sorted(set(given) - own)
+    if foreign:
+        raise SystemExit(
+            f"error: {', '.join('--' + n.replace('_', '-') for n in foreign)} only apply to --world v2"
+        )
+    return config(**given)
 
 
 def save_weights(model: torch.nn.Module, path: Path, name: str = P.MODEL) -> None:
@@ -198,7 +210,7 @@ def main_v2(args: argparse.Namespace) -> int:
         print(f"error: {bundled.weights_path(P2.MODEL_V2, V2_TAG)} holds the shipped v2 weights; add --force to "
               "replace them", file=sys.stderr)  # fmt: skip
         return 2
-    cfg = P2.PretrainV2Config(**{f.name: getattr(args, f.name) for f in fields(P2.PretrainV2Config)})
+    cfg = recipe(args, P2.PretrainV2Config)
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         hierarchy, lexicon, split = load_hierarchy(), WordNet(), splits.published()
@@ -327,7 +339,7 @@ def main(argv=None) -> int:
     logging.getLogger("negprompt").setLevel(logging.INFO)
     if args.world == "v2":
         return main_v2(args)
-    cfg = P.PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(P.PretrainConfig)})
+    cfg = recipe(args, P.PretrainConfig)
     if args.install and bundled.weights_path().exists() and not args.force:
         print(
             f"error: {bundled.weights_path()} holds the shipped weights; add --force to replace them "
@@ -355,7 +367,7 @@ def main(argv=None) -> int:
         return 0
     weights = args.out / bundled.weights_path().name
     save_weights(model, weights)
-    fp16_model = P.new_model(cfg.seed)
+    fp16_model = P.new_model(cfg.seed, cfg.model)
     fp16_model.load_state_dict({k: v.float() for k, v in safetensors.torch.load_file(str(weights)).items()})
     accuracies = P.evaluate(fp16_model, held_out)
     c = card(cfg, summary, accuracies, weights, args.device)

@@ -135,6 +135,12 @@ def test_pretraining_script_runs_writes_a_card_and_protects_the_shipped_weights(
     card = json.loads((tmp_path / "run" / bundled.card_path().name).read_text())
     weights = tmp_path / "run" / bundled.weights_path().name
     assert card["recipe"]["steps"] == 3 and card["trained_on"]["steps_done"] == 3
+    assert (
+        card["recipe"]["model"] == "negprompt-mini"
+        and "every true caption-image pair" in card["recipe"]["loss"]
+    )
+    with pytest.raises(SystemExit, match="--per-pair only apply to --world v2"):
+        script.main(args + ["--per-pair", "4"])
     assert card["sha256"] and card["bytes"] == weights.stat().st_size
     assert 0.0 <= card["zero_shot_top1"]["shapes"]["top1"] <= 1.0
     state = safetensors.torch.load_file(str(weights))
