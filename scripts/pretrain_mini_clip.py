@@ -16,13 +16,18 @@ refuses to replace the shipped ones without ``--force``.
 ``--world v2`` pretrains on mini-world v2 (prepare it first: ``negprompt data prepare miniworld-v2``)
 and measures the recipe on the ``val`` part of v2 (the numbers to compare recipes by); ``--test``
 adds the ``test`` part's numbers to the card, to be measured once for the chosen recipe and never
-compared. v2 weights are not installed into the package by this script.
+compared. ``--install`` (v2: with ``--test``) copies weights and card into the package.
+
+A machine that can train but lacks the evaluation's data (a GPU machine without the npm download)
+runs ``--train-only``: the weights and ``pretrain-summary.json`` (recipe, steps, time, device); bring
+both back into ``--out`` here and run ``--evaluate-only --test`` to measure them and write the card.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import platform
 import sys
@@ -69,6 +74,12 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--install", action="store_true", help="copy the weights and card into the package")
     ap.add_argument("--force", action="store_true", help="with --install: replace the shipped weights")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--train-only", action="store_true",
+                    help="v2: stop after writing the weights and pretrain-summary.json (a machine without the "
+                    "evaluation's data); finish here with --evaluate-only")  # fmt: skip
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="v2: measure and write the card of the weights and pretrain-summary.json in --out, "
+                    "with their recorded recipe; no training")  # fmt: skip
     return ap.parse_args(argv)
 
 
@@ -109,7 +120,7 @@ def card(cfg: P.PretrainConfig, summary: dict, accuracies: dict, weights: Path, 
             "loss": "symmetric contrastive loss, every true caption-image pair positive",
             "domain_weights": W.DOMAIN_WEIGHTS,
         },  # fmt: skip
-        "trained_on": {"device": device, "device_name": _device_name(device), **summary},
+        "trained_on": {"device": device, "device_name": _device_name(device)} | summary,
         "data": DATA_CARD,
         "zero_shot_top1": accuracies,
         "zero_shot_prompt": P.ZERO_SHOT_TEMPLATE,
@@ -194,6 +205,8 @@ Trained on {t["device_name"]} ({t["device"]}): {timing}
 V2_TAG = "miniworld-v2"
 V2_TARGETS = {"id_top1": 0.60, "style_top1": 0.80}
 """What a v2 model must reach (on the test part) before it may be shipped."""
+SUMMARY_FILE = "pretrain-summary.json"
+"""Recipe and training summary of a finished v2 run (what ``--evaluate-only`` reads)."""
 
 
 def main_v2(args: argparse.Namespace) -> int:
@@ -210,30 +223,59 @@ def main_v2(args: argparse.Namespace) -> int:
         print(f"error: {bundled.weights_path(P2.MODEL_V2, V2_TAG)} holds the shipped v2 weights; add --force to "
               "replace them", file=sys.stderr)  # fmt: skip
         return 2
-    cfg = recipe(args, P2.PretrainV2Config)
+    if args.train_only and (args.evaluate_only or args.test or args.install):
+        print("error: --train-only writes weights only; measure them with --evaluate-only (and --test)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    summary_file = args.out / SUMMARY_FILE
+    if args.evaluate_only:
+        try:
+            recorded = json.loads(summary_file.read_text(encoding="utf-8"))
+            cfg, summary = P2.PretrainV2Config(**recorded["recipe"]), recorded["summary"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: {summary_file} cannot be read ({type(exc).__name__}: {exc}); it is written by a "
+                  "finished run of this script (with --train-only on another machine)", file=sys.stderr)  # fmt: skip
+            return 2
+    else:
+        cfg = recipe(args, P2.PretrainV2Config)
     args.out.mkdir(parents=True, exist_ok=True)
+    weights = args.out / f"{cfg.model}-{V2_TAG}.safetensors"
     try:
         hierarchy, lexicon, split = load_hierarchy(), WordNet(), splits.published()
-        t0 = time.perf_counter()
-        world = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=not args.quiet)
-        render_s = time.perf_counter() - t0
+        if not args.evaluate_only:
+            t0 = time.perf_counter()
+            world = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=not args.quiet)
+            render_s = time.perf_counter() - t0
     except MiniWorldDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model, summary = P.pretrain(world, cfg, args.out / "state.pt", device=args.device, progress=not args.quiet,
-                                stop_after=args.stop_after, domain_weights=P2.domain_weights(cfg.v1_share))  # fmt: skip
-    summary["render_pool_s"] = round(render_s, 1)
-    if summary["steps_done"] < cfg.steps:
-        print(f"stopped after step {summary['steps_done']} of {cfg.steps}; run the same command to resume")
-        return 0
-    weights = args.out / f"{cfg.model}-{V2_TAG}.safetensors"
-    save_weights(model, weights, cfg.model)
+    if not args.evaluate_only:
+        model, summary = P.pretrain(world, cfg, args.out / "state.pt", device=args.device, progress=not args.quiet,
+                                    stop_after=args.stop_after, domain_weights=P2.domain_weights(cfg.v1_share))  # fmt: skip
+        summary["render_pool_s"] = round(render_s, 1)
+        summary["device_name"] = _device_name(
+            args.device
+        )  # where it trained (the card may be written elsewhere)
+        if summary["steps_done"] < cfg.steps:
+            print(
+                f"stopped after step {summary['steps_done']} of {cfg.steps}; run the same command to resume"
+            )
+            return 0
+        save_weights(model, weights, cfg.model)
+        P.write_json(summary_file, {"recipe": asdict(cfg), "summary": summary})
+        if args.train_only:
+            print(f"weights {weights} and {summary_file}: measure them with --evaluate-only")
+            return 0
+    elif not weights.is_file():
+        print(f"error: {weights} is missing: --evaluate-only measures the weights of a finished run",
+              file=sys.stderr)  # fmt: skip
+        return 2
     fp16 = P.new_model(cfg.seed, cfg.model)
     fp16.load_state_dict({k: v.float() for k, v in safetensors.torch.load_file(str(weights)).items()})
     results = {"val": P2.evaluate(fp16, split, "val", hierarchy, lexicon, cfg.val_per_pair)}
     if args.test:
         results["test"] = P2.evaluate(fp16, split, "test", hierarchy, lexicon, 7)
-    c = card(cfg, summary, P.evaluate(fp16, W.evaluation_world()), weights, args.device)
+    c = card(cfg, summary, P.evaluate(fp16, W.evaluation_world()), weights, summary["device"])
     c["model"], c["tag"] = cfg.model, V2_TAG
     c["data"] = DATA_CARD | {"emoji": "mini-world v2 (negprompt.miniworld.world_v2), split "
                                       "negprompt/miniworld/resources/splits-v2.json", **assets.licences()}  # fmt: skip
@@ -339,6 +381,9 @@ def main(argv=None) -> int:
     logging.getLogger("negprompt").setLevel(logging.INFO)
     if args.world == "v2":
         return main_v2(args)
+    if args.train_only or args.evaluate_only:
+        print("error: --train-only and --evaluate-only apply to --world v2", file=sys.stderr)
+        return 2
     cfg = recipe(args, P.PretrainConfig)
     if args.install and bundled.weights_path().exists() and not args.force:
         print(

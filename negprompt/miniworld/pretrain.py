@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 MODEL = "negprompt-mini"
 MEAN = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+CLUSTER_SIZE = 16
+"""Pictures of one subgroup drawn together when ``PretrainConfig.hard_share`` > 0."""
 ZERO_SHOT_TEMPLATE = "a photo of a {}"
 """The prompt of the zero-shot evaluation: the toolkit's own ("a photo of a" + class name)."""
 
@@ -70,6 +72,10 @@ class PretrainConfig:
     threads: int | None = 2
     loss: str = "all-true-pairs"
     model: str = MODEL
+    hard_share: float = 0.0
+    """Share of a batch drawn as hard negatives: groups of :data:`CLUSTER_SIZE` pictures of one
+    subgroup (faces with faces), so that the batch asks for the fine distinctions zero-shot
+    recognition needs; 0 draws every picture independently (v1's and the first v2 recipe)."""
 
 
 def loss_with_duplicates(
@@ -134,6 +140,12 @@ class Pool:
                 group_facts.append(facts)
             image_group.append(d.group + base)
         self.image_group = np.concatenate(image_group)
+        # the subgroup fact of each picture (None outside v2's emoji): the hard-negative clusters
+        subgroup = [next((f for f in facts if f.startswith("subgroup=")), None) for facts in group_facts]
+        names = sorted({s for s in subgroup if s is not None})
+        of_group = np.asarray([names.index(s) if s is not None else -1 for s in subgroup], dtype=np.int64)
+        cluster = of_group[self.image_group] if len(of_group) else np.zeros(0, np.int64)
+        self.clusters = [np.flatnonzero(cluster == k) for k in range(len(names))]
         self.group_caps = group_caps
         self.group_facts = self._bool(group_facts)
         self.caption_facts = self._bool(cap_facts)
@@ -152,12 +164,23 @@ class Pool:
         return out
 
     def batch(
-        self, rng: np.random.Generator, size: int, shift: int
+        self, rng: np.random.Generator, size: int, shift: int, hard_share: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images ``[B, 3, 32, 32]`` normalised, tokens ``[B, L]``, positives bool ``[B, B]``)."""
-        dom = rng.choice(len(self.domains), size=size, p=self.weights)
+        """(images ``[B, 3, 32, 32]`` normalised, tokens ``[B, L]``, positives bool ``[B, B]``).
+
+        ``hard_share`` of the batch (rounded down to whole clusters) comes as clusters of
+        :data:`CLUSTER_SIZE` pictures of one subgroup, a subgroup drawn in proportion to its pictures;
+        the rest is drawn as with ``hard_share=0``, whose draws are unchanged by this option.
+        """
+        n_clusters = int(size * hard_share) // CLUSTER_SIZE if self.clusters else 0
+        free = size - n_clusters * CLUSTER_SIZE
+        dom = rng.choice(len(self.domains), size=free, p=self.weights)
         lo, hi = self.offsets[dom], self.offsets[dom + 1]
-        idx = lo + (rng.random(size) * (hi - lo)).astype(np.int64)
+        idx = lo + (rng.random(free) * (hi - lo)).astype(np.int64)
+        if n_clusters:
+            sizes = np.asarray([len(c) for c in self.clusters], dtype=np.float64)
+            picked = rng.choice(len(self.clusters), size=n_clusters, p=sizes / sizes.sum())
+            idx = np.concatenate([idx] + [rng.choice(self.clusters[k], CLUSTER_SIZE) for k in picked])
         groups = self.image_group[idx]
         caps = np.asarray([self.group_caps[g][rng.integers(len(self.group_caps[g]))] for g in groups])
         imgs = self.images[idx]
@@ -231,6 +254,8 @@ def pretrain(
 
     Returns the model (fp32, on CPU) and a summary (losses, wall time, peak memory, steps run here).
     """
+    if not 0.0 <= cfg.hard_share <= 1.0:
+        raise ValueError(f"hard_share={cfg.hard_share} must be in [0, 1]")
     if cfg.loss not in LOSSES:
         raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
     loss_fn = LOSSES[cfg.loss]
@@ -270,7 +295,7 @@ def pretrain(
             g["lr"] = lr_at(step, cfg)
         rng = np.random.default_rng([cfg.seed, step])
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        x, tokens, pos = pool.batch(rng, cfg.batch_size, cfg.shift)
+        x, tokens, pos = pool.batch(rng, cfg.batch_size, cfg.shift, cfg.hard_share)
         img = F.normalize(model.encode_image(x.to(device)), dim=-1)
         txt = F.normalize(encode_text(model, tokens.to(device)), dim=-1)
         loss = loss_fn(img, txt, model.logit_scale.exp(), pos.to(device))

@@ -53,6 +53,57 @@ def test_a_sentence_said_of_two_things_is_true_of_both():
     assert pos.all()  # never an image without a true caption (the loss would be NaN)
 
 
+def _clustered_pool(n_sub: int = 4, per_sub: int = 40):
+    """A v2-like domain whose pictures carry a subgroup fact, beside a v1-like one without."""
+    n = n_sub * per_sub
+    images = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+    facts = [frozenset({f"concept=c{i}", f"subgroup=s{i % n_sub}"}) for i in range(n)]
+    caps = [[Caption(f"a photo of c{i}.", facts[i])] for i in range(n)]
+    emoji_d = Domain(
+        "emoji", images, np.arange(n), caps, facts, np.arange(n), tuple(f"c{i}" for i in range(n))
+    )
+    plain = Domain("digits", images[:10], np.arange(10), [[Caption(f"a digit {i}.", frozenset({f"d={i}"}))]
+                   for i in range(10)], [frozenset({f"d={i}"}) for i in range(10)], np.arange(10),
+                   tuple(str(i) for i in range(10)))  # fmt: skip
+    tok = open_clip.get_tokenizer(P.MODEL)
+    return P.Pool({"emoji": emoji_d, "digits": plain}, tok, {"emoji": 0.5, "digits": 0.5}), n_sub
+
+
+def _subgroups_of(pool, x):
+    """The subgroup of each picture of a batch (the pictures' pixel value is their index)."""
+    raw = (x * P.STD + P.MEAN) * 255
+    return raw[:, 0, 16, 16].round().long()
+
+
+def test_hard_negative_batches_bring_clusters_of_one_subgroup():
+    pool, n_sub = _clustered_pool()
+    assert [len(c) for c in pool.clusters] == [40] * n_sub  # the v1-like domain is in no cluster
+    size, share = 64, 0.5
+    x, _, _ = pool.batch(np.random.default_rng(3), size, 0, share)
+    assert x.shape[0] == size
+    n_clusters = int(size * share) // P.CLUSTER_SIZE
+    tail = x[size - n_clusters * P.CLUSTER_SIZE :]
+    for k in range(n_clusters):  # each cluster: CLUSTER_SIZE pictures of one subgroup of the emoji domain
+        idx = _subgroups_of(pool, tail[k * P.CLUSTER_SIZE : (k + 1) * P.CLUSTER_SIZE])
+        assert len(set((idx % n_sub).tolist())) == 1 and (idx >= 0).all()
+    # without the option the draws are exactly those of the plain sampler
+    a = pool.batch(np.random.default_rng(5), size, 2)
+    b = pool.batch(np.random.default_rng(5), size, 2, 0.0)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    rng = np.random.default_rng(5)
+    dom = rng.choice(2, size=size, p=pool.weights)
+    lo, hi = pool.offsets[dom], pool.offsets[dom + 1]
+    expect = lo + (rng.random(size) * (hi - lo)).astype(np.int64)
+    got = (a[0] * P.STD + P.MEAN)[:, 0, 16, 16].mul(255).round().long().numpy()
+    assert (got == pool.images[expect][:, 16, 16, 0]).all()
+
+
+def test_hard_share_out_of_range_is_refused(tmp_path):
+    cfg = P.PretrainConfig(steps=1, hard_share=1.5)
+    with pytest.raises(ValueError, match="hard_share"):
+        P.pretrain({}, cfg, tmp_path / "state.pt", progress=False)
+
+
 def _reference_style(model, domain, artist):
     tok = open_clip.get_tokenizer(P.MODEL)
     truth = list(P2.ZERO_SHOT_STYLE).index(artists.ARTISTS[artist].style)
@@ -78,23 +129,32 @@ def test_style_accuracy_matches_a_picture_by_picture_reference(two_artists):
     assert set(c) == {"a photo of a", "an outline of a"} and all(-1 <= v <= 1 for v in c.values())
 
 
-def test_the_v2_script_trains_measures_val_and_installs_only_with_the_test_part(
-    two_artists, tmp_path, monkeypatch
-):
-    small, split = two_artists
+def _small_script_world(monkeypatch, small, split):
+    """The v2 script on the small hierarchy and split, with a small v1 evaluation world."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import pretrain_mini_clip as script
-
-    from negprompt import bundled
 
     monkeypatch.setattr(emoji, "load_hierarchy", lambda: small)
     monkeypatch.setattr(splits, "published", lambda: split)
     monkeypatch.setattr(
         script.W, "evaluation_world", lambda: {"shapes": script.W.shapes(16, seed=1, part="eval")}
     )
+    return script
+
+
+TINY_RUN = ["--steps", "3", "--batch-size", "16", "--warmup", "1", "--per-pair", "2", "--v1-share", "0",
+            "--val-per-pair", "1", "--quiet"]  # fmt: skip
+"""A v2 pretraining run of a few seconds."""
+
+
+def test_the_v2_script_trains_measures_val_and_installs_only_with_the_test_part(
+    two_artists, tmp_path, monkeypatch
+):
+    from negprompt import bundled
+
+    script = _small_script_world(monkeypatch, *two_artists)
     out = tmp_path / "run"
-    args = ["--world", "v2", "--out", str(out), "--steps", "3", "--batch-size", "16", "--warmup", "1",
-            "--per-pair", "2", "--v1-share", "0", "--val-per-pair", "1", "--quiet"]  # fmt: skip
+    args = ["--world", "v2", "--out", str(out), *TINY_RUN]
     assert script.main(args + ["--install"]) == 2  # shipped weights carry the test part's numbers
     assert script.main(args) == 0
     card = json.loads((out / "negprompt-mini2-miniworld-v2.card.json").read_text())
@@ -117,6 +177,35 @@ def test_the_v2_script_trains_measures_val_and_installs_only_with_the_test_part(
     assert "test" in card["v2"] and isinstance(card["v2_targets_met"], bool)
     assert (folder / "negprompt-mini2-miniworld-v2.safetensors").stat().st_size == card["bytes"]
     assert (folder / "MODEL_CARD-miniworld-v2.md").is_file()
+
+
+def test_training_on_one_machine_and_measuring_on_another(two_artists, tmp_path, monkeypatch):
+    """--train-only writes weights and the summary and measures nothing; --evaluate-only, elsewhere,
+    writes the card from them with the recorded recipe and device, and trains nothing."""
+    script = _small_script_world(monkeypatch, *two_artists)
+    out = tmp_path / "run"
+    args = ["--world", "v2", "--out", str(out), *TINY_RUN, "--hard-share", "0.5"]
+    assert script.main(["--world", "v2", "--out", str(out), "--evaluate-only", "--quiet"]) == 2  # nothing yet
+    assert script.main(args + ["--train-only", "--test"]) == 2
+    measured, real_evaluate = [], script.P2.evaluate
+    monkeypatch.setattr(script.P2, "evaluate", lambda *a, **k: measured.append(a[2]) or {"id_top1": 0.0})
+    assert script.main(args + ["--train-only"]) == 0
+    assert measured == [] and not list(out.glob("*.card.json"))
+    recorded = json.loads((out / script.SUMMARY_FILE).read_text())
+    assert recorded["recipe"]["hard_share"] == 0.5 and recorded["summary"]["steps_done"] == 3
+    weights = out / "negprompt-mini2-miniworld-v2.safetensors"
+    before = weights.read_bytes()
+    monkeypatch.setattr(script.P2, "evaluate", real_evaluate)
+    monkeypatch.setattr(script.P, "pretrain", lambda *a, **k: pytest.fail("--evaluate-only must not train"))
+    (out / "state.pt").unlink()  # the checkpoint stays on the machine that trained
+    assert script.main(["--world", "v2", "--out", str(out), "--evaluate-only", "--test", "--quiet"]) == 0
+    card = json.loads((out / "negprompt-mini2-miniworld-v2.card.json").read_text())
+    assert card["recipe"]["hard_share"] == 0.5 and set(card["v2"]) == {"val", "test"}
+    assert card["trained_on"]["steps_done"] == 3 and card["trained_on"]["device"] == "cpu"
+    assert weights.read_bytes() == before
+    (out / script.SUMMARY_FILE).write_text("{not json")
+    assert script.main(["--world", "v2", "--out", str(out), "--evaluate-only", "--quiet"]) == 2
+    assert script.main(["--out", str(out), "--evaluate-only"]) == 2  # v1 has no such mode
 
 
 def test_recipe_comparison_reads_val_only_and_applies_each_variant(two_artists, tmp_path, monkeypatch):
