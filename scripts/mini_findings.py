@@ -12,7 +12,9 @@ Runs (each over ``--seeds``, default 0 1 2; results are resumed from finished ru
 * ``negatives``: mini-hard-ood (near OOD; far OOD is nearly solved at the defaults) for M = 1, 2, 4
   negative contexts and initial noise 1e-3, 0.1, 1.0 (× the context's std);
 * ``temperature``: the score temperature T re-applied to the saved features of the ``main`` runs;
-* ``open_vocab``: mini-open-vocab with prompts learned on 20%, 50% and 80% of the 10 classes.
+* ``open_vocab``: mini-open-vocab with prompts learned on 20%, 50% and 80% of the 10 classes;
+* ``protocols`` (v2 only): mini-hard-ood on v2's protocols P2-P4 (P1 is the main run), each with the
+  main runs' baselines.
 
 ``--world v2`` runs the same studies on mini-world v2 (`negprompt.miniworld.benchmark_v2`): the
 presets read ``--benchmark mini2`` (mini-hard-ood: ``mini2-hard``, protocol P1) with v2's weights, and
@@ -46,6 +48,10 @@ WORLDS = {
     },
 }
 """Settings each world adds to a preset (v1: the presets' own)."""
+V2_PROTOCOLS = ("P2", "P3", "P4")
+"""The hard-OOD protocols of v2 beside P1 (mini-hard-ood's default there)."""
+MAIN_OVERRIDES = {"epochs", "protocol"}
+"""Overrides that keep a run a main run (with every baseline): shorter smoke runs, another protocol."""
 TEMPERATURES = (0.01, 0.1, 1.0, 10.0)
 BASELINES = ("neglabel", "csp", "adaneg", "adaneg_coop", "tanl")
 """The baselines the main runs can add (``--baselines``): NegLabel, CSP, AdaNeg (on NegLabel's labels,
@@ -68,7 +74,7 @@ def run(
     ``baselines`` settings (default `MAIN_BASELINES`), and a reused one must hold their rows."""
     baselines = MAIN_BASELINES if baselines is None else baselines
     name = "-".join([preset, f"s{seed}"] + [f"{k}{v}" for k, v in sorted(overrides.items()) if k != "epochs"])
-    main_run = preset in ("mini-conventional", "mini-hard-ood") and not set(overrides) - {"epochs"}
+    main_run = preset in ("mini-conventional", "mini-hard-ood") and not set(overrides) - MAIN_OVERRIDES
     overrides["device"] = device
     path = out / name
     if (path / "metrics.csv").exists():
@@ -148,6 +154,8 @@ def tasks(seeds: list[int], parts: list[str], world: str = "v1") -> list[tuple[s
             out.append(("mini-open-vocab", seed, {}))
         elif "open_vocab" in parts:
             out += [("mini-open-vocab", seed, {"open_vocab_fraction": f}) for f in FRACTIONS[world]]
+        if "protocols" in parts and world == "v2":
+            out += [("mini-hard-ood", seed, {"protocol": p}) for p in V2_PROTOCOLS]
     if "negatives" in parts:
         for seed in seeds:
             for preset in ("mini-hard-ood",):
@@ -204,6 +212,9 @@ def record(result: dict, preset: str, seed: int, overrides: dict, path: Path, pa
     if preset == "mini-open-vocab":
         fraction = str(overrides.get("open_vocab_fraction", 0.5))
         result.setdefault("open_vocab", {}).setdefault(fraction, {})[s] = rows(path)
+        return
+    if set(overrides) == {"protocol"}:
+        result.setdefault("protocols", {}).setdefault(overrides["protocol"], {})[s] = rows(path)
         return
     m, noise = overrides.get("n_neg", 2), overrides.get("neg_noise", 1e-3)
     if not overrides:
@@ -341,6 +352,43 @@ def _find(summary: list[dict], method: str, score: str, dataset: str) -> dict | 
     )
 
 
+def protocols_md(by_overrides: dict) -> list[str]:
+    """One line per hard-OOD protocol run beside the main one: the best training-free row, NegPrompt
+    with its paired Δ, and the best trained row (mean over OOD sets)."""
+    from negprompt.table_rows import row_kind
+
+    lines = []
+    for key in sorted(by_overrides):
+        overrides = json.loads(key)
+        if set(overrides) != {"protocol"}:
+            continue
+        rows = [r for r in by_overrides[key] if r["dataset"] == "mean"]
+        ref = rows[0].get("ref") or ""
+        best_free = _find(rows, *ref.split("/", 1), "mean") if "/" in ref else None
+        neg = _find(rows, "negprompt", "negprompt", "mean")
+        trained = [r for r in rows if row_kind(r["method"]) == "trained"]
+        best = min(trained, key=lambda r: r["fpr95_mean"]) if trained else None
+        cells = [
+            f"{_label(best_free)}: {_pct(best_free, 'fpr95')}" if best_free else "—",
+            _pct(neg, "fpr95") if neg else "—",
+            _delta(neg) if neg else "—",
+            f"{_label(best)}: {_pct(best, 'fpr95')}" if best else "—",
+            _pct(neg, "id_acc") if neg else "—",
+        ]
+        lines.append(f"| {overrides['protocol']} | " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return [
+        "### mini-hard-ood: the other protocols (mean over OOD sets, FPR95)",
+        "",
+        "| protocol | best training-free | NegPrompt | Δ NegPrompt vs best training-free | best trained row | "
+        "NegPrompt's ID acc |",
+        "|---|---|---|---|---|---|",
+        *lines,
+        "",
+    ]
+
+
 def report(result: dict) -> str:
     """The findings as Markdown tables (percent): mean ± sd over seeds [pooled 95% bootstrap interval of
     the mean over resamples of the test images]; Δ = a trained row minus the best training-free row."""
@@ -372,6 +420,7 @@ def report(result: dict) -> str:
             if all(cells):
                 out.append(f"| {_label(cells[0])} | " + " | ".join(_pct(c, "fpr95") for c in cells) + " |")
         out.append("")
+    out += protocols_md(summaries.get("mini-hard-ood", {}))
     for preset, grid in result.get("negatives", {}).items():
         out += [f"### Negative contexts ({preset}, NegPrompt score, mean over OOD sets)", "",
                 "| M | initial noise | FPR95 | AUROC | Δ FPR95 vs best training-free | cos(neg_i, neg_j) |",
@@ -441,7 +490,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/findings"))
     ap.add_argument("--json", type=Path, default=Path("benchmarks/findings-mini.json"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--parts", nargs="+", default=["main", "negatives", "temperature", "open_vocab"])
+    ap.add_argument("--parts", nargs="+", default=["main", "negatives", "temperature", "open_vocab", "protocols"],
+                    choices=["main", "negatives", "temperature", "open_vocab", "protocols"])  # fmt: skip
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--world", choices=sorted(WORLDS), default="v1", help="which mini-world (default v1)")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once (processes, one thread each)")

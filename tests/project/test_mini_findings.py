@@ -116,3 +116,39 @@ def test_validity_table_uses_the_paired_interval_when_one_row_is_the_reference(f
         "| NegPrompt < NegLabel | NegPrompt 30.0 vs NegLabel 10.0 | disagrees (paired Δ +20.0 [+10.0, +30.0]) |"
         in lines
     )
+
+
+def test_v2_protocols_run_as_main_runs_and_report_one_line_each(findings, tmp_path, monkeypatch):
+    """P2-P4 are v2 only, carry the main runs' baselines, and each protocol's line names the best
+    training-free row, NegPrompt with its Δ and the best trained row (never a test-adaptive one)."""
+    from negprompt.experiments import ExperimentConfig
+
+    tasks = findings.tasks([0], ["protocols"], "v2")
+    assert [o for _, _, o in tasks] == [{"protocol": p} for p in ("P2", "P3", "P4")]
+    assert findings.tasks([0], ["protocols"], "v1") == []
+    for _, _, overrides in tasks:
+        ExperimentConfig.for_preset(
+            "mini-hard-ood", **findings.WORLDS["v2"]["mini-hard-ood"], **overrides
+        ).validate()
+    seen = {}
+    monkeypatch.setattr(
+        findings, "run_experiment", lambda config, path, **k: seen.setdefault("c", config) and path
+    )
+    findings.run(tmp_path, "mini-hard-ood", 0, world="v2", protocol="P3")
+    assert seen["c"].data.protocol == "P3" and seen["c"].evaluation.neglabel  # the baselines are on
+    rows = [
+        _row("zeroshot", "maxlogit", 0.80, 0.78, 0.82),
+        _row("adaneg", "adaneg", 0.50, 0.48, 0.52) | {"d_fpr95": -0.3, "d_fpr95_low": -0.32, "d_fpr95_high": -0.28},
+        _row("negprompt", "negprompt", 0.85, 0.83, 0.87) | {"d_fpr95": 0.05, "d_fpr95_low": 0.03, "d_fpr95_high": 0.07},
+        _row("locoop", "maxlogit", 0.70, 0.68, 0.72) | {"d_fpr95": -0.1, "d_fpr95_low": -0.12, "d_fpr95_high": -0.08},
+    ]  # fmt: skip
+    lines = findings.protocols_md({'{"protocol": "P3"}': rows, "{}": rows, '{"n_neg": 4}': rows})
+    body = [line for line in lines if line.startswith("| P")]
+    assert len(body) == 1 and body[0].startswith("| P3 | max-logit")
+    assert (
+        "85.0" in body[0]
+        and "+5.0 [+3.0, +7.0]" in body[0]
+        and "LoCoOp" in body[0]
+        and "AdaNeg" not in body[0]
+    )
+    assert findings.protocols_md({"{}": rows}) == []
