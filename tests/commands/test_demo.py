@@ -98,3 +98,24 @@ def test_demo_full_fails_fast_offline(tmp_path, shared, monkeypatch, capsys):
     args = ["demo", "--fast", "--full", "--no-app", "--out", str(tmp_path / "full"), *shared]
     assert main(args) == 2
     assert "Could not get FashionMNIST" in capsys.readouterr().err and not (tmp_path / "full").exists()
+
+
+def test_demo_on_world_v2_runs_v2s_conventional_benchmark(tmp_path, monkeypatch, capsys):
+    """--world v2: mini-world v2's benchmark with v2's model and fewer epochs; --epochs still wins;
+    v1-only options are refused (the run itself is the v2 benchmark test's)."""
+    import negprompt.commands.demo as demo
+
+    seen = []
+    monkeypatch.setattr(demo, "execute", lambda config, out, args: seen.append((config, out)) or out)
+    runs = tmp_path / "runs"
+    assert main(["demo", "--world", "v2", "--no-app", "--runs-dir", str(runs)]) == 0
+    config, out = seen[-1]
+    assert config.data.benchmark == "mini2" and config.preset == "mini-conventional"
+    assert (config.backbone.model, config.backbone.pretrained) == ("negprompt-mini2", "miniworld-v2")
+    assert config.training.epochs == demo.V2_EPOCHS < 50 and out.parent == runs and "demo-v2" in out.name
+    assert main(["demo", "--world", "v2", "--epochs", "3", "--no-app", "--runs-dir", str(runs)]) == 0
+    assert seen[-1][0].training.epochs == 3
+    assert main(["demo", "--no-app", "--runs-dir", str(runs)]) == 0
+    assert seen[-1][0].data.benchmark == "demo" and seen[-1][0].backbone.model == "negprompt-mini"
+    assert main(["demo", "--world", "v2", "--full", "--no-app", "--runs-dir", str(runs)]) == 2
+    assert "--world v2" in capsys.readouterr().err and len(seen) == 3
