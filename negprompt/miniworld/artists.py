@@ -126,6 +126,22 @@ def draw_twemoji(concept: Concept, folder: Path | None = None) -> Image.Image | 
 DRAW = {"noto": draw_noto, "twemoji": draw_twemoji, "symbola": draw_symbola}
 
 
+_SOURCE = {
+    draw_noto: lambda: assets.DEBIAN["noto"].require(),
+    draw_twemoji: lambda: assets.npm_folder(assets.NPM["twemoji"]),
+    draw_symbola: lambda: assets.DEBIAN["symbola"].require(),
+}
+"""What each drawing function reads (a drawer put in ``DRAW`` in its place reads nothing of these)."""
+
+
+def require(artist: str) -> None:
+    """Check that the artist's drawings are at hand before any picture is drawn: MiniWorldDataError
+    naming the package and the command that installs it otherwise."""
+    check = _SOURCE.get(DRAW[artist])
+    if check is not None:
+        check()
+
+
 def glyph(artist: str, concept: Concept) -> np.ndarray | None:
     """The artist's drawing as uint8 RGBA ``[GLYPH, GLYPH, 4]``, or None when it has none (cached)."""
     if artist not in DRAW:

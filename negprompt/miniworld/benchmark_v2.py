@@ -87,6 +87,8 @@ def plan(split: dict) -> dict[str, tuple[list[str], list[str], int, str]]:
 def _items(split: dict) -> Iterator[tuple[str, np.ndarray]]:
     from .emoji import load_hierarchy
 
+    for artist in A.ARTISTS:  # a missing download fails before the first picture, not thousands later
+        A.require(artist)
     h = load_hierarchy()
     by = h.by_name
     for folder, (names, artists, k, part) in plan(split).items():

@@ -66,3 +66,19 @@ def test_a_damaged_font_says_how_to_reinstall_it(tmp_path, monkeypatch):
     )
     with pytest.raises(MiniWorldDataError, match="apt-get install --reinstall fonts-symbola"):
         artists.draw_symbola(Concept("watch", "G", "s", (0x231A,)))
+
+
+def test_a_missing_download_stops_the_benchmark_before_its_first_picture(tmp_path, monkeypatch):
+    """Writing v2's benchmark folders checks every artist's source first; a stand-in drawer needs none."""
+    from negprompt.miniworld import benchmark_v2
+    from negprompt.miniworld.sources import MiniWorldDataError
+
+    monkeypatch.setenv("NEGPROMPT_DATA", str(tmp_path / "empty"))
+    drawn = []
+    monkeypatch.setitem(artists.DRAW, "noto", lambda c: drawn.append(c) or artists.draw_noto(c))
+    with pytest.raises(MiniWorldDataError, match="twemoji.*negprompt data prepare miniworld-v2"):
+        benchmark_v2.mini2_root(tmp_path / "data")
+    assert drawn == [] and not (tmp_path / "data" / "mini2").exists()
+    artists.require("noto")  # a stand-in is not checked
+    monkeypatch.setitem(artists.DRAW, "twemoji", lambda c: None)
+    artists.require("twemoji")
