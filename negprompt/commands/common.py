@@ -18,10 +18,15 @@ class UserError(Exception):
 
 
 def add_run_options(
-    parser: argparse.ArgumentParser, *, threads_default: int = 0, resume: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    threads_default: int | None = 0,
+    resume: bool = True,
+    threads_note: str | None = None,
 ) -> None:
     """``--out``, ``--unique``, ``--resume`` (commands that train), ``--no-progress`` and ``--threads``:
-    how to run, not what."""
+    how to run, not what. ``threads_default=None`` leaves the choice to the command (``threads_note``
+    says what it is)."""
     o = parser.add_argument_group("output")
     o.add_argument(
         "--out", type=Path, default=None, help="run directory to write (default runs/<kind>-<time>)"
@@ -36,7 +41,7 @@ def add_run_options(
         "--threads",
         type=int,
         default=threads_default,
-        help=f"CPU threads of PyTorch; 0 = PyTorch's default ({threads_default})",
+        help=f"CPU threads of PyTorch; 0 = PyTorch's default ({threads_note or threads_default})",
     )
 
 

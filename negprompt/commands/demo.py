@@ -17,8 +17,11 @@ from negprompt.commands.run import config_from_args
 
 FAST_EPOCHS = 10
 """Epochs per stage with ``--fast`` (a smoke run of the whole pipeline)."""
-V2_EPOCHS = 20
-"""Epochs per stage of ``--world v2`` (152 classes: the run fits in about 2 minutes on 2 CPU cores)."""
+V2_EPOCHS = 10
+"""Epochs per stage of ``--world v2`` (152 classes; with 2 threads the run takes about 1 min 50 s on
+2 CPU cores, benchmarks/RESULTS.md)."""
+THREADS = {"v1": 1, "v2": 2}
+"""Default ``--threads`` of each world (v1's tiny steps are fastest on one thread)."""
 
 
 def register(sub) -> None:
@@ -49,7 +52,7 @@ def register(sub) -> None:
         "--cifar", type=int, choices=(10, 100), default=None, help="CIFAR-10 or -100 as ID (downloaded once)"
     )
     add_settings(p, exclude=FOLDER_SETTINGS + ("benchmark", "protocol", "ood_sets", "open_vocab_fraction"))
-    add_run_options(p, threads_default=1)
+    add_run_options(p, threads_default=None, threads_note="1; 2 with --world v2")
     p.set_defaults(func=run)
 
 
@@ -60,6 +63,8 @@ FOLDER_SETTINGS = ("train_dir", "val_dir", "id_dir", "ood_dirs", "init_prompts",
 def run(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted demo")
+    if args.threads is None:
+        args.threads = THREADS[args.world]
     forced: dict = {}
     if args.fast and getattr(args, "epochs", None) is None:
         forced["epochs"] = FAST_EPOCHS

@@ -106,16 +106,22 @@ def test_demo_on_world_v2_runs_v2s_conventional_benchmark(tmp_path, monkeypatch,
     import negprompt.commands.demo as demo
 
     seen = []
-    monkeypatch.setattr(demo, "execute", lambda config, out, args: seen.append((config, out)) or out)
+    monkeypatch.setattr(
+        demo, "execute", lambda config, out, args: seen.append((config, out, args.threads)) or out
+    )
     runs = tmp_path / "runs"
     assert main(["demo", "--world", "v2", "--no-app", "--runs-dir", str(runs)]) == 0
-    config, out = seen[-1]
+    config, out, threads = seen[-1]
     assert config.data.benchmark == "mini2" and config.preset == "mini-conventional"
     assert (config.backbone.model, config.backbone.pretrained) == ("negprompt-mini2", "miniworld-v2")
     assert config.training.epochs == demo.V2_EPOCHS < 50 and out.parent == runs and "demo-v2" in out.name
+    assert threads == 2
+    assert main(["demo", "--world", "v2", "--threads", "1", "--no-app", "--runs-dir", str(runs)]) == 0
+    assert seen[-1][2] == 1
     assert main(["demo", "--world", "v2", "--epochs", "3", "--no-app", "--runs-dir", str(runs)]) == 0
     assert seen[-1][0].training.epochs == 3
     assert main(["demo", "--no-app", "--runs-dir", str(runs)]) == 0
     assert seen[-1][0].data.benchmark == "demo" and seen[-1][0].backbone.model == "negprompt-mini"
+    assert seen[-1][2] == 1  # v1's default
     assert main(["demo", "--world", "v2", "--full", "--no-app", "--runs-dir", str(runs)]) == 2
-    assert "--world v2" in capsys.readouterr().err and len(seen) == 3
+    assert "--world v2" in capsys.readouterr().err and len(seen) == 4
