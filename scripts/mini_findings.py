@@ -373,6 +373,7 @@ def protocols_md(by_overrides: dict) -> list[str]:
             _pct(neg, "fpr95") if neg else "—",
             _delta(neg) if neg else "—",
             f"{_label(best)}: {_pct(best, 'fpr95')}" if best else "—",
+            _delta(best) if best else "—",
             _pct(neg, "id_acc") if neg else "—",
         ]
         lines.append(f"| {overrides['protocol']} | " + " | ".join(cells) + " |")
@@ -382,8 +383,8 @@ def protocols_md(by_overrides: dict) -> list[str]:
         "### mini-hard-ood: the other protocols (mean over OOD sets, FPR95)",
         "",
         "| protocol | best training-free | NegPrompt | Δ NegPrompt vs best training-free | best trained row | "
-        "NegPrompt's ID acc |",
-        "|---|---|---|---|---|---|",
+        "Δ best trained vs best training-free | NegPrompt's ID acc |",
+        "|---|---|---|---|---|---|---|",
         *lines,
         "",
     ]

@@ -151,4 +151,5 @@ def test_v2_protocols_run_as_main_runs_and_report_one_line_each(findings, tmp_pa
         and "LoCoOp" in body[0]
         and "AdaNeg" not in body[0]
     )
+    assert "-10.0 [-12.0, -8.0]" in body[0]  # the best trained row's paired Δ
     assert findings.protocols_md({"{}": rows}) == []
