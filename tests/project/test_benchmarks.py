@@ -291,3 +291,45 @@ def test_recorded_csp_encoding_matches_its_raw_results():
     missing = [q for q in quoted if q not in text]
     assert not missing, f"RESULTS.md does not quote results-csp-encoding-cpu.json: {missing}"
     assert max(raw["cut"]["max_abs_diff"], raw["template"]["max_abs_diff"]) < 1e-5 * raw["max_abs_value"]
+
+
+def test_miniworld_v2_probe_runs_on_saved_weights_and_results_md_quotes_it(tmp_path):
+    """The probe loads a safetensors file, fits on pretrain pictures, scores val pictures; RESULTS.md
+    quotes the recorded run."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    import negprompt.backbone  # noqa: F401  (the mini configs)
+    from benchmarks import probe_miniworld_v2
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("negprompt-mini2", pretrained=None)
+    weights = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    out = tmp_path / "p.json"
+    r = probe_miniworld_v2.main(["--weights", str(weights), "--limit", "3", "--train-per-pair", "2",
+                                 "--val-per-pair", "1", "--threads", "1", "--json", str(out)])  # fmt: skip
+    assert json.loads(out.read_text()) == json.loads(json.dumps(r, default=str))
+    assert set(r["by_artist"]) == {"noto", "symbola"}
+    for row in r["by_artist"].values():
+        assert row["classes"] == 3 and row["pictures"] == {"pretrain": 6, "val": 3}
+        assert all(0.0 <= v <= 1.0 for part in ("zero_shot", "linear_probe") for v in row[part].values())
+    # the zero-shot column agrees with pretraining's own zero-shot evaluation on the same pictures
+    from negprompt.miniworld import pretrain, splits
+    from negprompt.miniworld import world_v2 as W
+    from negprompt.miniworld.emoji import load_hierarchy
+
+    h = load_hierarchy()
+    concepts = [h.by_name[n] for n in splits.published()["id"][:3]]
+    for artist in ("noto", "symbola"):
+        pictures = W.pictures("v", W.drawn_pairs(concepts, [artist]), 1, "val", h, None)
+        assert r["by_artist"][artist]["zero_shot"]["val"] == round(
+            pretrain.zero_shot_accuracy(model, pictures), 4
+        )
+    recorded = json.loads((BENCH / "results-miniworld-v2-probe.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    for artist, row in recorded["by_artist"].items():
+        cells = [
+            f"{100 * row[k][p]:.1f}%" for k in ("zero_shot", "linear_probe") for p in ("pretrain", "val")
+        ]
+        assert f"| {artist} | " + " | ".join(cells) + " |" in text, artist
