@@ -233,11 +233,15 @@ def reported(what: str, stop: bool = True):
             st.stop()
 
 
-def random_weights_banner(run: Run) -> None:
-    """A red banner on every view of a run made with random weights."""
+def weights_banner(run: Run) -> None:
+    """On every view of a run: a red banner when its backbone had random weights; a warning when its
+    weights carry one (bundled weights that miss their card's targets, `negprompt.bundled.shortfall`)."""
+    warning = (run.config.get("backbone") or {}).get("warning") if isinstance(run.config, dict) else None
+    warning = warning if isinstance(warning, str) and warning.strip() else None
     if run.random_weights:
-        warning = (run.config.get("backbone") or {}).get("warning")
         st.error(RANDOM_WEIGHTS_TEXT + (f" ({warning})" if warning else ""), icon=":material/warning:")
+    elif warning:
+        st.warning(f"**Weights below their targets**: {warning}", icon=":material/warning:")
 
 
 def select_score(run: Run, *, name: str = "score", label: str = "Score", where=None) -> str:
@@ -319,7 +323,7 @@ def scored_run() -> ScoredRun:
     """The common top of the score pages: run and score pickers, the random-weights banner,
     messages for empty sets (the page stops when nothing can be compared) and the threshold slider."""
     run = select_run(runs_dir())
-    random_weights_banner(run)
+    weights_banner(run)
     column = select_score(run)
     id_scores, ood, id_name = split_scores(run, column)
     per_set_note(run, column)

@@ -40,14 +40,18 @@ NEGATIVES = [(1, 1e-3), (2, 1e-3), (2, 0.1), (2, 1.0), (4, 1e-3), (4, 0.1), (4, 
 FRACTIONS = {"v1": (0.2, 0.5, 0.8), "v2": (0.1, 0.2, 0.5)}
 """Open-vocabulary fractions of each world (v2: its published lists)."""
 WORLDS = {
-    "v1": {},
+    "v1": {
+        "mini-conventional": {"benchmark": "mini"},
+        "mini-hard-ood": {"benchmark": "mini-hard"},
+        "mini-open-vocab": {"benchmark": "mini"},
+    },
     "v2": {
         "mini-conventional": {"benchmark": "mini2"},
         "mini-hard-ood": {"benchmark": "mini2-hard"},
         "mini-open-vocab": {"benchmark": "mini2"},
     },
 }
-"""Settings each world adds to a preset (v1: the presets' own)."""
+"""The benchmark of each world's presets (v2's are the presets' defaults; named so that a run says it)."""
 V2_PROTOCOLS = ("P2", "P3", "P4")
 """The hard-OOD protocols of v2 beside P1 (mini-hard-ood's default there)."""
 MAIN_OVERRIDES = {"epochs", "protocol"}

@@ -24,7 +24,7 @@ WHATIF = "whatif_result"
 
 st.title("Ask the run")
 run = sh.select_run(sh.runs_dir())
-sh.random_weights_banner(run)
+sh.weights_banner(run)
 names = im.class_names(run)
 try:
     with st.spinner("Loading the run's model…"):

@@ -44,7 +44,7 @@ def plural(n: int, one: str, many: str | None = None) -> str:
 st.title("Prompt embeddings")
 root = sh.runs_dir()
 run = sh.select_run(root)
-sh.random_weights_banner(run)
+sh.weights_banner(run)
 with sh.reported("Cannot read the text features"):
     methods = [m for m in run.methods if f"{m}.pos" in run.text_features]
 if not methods:

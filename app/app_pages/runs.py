@@ -31,7 +31,7 @@ for row in rows:
 
 st.divider()
 run = sh.select_run(root, "Run", where=st)
-sh.random_weights_banner(run)
+sh.weights_banner(run)
 summary = viz.config_summary(run.config)
 left, right = st.columns([1, 2])
 with left:

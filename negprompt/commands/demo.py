@@ -1,8 +1,15 @@
-"""``negprompt demo``: the embedded demo benchmark end to end, then the dashboard.
+"""``negprompt demo``: the demo benchmark end to end, then the dashboard.
 
-ID = six Fashion-MNIST clothing classes, near-OOD = the other four, far-OOD = handwritten digits;
-backbone ``negprompt-mini`` with its bundled weights (offline; ``--model ViT-B-32 --pretrained openai``
-runs the same data with a real CLIP). ``--fast`` trains few epochs; ``--no-app`` skips the dashboard.
+By default mini-world v2's conventional benchmark (``mini-conventional``): 152 emoji concepts as ID,
+held-out concepts of the same subgroups as near OOD, held-out groups as far OOD, textures and clothing;
+backbone ``negprompt-mini2`` with its bundled weights. It needs Debian's emoji fonts and one npm
+download (``negprompt data prepare miniworld-v2``, which the demo runs itself when the download is
+missing), then works offline.
+
+``--world v1`` runs the embedded Fashion-MNIST demo instead (ID = six clothing classes, near OOD = the
+other four, far OOD = handwritten digits; ``negprompt-mini``; nothing to install), as do ``--full``
+and ``--cifar``. ``--model ViT-B-32 --pretrained openai`` runs the same data with a real CLIP;
+``--fast`` trains few epochs; ``--no-app`` skips the dashboard.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ from negprompt.commands.run import config_from_args
 FAST_EPOCHS = 10
 """Epochs per stage with ``--fast`` (a smoke run of the whole pipeline)."""
 V2_EPOCHS = 10
-"""Epochs per stage of ``--world v2`` (152 classes; with 2 threads the run takes about 1 min 50 s on
-2 CPU cores, benchmarks/RESULTS.md)."""
+"""Epochs per stage on v2 (152 classes; with 2 threads the run takes about 1 min 50 s on 2 CPU cores,
+benchmarks/RESULTS.md)."""
 THREADS = {"v1": 1, "v2": 2}
 """Default ``--threads`` of each world (v1's tiny steps are fastest on one thread)."""
 
@@ -28,10 +35,12 @@ def register(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="the demo benchmark end to end, then the dashboard",
-        description="Run the embedded demo benchmark (Fashion-MNIST clothing as ID, held-out clothing as "
-        "near-OOD, handwritten digits as far-OOD) with the bundled mini-CLIP negprompt-mini: cached "
-        "features, CoOp and NegPrompt prompts, zero-shot MCM / CoOp + MCM / NegPrompt results table, a run "
-        "directory, and the dashboard. Works offline; --model/--pretrained run it with any CLIP.",
+        description="Run the demo benchmark end to end: mini-world v2's conventional benchmark (152 emoji "
+        "concepts as ID; near OOD, far OOD, textures and clothing) with the bundled mini-CLIP negprompt-mini2 "
+        "(--world v1: the embedded Fashion-MNIST demo with negprompt-mini): cached features, CoOp, LoCoOp "
+        "and NegPrompt prompts, every baseline's results with intervals, a run directory, and the dashboard. "
+        "v2 needs one download the first time (negprompt data prepare miniworld-v2, run for you when it is "
+        "missing); then everything is offline. --model/--pretrained run it with any CLIP.",
     )
     p.add_argument(
         "--fast", action="store_true", help="few epochs: a smoke run of the whole pipeline in seconds"
@@ -43,16 +52,17 @@ def register(sub) -> None:
     p.add_argument(
         "--world",
         choices=("v1", "v2"),
-        default="v1",
-        help="v2: mini-world v2's conventional benchmark (152 emoji concepts; negprompt-mini2, whose weights "
-        "miss their accuracy target; prepare it with `negprompt data prepare miniworld-v2`)",
+        default=None,
+        help="v2 (the default): mini-world v2's conventional benchmark (152 emoji concepts; negprompt-mini2, "
+        "whose weights miss their accuracy target); v1: the embedded Fashion-MNIST demo (negprompt-mini; "
+        "the default with --full or --cifar)",
     )
     p.add_argument("--full", action="store_true", help="the whole Fashion-MNIST (downloaded once)")
     p.add_argument(
         "--cifar", type=int, choices=(10, 100), default=None, help="CIFAR-10 or -100 as ID (downloaded once)"
     )
     add_settings(p, exclude=FOLDER_SETTINGS + ("benchmark", "protocol", "ood_sets", "open_vocab_fraction"))
-    add_run_options(p, threads_default=None, threads_note="1; 2 with --world v2")
+    add_run_options(p, threads_default=None, threads_note="2; 1 with --world v1")
     p.set_defaults(func=run)
 
 
@@ -63,6 +73,8 @@ FOLDER_SETTINGS = ("train_dir", "val_dir", "id_dir", "ood_dirs", "init_prompts",
 def run(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted demo")
+    if args.world is None:
+        args.world = "v1" if args.full or args.cifar else "v2"
     if args.threads is None:
         args.threads = THREADS[args.world]
     forced: dict = {}
@@ -81,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args("mini-conventional", args, **forced)
     else:
         config = config_from_args("demo", args, **forced)
-    name = ("demo-fast" if args.fast else "demo") + ("-v2" if args.world == "v2" else "")
+    name = ("demo-fast" if args.fast else "demo") + ("-v1" if args.world == "v1" else "")
     out = args.out or default_run_dir(name, args.runs_dir)
-    path = execute(config, out, args)
+    path = execute(config, out, args, v1_way="`negprompt demo --world v1`, the Fashion-MNIST demo")
     if args.no_app:
         return 0
     runs_dir = args.runs_dir if _inside(path, args.runs_dir) else path.parent

@@ -41,12 +41,12 @@ PRESETS: dict[str, str] = {
     "hard-ood": "an ImageNet open-set protocol (P1-P4, or MCM's ImageNet-10/20/100 tasks)",
     "open-vocab": "prompts learned on a fraction of the ID classes, evaluated on all of them",
     "demo": "the embedded Fashion-MNIST benchmark: 6 clothing classes vs 4 held-out ones and digits",
-    "mini-conventional": "the mini-world: 10 clothing classes vs digits, shapes and textures (negprompt-mini; "
-    "v2's 152 emoji concepts with --benchmark mini2)",
-    "mini-hard-ood": "the mini-world: 6 clothing classes vs their 4 held-out siblings (negprompt-mini; v2's "
-    "protocols P1-P4 with --benchmark mini2-hard)",
-    "mini-open-vocab": "the mini-world: prompts learned on half of the 10 clothing classes (negprompt-mini; "
-    "v2's published 10%, 20%, 50% with --benchmark mini2)",
+    "mini-conventional": "mini-world v2: 152 emoji concepts vs near OOD, far OOD, textures and clothing "
+    "(negprompt-mini2; v1's 10 clothing classes with --benchmark mini)",
+    "mini-hard-ood": "mini-world v2: a subgroup split in an ID and an OOD half, protocols P1-P4 (negprompt-mini2; "
+    "v1's 6 clothing classes vs their 4 siblings with --benchmark mini-hard)",
+    "mini-open-vocab": "mini-world v2: prompts learned on the published 10%, 20% or 50% of the 152 classes "
+    "(negprompt-mini2; v1's half of 10 clothing classes with --benchmark mini)",
     "folders": "your own image folders: ID classes as sub-folders, OOD folders, optional training folder",
 }
 """The experiment presets and what each runs."""
@@ -80,9 +80,9 @@ _ALLOWED_BENCHMARKS = {
     "hard-ood": ("protocol",),
     "open-vocab": ("imagenet", "mini", "demo", "demo-full", "cifar10", "cifar100"),
     "demo": ("demo", "demo-full", "cifar10", "cifar100"),
-    "mini-conventional": ("mini", "mini2"),
-    "mini-hard-ood": ("mini-hard", "mini2-hard"),
-    "mini-open-vocab": ("mini", "mini2"),
+    "mini-conventional": ("mini2", "mini"),
+    "mini-hard-ood": ("mini2-hard", "mini-hard"),
+    "mini-open-vocab": ("mini2", "mini"),
     "folders": ("folders",),
 }
 MINI_MODEL = "negprompt-mini"
@@ -327,45 +327,56 @@ PRESET_DEFAULTS: dict[str, dict] = {
     },
     "folders": {"data_root": "."},
 }
+MINI2_PROTOCOLS = ("P1", "P2", "P3", "P4")
+"""`negprompt.miniworld.benchmark_v2.PROTOCOLS`, spelled out so that this module stays light."""
+MINI2_MODEL = "negprompt-mini2"
+MINI2_TAG = "miniworld-v2"
+"""The model and weights of the mini presets on mini-world v2 (their default benchmarks)."""
 for _name, _benchmark in (
-    ("mini-conventional", "mini"),
-    ("mini-hard-ood", "mini-hard"),
-    ("mini-open-vocab", "mini"),
+    ("mini-conventional", "mini2"),
+    ("mini-hard-ood", "mini2-hard"),
+    ("mini-open-vocab", "mini2"),
 ):
     PRESET_DEFAULTS[_name] = {
         "benchmark": _benchmark,
         "data_root": DEMO_DATA_ROOT,
-        "model": MINI_MODEL,
+        "model": MINI2_MODEL,
+        "pretrained": MINI2_TAG,
         "shots": 16,
         "val_per_class": 8,
         "epochs": DEMO_EPOCHS,
         "neglabel": False,  # opt in with --neglabel (needs WordNet; its 79k labels take about 1.5 min to encode on a CPU)
     }
-PRESET_DEFAULTS["mini-open-vocab"]["open_vocab_fraction"] = 0.5
+PRESET_DEFAULTS["mini-hard-ood"]["protocol"] = "P1"
+PRESET_DEFAULTS["mini-open-vocab"] |= {"open_vocab_fraction": 0.1, "open_vocab_mode": "published"}
 """What each preset changes from the section defaults (the paper's settings), by setting name."""
-MINI2_PROTOCOLS = ("P1", "P2", "P3", "P4")
-"""`negprompt.miniworld.benchmark_v2.PROTOCOLS`, spelled out so that this module stays light."""
-MINI2_MODEL = "negprompt-mini2"
-MINI2_TAG = "miniworld-v2"
-"""The model and weights the v2 benchmarks use when neither ``model`` nor ``pretrained`` is given
-(v1's benchmarks keep ``negprompt-mini`` with ``auto``, which is ``miniworld-v1``)."""
-V2_DEFAULTS = {
-    "mini-hard-ood": {"protocol": "P1"},
-    "mini-open-vocab": {"open_vocab_fraction": 0.1, "open_vocab_mode": "published"},
+V1_BENCHMARKS = ("mini", "mini-hard")
+"""Mini-world v1's benchmarks, which the mini presets run with ``--benchmark``."""
+V1_DEFAULTS = {
+    "mini-hard-ood": {"protocol": None},
+    "mini-open-vocab": {"open_vocab_fraction": 0.5, "open_vocab_mode": "first"},
 }
-"""What a mini preset's defaults are on mini-world v2 (``--benchmark mini2`` or ``mini2-hard``)."""
+"""What a mini preset's defaults are on mini-world v1 (``--benchmark mini`` or ``mini-hard``)."""
 
 
 def _mini_world_defaults(preset: str, values: dict, given: dict) -> None:
-    """On a v2 mini-world benchmark, v2's own defaults where the caller gave none; and v2's model and
-    weights unless the caller gave a model or weights."""
-    benchmark = values.get("benchmark")
-    if benchmark in ("mini2", "mini2-hard"):
-        for name, value in V2_DEFAULTS.get(preset, {}).items():
+    """A mini preset's model, weights and world defaults where the caller gave none.
+
+    On v1's benchmarks: v1's defaults (:data:`V1_DEFAULTS`) and ``negprompt-mini`` (``auto`` weights,
+    which are ``miniworld-v1``). On either world, a model given without weights takes ``auto`` weights
+    (the world's tag belongs to the world's model).
+    """
+    if preset not in PRESET_KIND:
+        return
+    v1 = values.get("benchmark") in V1_BENCHMARKS
+    if v1:
+        for name, value in V1_DEFAULTS.get(preset, {}).items():
             if name not in given:
                 values[name] = value
-    if benchmark in ("mini2", "mini2-hard") and "model" not in given and "pretrained" not in given:
-        values["model"], values["pretrained"] = MINI2_MODEL, MINI2_TAG
+        if "model" not in given:
+            values["model"] = MINI_MODEL
+    if "pretrained" not in given and (v1 or "model" in given):
+        values["pretrained"] = "auto"
 
 
 @dataclass

@@ -108,6 +108,8 @@ DEBIAN: dict[str, DebianAsset] = {
         "WordNet 3.0", "wordnet-base", "/usr/share/wordnet/data.noun", "WordNet 3.0 licence"
     ),
 }
+BENCHMARK_DEBIAN = ("emoji-test", "noto", "symbola")
+"""The Debian assets that writing v2's benchmark folders reads (WordNet words only pretraining captions)."""
 NPM: dict[str, NpmAsset] = {
     "twemoji": NpmAsset(
         "twemoji",

@@ -35,7 +35,7 @@ import numpy as np
 from negprompt.data.demo import folder_name
 from negprompt.data.folders import image_folder
 from negprompt.data.imageset import ImageSet
-from negprompt.data.pngtree import ensure_png_tree
+from negprompt.data.pngtree import ensure_png_tree, tree_is_complete
 
 from . import artists as A
 from . import concepts as C
@@ -125,9 +125,18 @@ def source_key(split: dict) -> str:
     )
 
 
+def _folder(data_root: str | os.PathLike) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(data_root))) / "mini2"
+
+
+def mini2_ready(data_root: str | os.PathLike) -> bool:
+    """Whether ``data_root/mini2`` is complete and current (a run then needs none of the assets)."""
+    return tree_is_complete(_folder(data_root), source_key(S.published()))
+
+
 def mini2_root(data_root: str | os.PathLike) -> Path:
     """Write mini-world v2's image folders under ``data_root/mini2`` (once) and return that folder."""
-    root = Path(os.path.abspath(os.path.expanduser(data_root))) / "mini2"
+    root = _folder(data_root)
     split = S.published()
     ensure_png_tree(root, source_key(split), lambda: _items(split), desc="writing mini-world v2 images")
     return root

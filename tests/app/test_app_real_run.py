@@ -23,7 +23,7 @@ def demo_runs(tmp_path_factory) -> Path:
     runs = base / "runs"
     for name in ("demo-fast", "demo-fast-b"):  # two runs, so that the compare page has a pair
         code = main(
-            ["demo", "--fast", "--no-app", "--no-progress", "--out", str(runs / name),
+            ["demo", "--world", "v1", "--fast", "--no-app", "--no-progress", "--out", str(runs / name),
              "--data-root", str(base / "data"), "--cache-dir", str(base / "cache")]
         )  # fmt: skip
         assert code == 0

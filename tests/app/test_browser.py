@@ -84,7 +84,7 @@ def server(tmp_path_factory):
     add_new_methods(older, shift=0.1)
     add_new_methods(synthetic_run(base / "runs" / "demo", seed=0, image_dir=base / "images"))
     # a run of the bundled mini CLIP, for the questions asked live (its model can be rebuilt)
-    assert main(["demo", "--fast", "--no-app", "--no-progress", "--out", str(base / "runs" / "real"),
+    assert main(["demo", "--world", "v1", "--fast", "--no-app", "--no-progress", "--out", str(base / "runs" / "real"),
                  "--data-root", str(base / "data"), "--cache-dir", str(base / "cache")]) == 0  # fmt: skip
     for name, created in (("older", "2000-01-01"), ("real", "1999-01-01")):  # listed after "demo"
         config = json.loads((base / "runs" / name / "config.json").read_text())

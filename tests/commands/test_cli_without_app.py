@@ -31,7 +31,7 @@ def test_cli_runs_end_to_end_without_the_app_extra(tmp_path):
         sys.exit(code)
         """
     )
-    args = ["demo", "--fast", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run"),
+    args = ["demo", "--world", "v1", "--fast", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run"),
             "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", script, *args], cwd=tmp_path, env=env, capture_output=True,

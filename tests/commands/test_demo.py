@@ -1,4 +1,6 @@
-"""`negprompt demo` end to end: the embedded benchmark with the bundled mini-CLIP, then the dashboard."""
+"""`negprompt demo`: v2's conventional benchmark by default (its choice of settings and what it prepares),
+and the embedded v1 benchmark end to end with the bundled mini-CLIP, then the dashboard (v2's runs
+themselves are tests/miniworld/test_benchmark_v2.py's: the tests download nothing)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,15 @@ def restore_threads():
 def shared(tmp_path_factory):
     """Data root and feature cache shared by the tests of this module (written once)."""
     root = tmp_path_factory.mktemp("demo")
-    return ["--data-root", str(root / "data"), "--cache-dir", str(root / "cache"), "--no-progress"]
+    return [
+        "--world",
+        "v1",
+        "--data-root",
+        str(root / "data"),
+        "--cache-dir",
+        str(root / "cache"),
+        "--no-progress",
+    ]
 
 
 def test_demo_fast_end_to_end(tmp_path, shared, capsys):
@@ -73,7 +83,7 @@ def test_demo_starts_the_dashboard_over_the_runs_folder(tmp_path, shared, monkey
     monkeypatch.setattr(app, "launch_app", lambda *a, **k: calls.append((a, k)) or 0)
     runs = tmp_path / "runs"
     assert main(["demo", "--fast", "--epochs", "1", "--runs-dir", str(runs), "--port", "8599", *shared]) == 0
-    written = [p for p in runs.iterdir() if p.name.startswith("demo-fast-")]
+    written = [p for p in runs.iterdir() if p.name.startswith("demo-fast-v1-")]
     assert len(written) == 1 and load_run(written[0]).config["kind"] == "demo"
     assert calls == [((runs, "127.0.0.1", 8599), {"block": True})]
 
@@ -100,28 +110,89 @@ def test_demo_full_fails_fast_offline(tmp_path, shared, monkeypatch, capsys):
     assert "Could not get FashionMNIST" in capsys.readouterr().err and not (tmp_path / "full").exists()
 
 
-def test_demo_on_world_v2_runs_v2s_conventional_benchmark(tmp_path, monkeypatch, capsys):
-    """--world v2: mini-world v2's benchmark with v2's model and fewer epochs; --epochs still wins;
-    v1-only options are refused (the run itself is the v2 benchmark test's)."""
+def test_demo_runs_v2s_conventional_benchmark_by_default(tmp_path, monkeypatch, capsys):
+    """By default: mini-world v2's benchmark with v2's model, fewer epochs and 2 threads; --epochs and
+    --threads still win; --world v1 (or --full, --cifar) is the Fashion-MNIST demo; --world v2 with a
+    v1-only option is refused."""
     import negprompt.commands.demo as demo
 
     seen = []
     monkeypatch.setattr(
-        demo, "execute", lambda config, out, args: seen.append((config, out, args.threads)) or out
+        demo, "execute", lambda config, out, args, **kw: seen.append((config, out, args.threads)) or out
     )
     runs = tmp_path / "runs"
-    assert main(["demo", "--world", "v2", "--no-app", "--runs-dir", str(runs)]) == 0
+    assert main(["demo", "--no-app", "--runs-dir", str(runs)]) == 0
     config, out, threads = seen[-1]
     assert config.data.benchmark == "mini2" and config.preset == "mini-conventional"
     assert (config.backbone.model, config.backbone.pretrained) == ("negprompt-mini2", "miniworld-v2")
-    assert config.training.epochs == demo.V2_EPOCHS < 50 and out.parent == runs and "demo-v2" in out.name
-    assert threads == 2
-    assert main(["demo", "--world", "v2", "--threads", "1", "--no-app", "--runs-dir", str(runs)]) == 0
+    assert config.training.epochs == demo.V2_EPOCHS < 50 and out.parent == runs
+    assert out.name.startswith("demo-") and "v1" not in out.name and threads == 2
+    assert main(["demo", "--threads", "1", "--no-app", "--runs-dir", str(runs)]) == 0
     assert seen[-1][2] == 1
     assert main(["demo", "--world", "v2", "--epochs", "3", "--no-app", "--runs-dir", str(runs)]) == 0
     assert seen[-1][0].training.epochs == 3
-    assert main(["demo", "--no-app", "--runs-dir", str(runs)]) == 0
+    assert main(["demo", "--world", "v1", "--no-app", "--runs-dir", str(runs)]) == 0
     assert seen[-1][0].data.benchmark == "demo" and seen[-1][0].backbone.model == "negprompt-mini"
-    assert seen[-1][2] == 1  # v1's default
+    assert seen[-1][2] == 1 and "demo-v1-" in seen[-1][1].name  # v1's default threads
+    assert main(["demo", "--cifar", "10", "--no-app", "--runs-dir", str(runs)]) == 0
+    assert seen[-1][0].data.benchmark == "cifar10" and seen[-1][0].backbone.model == "negprompt-mini"
     assert main(["demo", "--world", "v2", "--full", "--no-app", "--runs-dir", str(runs)]) == 2
-    assert "--world v2" in capsys.readouterr().err and len(seen) == 4
+    assert "--world v2" in capsys.readouterr().err and len(seen) == 5
+
+
+def _fake_assets(tmp_path, monkeypatch, *, debian_missing=False):
+    """Debian's assets as files under tmp_path (or missing), npm's cache under tmp_path."""
+    from negprompt.miniworld import assets
+
+    for name, a in assets.DEBIAN.items():
+        path = tmp_path / "debian" / name
+        if not debian_missing:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x")
+        monkeypatch.setitem(assets.DEBIAN, name, assets.DebianAsset(a.name, a.package, str(path), a.licence))
+    monkeypatch.setenv("NEGPROMPT_DATA", str(tmp_path / "cache"))
+    return assets
+
+
+def test_a_v2_run_prepares_what_it_needs_once(small_twemoji, tmp_path, monkeypatch, capsys):
+    """Complete folders: nothing is checked. Otherwise Debian's files are required (the install command
+    and --world v1 in the error), and npm's Twemoji is downloaded once, then found."""
+    from negprompt.commands.common import prepare_mini2
+    from negprompt.miniworld import benchmark_v2
+
+    assets = _fake_assets(tmp_path, monkeypatch)
+    fake = assets.NPM["twemoji"]
+    monkeypatch.setattr(type(fake), "url", property(lambda self: small_twemoji.as_uri()))
+    root = str(tmp_path / "data")
+    prepare_mini2(root, progress=False)
+    assert "downloading npm's emoji-datasource-twitter" in capsys.readouterr().out
+    assert (assets.npm_folder(fake) / "1f415.png").read_bytes() == b"png"
+    prepare_mini2(root, progress=False)  # prepared: no second download
+    assert "downloading" not in capsys.readouterr().out
+    monkeypatch.setattr(benchmark_v2, "mini2_ready", lambda root: True)
+    monkeypatch.setitem(assets.NPM, "twemoji", None)  # complete folders: not even looked at
+    prepare_mini2(root, progress=False)
+
+
+def test_a_v2_run_names_what_is_missing_and_the_v1_way_out(tmp_path, monkeypatch, capsys):
+    """Missing Debian files or a failed download: the command that fixes it, and v1 as the way out
+    (the demo's own words for it); `negprompt run` on v2 prepares the same way, before any work."""
+    from negprompt.commands.common import UserError, prepare_mini2
+
+    root = str(tmp_path / "data")
+    assets = _fake_assets(tmp_path, monkeypatch, debian_missing=True)
+    with pytest.raises(UserError, match=r"sudo apt-get install .*fonts-symbola.*--benchmark mini"):
+        prepare_mini2(root)
+    runs = tmp_path / "runs"
+    assert main(["demo", "--no-app", "--no-progress", "--runs-dir", str(runs), "--data-root", root]) == 2
+    assert "negprompt demo --world v1" in capsys.readouterr().err and not runs.exists()
+    assert main(["run", "mini-hard-ood", "--seed", "0", "--out", str(runs / "h"), "--data-root", root]) == 2
+    assert "fonts-noto-color-emoji" in capsys.readouterr().err and not runs.exists()
+    assets = _fake_assets(tmp_path, monkeypatch)
+    real = assets.NPM["twemoji"]
+    gone = assets.NpmAsset(real.name, real.package, real.version, real.sha256, real.size, real.member,
+                           real.licence)  # fmt: skip
+    monkeypatch.setitem(assets.NPM, "twemoji", gone)
+    monkeypatch.setattr(type(gone), "url", property(lambda self: (tmp_path / "nowhere.tgz").as_uri()))
+    with pytest.raises(UserError, match=r"downloading .* failed.*--benchmark mini"):
+        prepare_mini2(root, progress=False)

@@ -184,7 +184,7 @@ INVALID = [
     ("demo", {"select": "best"}, "training.select='best' is not one of val, last"),
     (
         "mini-hard-ood",
-        {"protocol": "P1"},
+        {"benchmark": "mini-hard", "protocol": "P1"},
         "the mini-world v1 hard-OOD split is fixed; a protocol cannot be given",
     ),
     ("hard-ood", {}, "the hard-ood preset needs a protocol (--protocol); valid names: 'P1'"),

@@ -17,7 +17,7 @@ from negprompt.synthetic import synthetic_run
 def demo(tmp_path_factory):
     base = tmp_path_factory.mktemp("live")
     code = main(
-        ["demo", "--fast", "--no-app", "--no-progress", "--out", str(base / "runs" / "demo"),
+        ["demo", "--world", "v1", "--fast", "--no-app", "--no-progress", "--out", str(base / "runs" / "demo"),
          "--data-root", str(base / "data"), "--cache-dir", str(base / "cache")]
     )  # fmt: skip
     assert code == 0

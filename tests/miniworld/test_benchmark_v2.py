@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -90,7 +92,7 @@ def test_presets_run_on_v2_with_its_benchmarks(small_root):
         "mini-conventional", data_root=str(small_root), benchmark="mini2", shots=2, val_per_class=1
     )
     assert (conv.backbone.model, conv.backbone.pretrained) == ("negprompt-mini2", "miniworld-v2")  # v2's own
-    assert ExperimentConfig.for_preset("mini-conventional").data.benchmark == "mini"  # v1 stays the default
+    assert ExperimentConfig.for_preset("mini-conventional").data.benchmark == "mini2"  # v2 is the default
     given = ExperimentConfig.for_preset("mini-conventional", benchmark="mini2", pretrained="none")
     assert given.backbone.pretrained == "none"
     data = load_data(conv)
@@ -109,7 +111,7 @@ def test_presets_run_on_v2_with_its_benchmarks(small_root):
     with pytest.raises(ValueError, match="must be one of P1, P2, P3, P4"):
         ExperimentConfig.for_preset("mini-hard-ood", benchmark="mini2-hard", protocol="P9").validate()
     assert ExperimentConfig.for_preset("mini-hard-ood", benchmark="mini2-hard").data.protocol == "P1"
-    v1_hard = ExperimentConfig.for_preset("mini-hard-ood")
+    v1_hard = ExperimentConfig.for_preset("mini-hard-ood", benchmark="mini-hard")
     assert v1_hard.data.protocol is None and v1_hard.backbone.pretrained == "auto"
     v1_hard.validate()
     ov = ExperimentConfig.for_preset(
@@ -125,7 +127,7 @@ def test_presets_run_on_v2_with_its_benchmarks(small_root):
     with pytest.raises(ValueError, match="10%, 20%, 50%.*not 30%"):
         load_data(ov.replace(open_vocab_fraction=0.3))
     assert ExperimentConfig.for_preset("mini-open-vocab", benchmark="mini2").data.open_vocab_fraction == 0.1
-    v1_ov = ExperimentConfig.for_preset("mini-open-vocab")
+    v1_ov = ExperimentConfig.for_preset("mini-open-vocab", benchmark="mini")
     assert (v1_ov.data.open_vocab_fraction, v1_ov.data.open_vocab_mode) == (0.5, "first")
     with pytest.raises(ValueError, match="published open-vocabulary lists"):
         load_data(v1_ov.replace(open_vocab_mode="published", data_root=str(small_root)))
@@ -166,3 +168,34 @@ def test_a_v2_run_reports_accuracy_under_covariate_shift(small_root, tmp_path):
     record = json.loads((run / "config.json").read_text())["experiment"]
     assert {r["method"] for r in record["shifted_accuracy"]} == set(acc["method"])
     assert record["data"]["shifted"] == {"mini2/id covariate": 12}
+
+
+def test_the_dashboard_shows_a_v2_run_with_its_weights_warning(small_root, tmp_path, monkeypatch):
+    """A run of the mini preset's defaults on v2 (the bundled negprompt-mini2, which misses its targets):
+    every view says so, the runs page shows the covariate-shift accuracy, and nothing fails."""
+    from streamlit.testing.v1 import AppTest
+
+    from negprompt.bundled import shortfall
+    from negprompt.experiments import Experiment
+
+    config = ExperimentConfig.for_preset(
+        "mini-conventional", data_root=str(small_root), shots=2, val_per_class=1, epochs=1,
+        train_batch_size=16, locoop=False, classes=12, cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert (config.data.benchmark, config.backbone.model) == ("mini2", "negprompt-mini2")
+    exp = Experiment(config)
+    exp.run()
+    exp.write(tmp_path / "runs" / "v2")
+    warning = shortfall("negprompt-mini2", "miniworld-v2")
+    assert warning and "miss their targets" in warning
+    monkeypatch.setenv("NEGPROMPT_RUNS_DIR", str(tmp_path / "runs"))
+    app = Path(__file__).resolve().parents[2] / "app" / "app.py"
+    for page in (None, "images"):
+        at = AppTest.from_file(str(app), default_timeout=180).run()
+        if page:
+            at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]  # real weights: no red banner
+        assert any(warning in w for w in at.warning.values), page
+        if page is None:
+            assert "ID accuracy under covariate shift" in at.subheader.values

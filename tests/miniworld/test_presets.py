@@ -21,26 +21,52 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def test_presets_are_configured_as_the_paper_experiments_they_mirror(tmp_path):
-    hard = ExperimentConfig.for_preset("mini-hard-ood", data_root=str(tmp_path))
+def test_presets_default_to_mini_world_v2_with_its_model_and_defaults(tmp_path):
+    """v2's benchmarks, negprompt-mini2 and v2's protocol and open-vocabulary lists, unless given; a
+    model given alone takes `auto` weights (v2's tag belongs to v2's model)."""
+    hard = ExperimentConfig.for_preset("mini-hard-ood")
+    conv = ExperimentConfig.for_preset("mini-conventional")
+    ov = ExperimentConfig.for_preset("mini-open-vocab")
+    for config, benchmark in ((hard, "mini2-hard"), (conv, "mini2"), (ov, "mini2")):
+        assert config.data.benchmark == benchmark
+        assert (config.backbone.model, config.backbone.pretrained) == ("negprompt-mini2", "miniworld-v2")
+    assert hard.base_preset == "hard-ood" and hard.data.protocol == "P1"
+    assert ExperimentConfig.for_preset("mini-hard-ood", protocol="P3").data.protocol == "P3"
+    assert (ov.data.open_vocab_fraction, ov.data.open_vocab_mode) == (0.1, "published")
+    assert (
+        ExperimentConfig.for_preset("mini-open-vocab", open_vocab_fraction=0.5).data.open_vocab_fraction
+        == 0.5
+    )
+    other = ExperimentConfig.for_preset("mini-conventional", model="ViT-B-32")
+    assert (other.backbone.model, other.backbone.pretrained) == ("ViT-B-32", "auto")
+    mine = ExperimentConfig.for_preset("mini-conventional", pretrained="my.safetensors")
+    assert (mine.backbone.model, mine.backbone.pretrained) == ("negprompt-mini2", "my.safetensors")
+    with pytest.raises(ValueError, match="protocol must be one of P1, P2, P3, P4"):
+        ExperimentConfig.for_preset("mini-hard-ood", protocol="P9")
+
+
+def test_v1_presets_are_configured_as_the_paper_experiments_they_mirror(tmp_path):
+    hard = ExperimentConfig.for_preset("mini-hard-ood", data_root=str(tmp_path), benchmark="mini-hard")
     assert (
         hard.base_preset == "hard-ood"
-        and hard.backbone.model == "negprompt-mini"
+        and (hard.backbone.model, hard.backbone.pretrained) == ("negprompt-mini", "auto")
         and hard.data.benchmark == "mini-hard"
+        and hard.data.protocol is None
     )
     with pytest.raises(ValueError, match="protocol cannot be given"):
-        ExperimentConfig.for_preset("mini-hard-ood", protocol="P1")
-    ov = ExperimentConfig.for_preset("mini-open-vocab", data_root=str(tmp_path))
+        ExperimentConfig.for_preset("mini-hard-ood", benchmark="mini-hard", protocol="P1")
+    ov = ExperimentConfig.for_preset("mini-open-vocab", data_root=str(tmp_path), benchmark="mini")
     assert ov.base_preset == "open-vocab" and ov.data.open_vocab_fraction == 0.5
-    conv = ExperimentConfig.for_preset("mini-conventional", data_root=str(tmp_path))
+    assert ov.data.open_vocab_mode == "first" and ov.backbone.model == "negprompt-mini"
+    conv = ExperimentConfig.for_preset("mini-conventional", data_root=str(tmp_path), benchmark="mini")
     with pytest.raises(ValueError, match="open_vocab_fraction only applies"):
-        ExperimentConfig.for_preset("mini-conventional", open_vocab_fraction=0.5)
+        ExperimentConfig.for_preset("mini-conventional", benchmark="mini", open_vocab_fraction=0.5)
     data = load_data(conv)
     assert len(data.class_names) == 10 and set(data.ood) == {"mini/digits", "mini/shapes", "mini/textures"}
     assert data.ood["mini/shapes"].class_names[0] == "red circle"  # OOD sets keep their classes
     data = load_data(ov)
     assert data.train_classes == [0, 1, 2, 3, 4] and len(data.id_test.class_names) == 10
-    data = load_data(ExperimentConfig.for_preset("mini-hard-ood", data_root=str(tmp_path)))
+    data = load_data(hard)
     assert list(data.ood["mini/held-out clothing"].class_names) == ["coat", "shirt", "sneaker", "ankle boot"]
     assert not set(data.class_names) & {"coat", "shirt", "sneaker", "ankle boot"}
 
@@ -60,7 +86,7 @@ def test_summary_is_mean_and_sample_std_over_seeds():
 
 def test_mini_hard_ood_over_two_seeds_end_to_end(tmp_path, capsys):
     out = tmp_path / "hard"
-    args = ["run", "mini-hard-ood", "--seeds", "0", "1", "--epochs", "2", "--out", str(out),
+    args = ["run", "mini-hard-ood", "--benchmark", "mini-hard", "--seeds", "0", "1", "--epochs", "2", "--out", str(out),
             "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +71,44 @@ def test_mutation_targets_cover_the_core_with_existing_files():
         section = tomllib.loads(mutation.mutmut_section(module))["tool"]["mutmut"]
         assert section["only_mutate"] == sources and section["pytest_add_cli_args_test_selection"] == tests
     assert "mutmut" in _pins("requirements-dev.txt")
+
+
+def _debian_pairs(script: str) -> dict[str, str]:
+    text = (ROOT / "scripts" / script).read_text()
+    return dict(re.findall(r"^\s+([a-z0-9-]+):(/\S+)", text, re.M))
+
+
+def test_the_scripts_install_the_debian_files_the_package_reads():
+    """test.sh: every asset of mini-world v2; demo.sh: those v2's benchmark folders are drawn with."""
+    from negprompt.miniworld import assets
+
+    for script, keys in (("test.sh", assets.DEBIAN), ("demo.sh", assets.BENCHMARK_DEBIAN)):
+        pairs = _debian_pairs(script)
+        for key in keys:
+            a = assets.DEBIAN[key]
+            assert pairs.get(a.package) == a.path, f"{script} does not install {a.package} ({a.path})"
+    assert "wordnet-base" not in _debian_pairs("demo.sh")
+
+
+@pytest.mark.parametrize(
+    "args, v1",
+    [([], False), (["--fast"], False), (["--world", "v2"], False), (["--world", "v1"], True),
+     (["--fast", "--world=v1"], True), (["--full"], True), (["--cifar", "10"], True)],
+)  # fmt: skip
+def test_demo_sh_installs_v2s_packages_unless_the_demo_is_v1(tmp_path, args, v1):
+    """demo.sh, run with stand-ins for env.sh, debian.sh and the CLI, calls debian.sh only for v2."""
+    import shutil
+    import subprocess
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "demo.sh", tmp_path / "scripts" / "demo.sh")
+    for name, body in (("env.sh", "exit 0"), ("debian.sh", 'echo debian "$1" >> calls')):
+        (tmp_path / "scripts" / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "negprompt").write_text('#!/usr/bin/env bash\necho "cli $*" >> calls\n')
+    for f in (*(tmp_path / "scripts").iterdir(), tmp_path / ".venv" / "bin" / "negprompt"):
+        f.chmod(0o755)
+    subprocess.run(["bash", str(tmp_path / "scripts" / "demo.sh"), *args], check=True, cwd=tmp_path)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[-1] == " ".join(["cli demo", *args]).rstrip()
+    assert (len(calls) == 2) != v1 and (v1 or calls[0].startswith("debian mini-world v2"))
