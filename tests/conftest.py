@@ -76,3 +76,18 @@ def keep_the_main_module():
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+def run_together(target, *args, n: int = 2, timeout: float = 60) -> list[int]:
+    """Run ``target(*args, barrier)`` in ``n`` forked processes released at once by a barrier;
+    returns their exit codes."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(n)
+    procs = [ctx.Process(target=target, args=(*args, barrier)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+    return [p.exitcode for p in procs]

@@ -4,6 +4,8 @@ A written folder carries ``MANIFEST.json``: a source key (what the pixels came f
 of every file. `ensure_png_tree` reuses a folder whose manifest has the expected key and whose files
 are exactly those listed, byte for byte; otherwise it writes the whole folder under a temporary name
 beside its final place and swaps it in by renaming, so a folder with the final name is always whole.
+Processes that need the same folder at once take turns (a lock file beside it): one writes it, the
+others find it complete and read it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from negprompt.io import file_lock
 from negprompt.progress import tqdm
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,14 @@ def ensure_png_tree(
         log.debug("reusing complete image folder %s", dest)
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(dest.parent / f".{dest.name}.lock"):
+        if tree_is_complete(dest, source_key):  # another process wrote it while this one waited
+            log.debug("reusing image folder %s, written by another process", dest)
+            return False
+        return _write_tree(dest, source_key, items, desc)
+
+
+def _write_tree(dest: Path, source_key: str, items, desc: str) -> bool:
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
     try:
         hashes: dict[str, str] = {}

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from negprompt.io import file_lock
+
 from .sources import MiniWorldDataError
 
 DATA_ENV = "NEGPROMPT_DATA"
@@ -249,6 +251,14 @@ def prepare_npm(
     folder = root / asset.folder
     if (folder / ".complete").is_file():
         return folder
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / f".{asset.folder}.lock"):  # two runs preparing at once: one downloads
+        if (folder / ".complete").is_file():
+            return folder
+        return _fetch_and_unpack(asset, root, folder, url, progress)
+
+
+def _fetch_and_unpack(asset: NpmAsset, root: Path, folder: Path, url: str | None, progress) -> Path:
     tarball = root / asset.tarball
     if not tarball.is_file() or sha256_file(tarball) != asset.sha256:
         if tarball.exists():

@@ -1,9 +1,12 @@
 """``negprompt data prepare``: fetch and check a world's assets once, then offline."""
 
+import time
+
 import pytest
 
 from negprompt.cli import main
 from negprompt.miniworld import assets
+from tests.conftest import run_together
 
 
 def test_prepare_fetches_once_then_runs_offline(small_twemoji, tmp_path, capsys):
@@ -47,3 +50,20 @@ def test_missing_debian_packages_are_named_with_their_install_command(monkeypatc
     err = capsys.readouterr().err
     assert "fonts-symbola" in err and "sudo apt-get install fonts-symbola" in err
     assert not (tmp_path / "c").exists()  # nothing fetched before the Debian parts are there
+
+
+def _prepare(asset, root, url, log, barrier) -> None:
+    def progress(n):
+        with open(log, "a") as f:
+            f.write(f"{n}\n")
+        time.sleep(0.3)  # a slow network: the other process asks while this one downloads
+
+    barrier.wait()
+    assets.prepare_npm(asset, root, url, progress=progress)
+
+
+def test_two_processes_preparing_at_once_download_once(small_twemoji, tmp_path):
+    args = (assets.NPM["twemoji"], tmp_path / "cache", small_twemoji.as_uri(), tmp_path / "log")
+    assert run_together(_prepare, *args) == [0, 0]
+    assert len((tmp_path / "log").read_text().split()) == 1  # one chunk, downloaded by one of them
+    assert (assets.npm_folder(assets.NPM["twemoji"], tmp_path / "cache") / "1f415.png").read_bytes() == b"png"
