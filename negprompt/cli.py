@@ -56,9 +56,22 @@ class _QuietDependencies(logging.Filter):
         return record.levelno >= logging.ERROR or "open_clip" not in record.pathname
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a line is logged, not as it was when the handler was
+    made: a caller that swaps stderr (a test's capture, a notebook) may close the earlier one."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the property decides
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
     """Readable log lines from negprompt; dependencies only when verbose."""
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(
         logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s")
     )

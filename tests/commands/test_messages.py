@@ -72,3 +72,23 @@ def test_class_folders_left_out_are_reported_as_information(tmp_path, caplog):
     text = record.getMessage()
     assert "using 2 of its 4 class folders" in text and "(c, d)" in text and "expected" in text
     assert "skipped" not in text
+
+
+def test_log_lines_go_to_the_stderr_of_the_moment(monkeypatch):
+    """After `negprompt` set up logging, a later swap of sys.stderr (a test's capture, a notebook) is
+    followed, and a closed earlier stream breaks nothing."""
+    import io
+    import logging
+    import sys
+
+    from negprompt.cli import configure_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging()
+    logging.getLogger("negprompt.x").warning("one")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("negprompt.x").warning("two")
+    assert second.getvalue() == "two\n"

@@ -113,7 +113,7 @@ def test_idempotent_reuse_and_repair(demo_root):
     # An extra image is not silently added to a set: the folder is rewritten.
     Image.new("L", (28, 28), 0).save(demo_root / "demo" / "digits" / "extra.png")
     assert len(materialize_demo(demo_root).far_ood) == 300
-    assert not [p for p in os.listdir(demo_root) if p.startswith(".demo")]
+    assert not [p for p in os.listdir(demo_root) if p.startswith(".demo") and p != ".demo.lock"]
 
 
 def _offline(*args, **kwargs):
@@ -129,7 +129,7 @@ def test_full_demo_fails_fast_offline(tmp_path, monkeypatch):
     text = str(e.value)
     assert "FashionMNIST" in text and "internet" in text and str(tmp_path / "downloads") in text
     assert not (tmp_path / "demo-full").exists()
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".demo-full")]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".demo-full") and p != ".demo-full.lock"]
 
 
 def test_cifar_fails_fast_offline(tmp_path, monkeypatch):
