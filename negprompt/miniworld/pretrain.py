@@ -31,6 +31,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import open_clip
@@ -76,6 +77,11 @@ class PretrainConfig:
     """Share of a batch drawn as hard negatives: groups of :data:`CLUSTER_SIZE` pictures of one
     subgroup (faces with faces), so that the batch asks for the fine distinctions zero-shot
     recognition needs; 0 draws every picture independently (v1's and the first v2 recipe)."""
+    pair_share: float = 0.0
+    """Share of a batch drawn as cross-artist pairs: two pictures of one concept by two artists (an
+    outline and a colour drawing, say), whose image features an image-to-image contrastive term also
+    pulls together (:func:`loss_pairs`), so that a style the text alone teaches slowly borrows what the
+    model learned of the others; 0 draws no pairs and adds no term."""
 
 
 def loss_with_duplicates(
@@ -106,8 +112,30 @@ def loss_own_caption(
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
+def loss_pairs(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    """Symmetric image-to-image contrastive loss of P pairs: ``a[k]``'s only target is ``b[k]`` (two
+    pictures of one concept), other pairs of the same concept (``same[k, l]``) are left out.
+
+    Args:
+        a, b: ``[P, D]`` unit image features. scale: the logit scale. same: bool ``[P, P]``.
+    """
+    eye = torch.eye(len(a), dtype=torch.bool, device=a.device)
+    logits = (scale * a @ b.t()).masked_fill(same & ~eye, float("-inf"))
+    target = torch.arange(len(a), device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
 LOSSES = {"all-true-pairs": loss_with_duplicates, "own-caption": loss_own_caption}
 """The recipe's ``loss`` choices."""
+
+
+class Batch(NamedTuple):
+    """One pretraining batch (:meth:`Pool.batch`)."""
+
+    images: torch.Tensor
+    tokens: torch.Tensor
+    positives: torch.Tensor
+    concept: torch.Tensor
 
 
 class Pool:
@@ -146,6 +174,20 @@ class Pool:
         of_group = np.asarray([names.index(s) if s is not None else -1 for s in subgroup], dtype=np.int64)
         cluster = of_group[self.image_group] if len(of_group) else np.zeros(0, np.int64)
         self.clusters = [np.flatnonzero(cluster == k) for k in range(len(names))]
+        # per concept, its pictures by each style (concepts drawn in one style only have no pairs)
+        concept = [next((f for f in facts if f.startswith("concept=")), None) for facts in group_facts]
+        style = [next((f for f in facts if f.startswith("style=")), None) for facts in group_facts]
+        by: dict[str, dict[str, list[int]]] = {}
+        for i, g in enumerate(self.image_group):
+            if concept[g] is not None:
+                by.setdefault(concept[g], {}).setdefault(style[g], []).append(i)
+        names_c = sorted(by)
+        self.concept = np.full(len(self.images), -1, dtype=np.int64)  # concept id of each picture (-1: none)
+        for k, c in enumerate(names_c):
+            for rows in by[c].values():
+                self.concept[rows] = k
+        self.pair_concepts = sorted(c for c, styles in by.items() if len(styles) > 1)
+        self.pair_styles = [[np.asarray(v) for _, v in sorted(by[c].items())] for c in self.pair_concepts]
         self.group_caps = group_caps
         self.group_facts = self._bool(group_facts)
         self.caption_facts = self._bool(cap_facts)
@@ -163,17 +205,35 @@ class Pool:
             out[i, [self.vocab[f] for f in s]] = True
         return out
 
+    def n_pairs(self, size: int, pair_share: float) -> int:
+        """Cross-artist pairs in a batch of ``size`` (0 where the pool has no concept in two styles)."""
+        return int(size * pair_share) // 2 if self.pair_concepts else 0
+
     def batch(
-        self, rng: np.random.Generator, size: int, shift: int, hard_share: float = 0.0
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images ``[B, 3, 32, 32]`` normalised, tokens ``[B, L]``, positives bool ``[B, B]``).
+        self,
+        rng: np.random.Generator,
+        size: int,
+        shift: int,
+        hard_share: float = 0.0,
+        pair_share: float = 0.0,
+    ) -> Batch:
+        """A :class:`Batch`: images ``[B, 3, 32, 32]`` normalised, tokens ``[B, L]``, positives bool
+        ``[B, B]`` (image, caption), and each picture's concept id (-1 outside v2's emoji).
 
         ``hard_share`` of the batch (rounded down to whole clusters) comes as clusters of
-        :data:`CLUSTER_SIZE` pictures of one subgroup, a subgroup drawn in proportion to its pictures;
-        the rest is drawn as with ``hard_share=0``, whose draws are unchanged by this option.
+        :data:`CLUSTER_SIZE` pictures of one subgroup, a subgroup drawn in proportion to its pictures.
+        ``pair_share`` of it comes last as P = :meth:`n_pairs` cross-artist pairs, the P first
+        pictures then the P second ones (``[…, a_1 … a_P, b_1 … b_P]``): a concept drawn uniformly among
+        those in two styles or more, two of its styles, a picture of each. The rest is drawn as with
+        both shares 0, whose draws are unchanged by these options.
         """
         n_clusters = int(size * hard_share) // CLUSTER_SIZE if self.clusters else 0
-        free = size - n_clusters * CLUSTER_SIZE
+        n_pairs = self.n_pairs(size, pair_share)
+        if n_clusters * CLUSTER_SIZE + 2 * n_pairs > size:
+            raise ValueError(
+                f"hard_share={hard_share} and pair_share={pair_share} add up to more than a batch"
+            )
+        free = size - n_clusters * CLUSTER_SIZE - 2 * n_pairs
         dom = rng.choice(len(self.domains), size=free, p=self.weights)
         lo, hi = self.offsets[dom], self.offsets[dom + 1]
         idx = lo + (rng.random(free) * (hi - lo)).astype(np.int64)
@@ -181,6 +241,14 @@ class Pool:
             sizes = np.asarray([len(c) for c in self.clusters], dtype=np.float64)
             picked = rng.choice(len(self.clusters), size=n_clusters, p=sizes / sizes.sum())
             idx = np.concatenate([idx] + [rng.choice(self.clusters[k], CLUSTER_SIZE) for k in picked])
+        if n_pairs:
+            first, second = [], []
+            for c in rng.integers(len(self.pair_concepts), size=n_pairs):
+                styles = self.pair_styles[c]
+                s1, s2 = rng.choice(len(styles), size=2, replace=False)
+                first.append(styles[s1][rng.integers(len(styles[s1]))])
+                second.append(styles[s2][rng.integers(len(styles[s2]))])
+            idx = np.concatenate([idx, first, second]).astype(np.int64)
         groups = self.image_group[idx]
         caps = np.asarray([self.group_caps[g][rng.integers(len(self.group_caps[g]))] for g in groups])
         imgs = self.images[idx]
@@ -193,7 +261,7 @@ class Pool:
         length = int(self.token_len[caps].max())
         tokens = self.tokens[torch.from_numpy(caps), :length]
         pos = torch.from_numpy(positives(self.group_facts[groups], self.caption_facts[caps]))
-        return x, tokens, pos
+        return Batch(x, tokens, pos, torch.from_numpy(self.concept[idx]))
 
 
 def encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -254,8 +322,9 @@ def pretrain(
 
     Returns the model (fp32, on CPU) and a summary (losses, wall time, peak memory, steps run here).
     """
-    if not 0.0 <= cfg.hard_share <= 1.0:
-        raise ValueError(f"hard_share={cfg.hard_share} must be in [0, 1]")
+    for name in ("hard_share", "pair_share"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"{name}={getattr(cfg, name)} must be in [0, 1]")
     if cfg.loss not in LOSSES:
         raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
     loss_fn = LOSSES[cfg.loss]
@@ -287,6 +356,7 @@ def pretrain(
         start, history = int(state["step"]), list(state["history"])
         log.info("resuming pretraining at step %d", start)
     model.train()
+    n_pairs = pool.n_pairs(cfg.batch_size, cfg.pair_share)
     t0, steps_here = time.perf_counter(), 0
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(range(start, end), desc=f"pretraining {cfg.model}", disable=not progress, mininterval=2.0)
@@ -295,10 +365,15 @@ def pretrain(
             g["lr"] = lr_at(step, cfg)
         rng = np.random.default_rng([cfg.seed, step])
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        x, tokens, pos = pool.batch(rng, cfg.batch_size, cfg.shift, cfg.hard_share)
+        x, tokens, pos, concept = pool.batch(rng, cfg.batch_size, cfg.shift, cfg.hard_share, cfg.pair_share)
         img = F.normalize(model.encode_image(x.to(device)), dim=-1)
         txt = F.normalize(encode_text(model, tokens.to(device)), dim=-1)
         loss = loss_fn(img, txt, model.logit_scale.exp(), pos.to(device))
+        if n_pairs:
+            a, b = img[-2 * n_pairs : -n_pairs], img[-n_pairs:]
+            c = concept[-n_pairs:]
+            same = (c[:, None] == c[None, :]).to(device)
+            loss = loss + loss_pairs(a, b, model.logit_scale.exp(), same)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

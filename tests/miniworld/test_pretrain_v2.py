@@ -49,7 +49,7 @@ def test_a_sentence_said_of_two_things_is_true_of_both():
                np.array([0, 1]), ("car", "taxi"))  # fmt: skip
     pool = P.Pool({"x": d}, open_clip.get_tokenizer(P.MODEL), {"x": 1.0})
     assert pool.caption_facts.sum() == 0  # the common facts of both uses: none
-    _, _, pos = pool.batch(np.random.default_rng(0), 8, 0)
+    _, _, pos, _ = pool.batch(np.random.default_rng(0), 8, 0)
     assert pos.all()  # never an image without a true caption (the loss would be NaN)
 
 
@@ -79,7 +79,7 @@ def test_hard_negative_batches_bring_clusters_of_one_subgroup():
     pool, n_sub = _clustered_pool()
     assert [len(c) for c in pool.clusters] == [40] * n_sub  # the v1-like domain is in no cluster
     size, share = 64, 0.5
-    x, _, _ = pool.batch(np.random.default_rng(3), size, 0, share)
+    x, _, _, _ = pool.batch(np.random.default_rng(3), size, 0, share)
     assert x.shape[0] == size
     n_clusters = int(size * share) // P.CLUSTER_SIZE
     tail = x[size - n_clusters * P.CLUSTER_SIZE :]
@@ -102,6 +102,76 @@ def test_hard_share_out_of_range_is_refused(tmp_path):
     cfg = P.PretrainConfig(steps=1, hard_share=1.5)
     with pytest.raises(ValueError, match="hard_share"):
         P.pretrain({}, cfg, tmp_path / "state.pt", progress=False)
+
+
+_ROWS = [(c, st) for c in range(6) for st in ("emoji", "outline") if not (c == 5 and st == "outline")]
+"""Concepts c0…c5 drawn as "emoji" and "outline" (c5 as an emoji only)."""
+
+
+def _two_style_domain() -> Domain:
+    n = len(_ROWS)
+    images = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+    facts = [frozenset({f"concept=c{c}", f"style={st}"}) for c, st in _ROWS]
+    caps = [[Caption(f"an {st} of c{c}.", facts[i])] for i, (c, st) in enumerate(_ROWS)]
+    return Domain("emoji", images, np.arange(n), caps, facts, np.arange(n), tuple(f"c{c}" for c, _ in _ROWS))
+
+
+def _digits_domain() -> Domain:
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    return Domain("digits", images, np.arange(4), [[Caption(f"a digit {i}.", frozenset({f"d={i}"}))]
+                  for i in range(4)], [frozenset({f"d={i}"}) for i in range(4)], np.arange(4),
+                  tuple(str(i) for i in range(4)))  # fmt: skip
+
+
+def _two_style_pool():
+    world = {"emoji": _two_style_domain(), "digits": _digits_domain()}
+    return P.Pool(world, open_clip.get_tokenizer(P.MODEL), {"emoji": 0.5, "digits": 0.5}), _ROWS
+
+
+def test_pair_batches_end_with_two_styles_of_one_concept():
+    pool, rows = _two_style_pool()
+    assert pool.pair_concepts == [f"concept=c{c}" for c in range(5)]  # c5 has one style: never paired
+    size, share = 32, 0.5
+    x, _, _, concept = pool.batch(np.random.default_rng(1), size, 0, 0.0, share)
+    n = pool.n_pairs(size, share)
+    assert n == 8 and x.shape[0] == size
+    picture = (x * P.STD + P.MEAN)[:, 0, 16, 16].mul(255).round().long().numpy()
+    for a, b in zip(picture[-2 * n : -n], picture[-n:]):
+        (ca, sa), (cb, sb) = rows[a], rows[b]
+        assert ca == cb != 5 and sa != sb
+    assert (concept[-2 * n :].numpy() >= 0).all() and torch.equal(concept[-2 * n : -n], concept[-n:])
+    a = pool.batch(np.random.default_rng(5), size, 2)
+    b = pool.batch(np.random.default_rng(5), size, 2, 0.0, 0.0)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))  # without pairs: the plain sampler's draws
+    with pytest.raises(ValueError, match="more than a batch"):
+        pool.batch(np.random.default_rng(0), size, 0, 0.0, 1.5)
+
+
+def test_pair_loss_matches_a_plain_float64_reference():
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(5, 8, generator=g, dtype=torch.float64), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(5, 8, generator=g, dtype=torch.float64), dim=-1)
+    concept = [0, 1, 0, 2, 3]  # pairs 0 and 2 show one concept: neither is the other's negative
+    same = torch.tensor([[i == j for j in concept] for i in concept])
+    scale = torch.tensor(7.0, dtype=torch.float64)
+    total = 0.0
+    for k in range(5):
+        for rows in ((a[k] @ b.t()), (b[k] @ a.t())):
+            keep = [j for j in range(5) if j == k or concept[j] != concept[k]]
+            z = scale * rows[keep]
+            total += -(z[keep.index(k)] - torch.logsumexp(z, 0)).item()
+    assert P.loss_pairs(a, b, scale, same).item() == pytest.approx(total / 10, rel=1e-12)
+
+
+def test_pretraining_with_pairs_runs_and_shares_out_of_range_are_refused(tmp_path):
+    world = {"emoji": _two_style_domain(), "digits": _digits_domain()}
+    cfg = P.PretrainConfig(steps=2, batch_size=16, warmup=1, pair_share=0.5, threads=1)
+    model, summary = P.pretrain(
+        world, cfg, tmp_path / "s.pt", progress=False, domain_weights={"emoji": 0.5, "digits": 0.5}
+    )
+    assert summary["steps_done"] == 2 and np.isfinite(summary["final_loss_mean_last_50"])
+    with pytest.raises(ValueError, match="pair_share"):
+        P.pretrain({}, P.PretrainConfig(steps=1, pair_share=-0.1), tmp_path / "t.pt", progress=False)
 
 
 def _reference_style(model, domain, artist):
