@@ -88,13 +88,10 @@ def prepare_mini2(data_root: str, progress: bool = True, v1_way: str = V1_WAY) -
 
     if mini2_ready(data_root):
         return
-    missing = [assets.DEBIAN[k] for k in assets.BENCHMARK_DEBIAN if not Path(assets.DEBIAN[k].path).is_file()]
+    missing = assets.missing_debian(assets.BENCHMARK_DEBIAN)
     if missing:
         raise UserError(
-            "mini-world v2's pictures are drawn with Debian's "
-            + ", ".join(f"{a.package} ({a.path})" for a in missing)
-            + f": install them with `sudo apt-get install {' '.join(a.package for a in missing)}`; "
-            f"or run {v1_way}, which needs nothing more"
+            f"mini-world v2's pictures are drawn with Debian's {missing}; or run {v1_way}, which needs nothing more"
         )
     asset = assets.NPM["twemoji"]
     try:

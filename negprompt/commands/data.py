@@ -48,13 +48,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--url {item!r}: expected ASSET=URL with ASSET one of {sorted(assets.NPM)}")
         urls[name] = url
     t0 = time.perf_counter()
-    missing = [a for a in assets.DEBIAN.values() if not Path(a.path).is_file()]
+    missing = assets.missing_debian()
     if missing:
-        raise UserError(
-            "missing Debian packages: "
-            + ", ".join(f"{a.package} ({a.path})" for a in missing)
-            + f"; install them with `sudo apt-get install {' '.join(a.package for a in missing)}`"
-        )
+        raise UserError(f"missing Debian packages: {missing}")
     root = assets.data_root(args.root)
     for name, asset in assets.NPM.items():
         with tqdm(total=asset.size, unit="B", unit_scale=True, desc=f"{asset.package} {asset.version}",

@@ -53,14 +53,30 @@ def _listing(folder: Path) -> set[str]:
     return out
 
 
-def tree_is_complete(folder: Path, source_key: str) -> bool:
-    """True when ``folder`` holds exactly the files of its manifest, unchanged, for ``source_key``."""
+def _manifest_files(folder: Path, source_key: str) -> dict | None:
+    """The manifest's ``files`` when it was written for ``source_key`` (None otherwise or unreadable)."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
+    if not isinstance(manifest, dict):
+        return None
     files = manifest.get("files")
     if manifest.get("source") != source_key or not isinstance(files, dict) or not files:
+        return None
+    return files
+
+
+def tree_is_written(folder: str | os.PathLike, source_key: str) -> bool:
+    """True when ``folder`` carries a manifest for ``source_key``: a cheap check, not a verification
+    (`ensure_png_tree` verifies every file when the folder is used, and rewrites a damaged one)."""
+    return _manifest_files(Path(folder), source_key) is not None
+
+
+def tree_is_complete(folder: Path, source_key: str) -> bool:
+    """True when ``folder`` holds exactly the files of its manifest, unchanged, for ``source_key``."""
+    files = _manifest_files(folder, source_key)
+    if files is None:
         return False
     if _listing(folder) != set(files):
         return False

@@ -112,6 +112,20 @@ DEBIAN: dict[str, DebianAsset] = {
 }
 BENCHMARK_DEBIAN = ("emoji-test", "noto", "symbola")
 """The Debian assets that writing v2's benchmark folders reads (WordNet words only pretraining captions)."""
+
+
+def missing_debian(keys: tuple[str, ...] | None = None) -> str | None:
+    """None when the Debian assets ``keys`` (default: all) are installed; else what is missing and
+    the command that installs it."""
+    missing = [DEBIAN[k] for k in (keys or tuple(DEBIAN)) if not Path(DEBIAN[k].path).is_file()]
+    if not missing:
+        return None
+    return (
+        ", ".join(f"{a.package} ({a.path})" for a in missing)
+        + f"; install them with `sudo apt-get install {' '.join(a.package for a in missing)}`"
+    )
+
+
 NPM: dict[str, NpmAsset] = {
     "twemoji": NpmAsset(
         "twemoji",

@@ -35,7 +35,7 @@ import numpy as np
 from negprompt.data.demo import folder_name
 from negprompt.data.folders import image_folder
 from negprompt.data.imageset import ImageSet
-from negprompt.data.pngtree import ensure_png_tree, tree_is_complete
+from negprompt.data.pngtree import ensure_png_tree, tree_is_written
 
 from . import artists as A
 from . import concepts as C
@@ -130,8 +130,10 @@ def _folder(data_root: str | os.PathLike) -> Path:
 
 
 def mini2_ready(data_root: str | os.PathLike) -> bool:
-    """Whether ``data_root/mini2`` is complete and current (a run then needs none of the assets)."""
-    return tree_is_complete(_folder(data_root), source_key(S.published()))
+    """Whether ``data_root/mini2`` was written for the current split and assets (then a run needs none
+    of the assets). Its files are verified once, when the run reads the folder (:func:`mini2_root`);
+    a damaged one is rewritten then, and a missing asset is named at that point."""
+    return tree_is_written(_folder(data_root), source_key(S.published()))
 
 
 def mini2_root(data_root: str | os.PathLike) -> Path:

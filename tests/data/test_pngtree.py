@@ -48,3 +48,19 @@ def test_a_tree_written_while_waiting_for_the_lock_is_reused(tmp_path, monkeypat
     called = []
     assert ensure_png_tree(tmp_path / "tree", "key", lambda: called.append(1) or iter([])) is False
     assert not called and tree_is_complete(tmp_path / "tree", "key")
+
+
+def test_the_cheap_check_reads_the_manifest_and_the_full_one_every_file(tmp_path):
+    from negprompt.data.pngtree import tree_is_written
+
+    folder = tmp_path / "tree"
+    assert not tree_is_written(folder, "key")
+    ensure_png_tree(folder, "key", lambda: iter([("a.png", np.zeros((2, 2, 3), np.uint8))]))
+    assert tree_is_written(folder, "key") and not tree_is_written(folder, "other key")
+    (folder / "a.png").write_bytes(b"damaged")
+    assert tree_is_written(folder, "key") and not tree_is_complete(
+        folder, "key"
+    )  # only the full check sees it
+    for text in ("not JSON", '["a list"]'):
+        (folder / "MANIFEST.json").write_text(text)
+        assert not tree_is_written(folder, "key") and not tree_is_complete(folder, "key")
