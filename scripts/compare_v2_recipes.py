@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Compare pretraining recipes of mini-world v2 on its ``val`` part, at a short, equal number of steps.
+"""Compare pretraining recipes of mini-world v2 on its ``val`` part, at a short, equal number of steps
+or an equal time.
 
     python scripts/compare_v2_recipes.py --out runs/v2-recipes.jsonl \
         --variant '{"name": "own-caption", "loss": "own-caption"}' \
@@ -9,16 +10,22 @@
 Every variant is a set of `negprompt.miniworld.pretrain_v2.PretrainV2Config` fields over the script's
 base recipe (``--steps``, default 400; everything else v2's defaults), and optionally ``arch``: changes
 to the model's open_clip config (``"<section>.<key>": value``), registered under a derived name. The
-pretraining pool is rendered once and shared. Each variant's line in ``--out`` (JSON lines, appended)
+pretraining pool is rendered once for all variants that share it (the same pictures per drawing and,
+with v1's domains, the same seed and sizes). Each variant's line in ``--out`` (JSON lines, appended)
 holds zero-shot top-1 on ``val`` for each pretraining artist ("a photo of a <class>" and the artist's
 style prompt), the wall time, the last loss and the logit scale. Only ``val`` is read: the test part
 stays for the chosen recipe's card.
+
+On a GPU machine (``--device cuda``), ``--seconds S`` gives each variant the steps that fit in S seconds
+and ``--save DIR`` keeps each variant's weights and summary, to be brought back and measured here with
+``scripts/pretrain_mini_clip.py --world v2 --evaluate-only`` (which needs the covariate artist's
+download): one call compares several recipes, and the chosen one needs no second training run.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import contextlib
 import dataclasses
 import json
 import sys
@@ -27,7 +34,6 @@ import time
 from pathlib import Path
 
 import open_clip
-import open_clip.factory
 import torch
 import torch.nn.functional as F
 
@@ -39,18 +45,6 @@ from negprompt.miniworld import world_v2 as W2
 from negprompt.miniworld.emoji import load_hierarchy
 from negprompt.miniworld.lexicon import WordNet
 from negprompt.miniworld.wording import ZERO_SHOT_STYLE
-
-
-def derived_model(base: str, arch: dict, name: str) -> str:
-    """Register ``base``'s open_clip config with ``arch``'s changes as ``name``; returns ``name``."""
-    cfg = copy.deepcopy(open_clip.get_model_config(base))
-    for key, value in arch.items():
-        section, field = key.split(".", 1)
-        if field not in cfg.get(section, {}):
-            raise SystemExit(f"{base} has no config entry {key!r}")
-        cfg[section][field] = value
-    open_clip.factory._MODEL_CONFIGS[name] = cfg
-    return name
 
 
 @torch.no_grad()
@@ -70,13 +64,43 @@ def val_top1(model: torch.nn.Module, sets: dict) -> dict[str, float]:
     return out
 
 
+def pool_key(cfg: P2.PretrainV2Config) -> tuple:
+    """What the rendered pool depends on: pictures per drawing, and v1's generated domains when used."""
+    return (cfg.per_pair,) + ((cfg.seed, cfg.n_shapes, cfg.n_textures) if cfg.v1_share > 0 else ())
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:60] or "variant"
+
+
+@contextlib.contextmanager
+def tempfile_dir(folder: Path | None):
+    """``folder`` (made) when given, else a temporary folder: where a variant's checkpoint lives while
+    it trains (a kept folder lets an interrupted comparison resume that variant)."""
+    if folder is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="JSON lines file (appended)")
     ap.add_argument("--variant", action="append", required=True, help="JSON: recipe fields (+ name, arch)")
     ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="instead of --steps: each variant trains as many steps as fit in this many seconds "
+                    "(its own speed, timed on a few throwaway steps first): a comparison at equal time")  # fmt: skip
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--save", type=Path, default=None,
+                    help="keep each variant's fp16 weights and summary in SAVE/<k>-<name>/, which "
+                    "scripts/pretrain_mini_clip.py --world v2 --evaluate-only --out <that folder> measures")  # fmt: skip
     ap.add_argument("--val-per-pair", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.seconds is not None and not args.seconds > 0:
+        ap.error(f"--seconds must be positive, not {args.seconds}")
     variants = [json.loads(v) for v in args.variant]
     base = P2.PretrainV2Config(steps=args.steps)
     known = {f.name for f in dataclasses.fields(P2.PretrainV2Config)}
@@ -85,9 +109,17 @@ def main(argv=None) -> int:
         if unknown:
             raise SystemExit(f"variant {v.get('name')!r}: unknown recipe fields {sorted(unknown)}")
     hierarchy, lexicon, split = load_hierarchy(), WordNet(), splits.published()
-    t0 = time.perf_counter()
-    world = P2.pretraining_world(base, hierarchy, split, lexicon, progress=False)
-    print(f"pool rendered in {time.perf_counter() - t0:.0f} s", flush=True)
+    pools: dict[tuple, dict] = {}
+
+    def pool_of(cfg: P2.PretrainV2Config) -> dict:
+        """The pool ``cfg`` trains on, rendered once for every variant that shares it."""
+        key = pool_key(cfg)
+        if key not in pools:
+            t0 = time.perf_counter()
+            pools[key] = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=False)
+            print(f"pool {key} rendered in {time.perf_counter() - t0:.0f} s", flush=True)
+        return pools[key]
+
     seen = [a for a in A.ARTISTS if a != split["covariate_artist"]]
     by = hierarchy.by_name
     sets = {
@@ -99,19 +131,36 @@ def main(argv=None) -> int:
     for k, v in enumerate(variants):
         fields = {f: x for f, x in v.items() if f in known}
         cfg = dataclasses.replace(base, **fields)
+        arch = None
         if v.get("arch"):
-            cfg = dataclasses.replace(
-                cfg, model=derived_model(cfg.model, v["arch"], f"{cfg.model}-variant{k}")
-            )
+            arch = {"base": cfg.model, "changes": v["arch"]}
+            try:
+                name = P2.derived_model(cfg.model, v["arch"], f"{cfg.model}-variant{k}")
+            except ValueError as exc:
+                raise SystemExit(f"variant {v.get('name')!r}: {exc}") from exc
+            cfg = dataclasses.replace(cfg, model=name)
+        world, weights = pool_of(cfg), P2.domain_weights(cfg.v1_share)
+        budget = {}
+        if args.seconds is not None and "steps" not in fields:
+            per_step = P.seconds_per_step(world, cfg, device=args.device, domain_weights=weights)
+            cfg = dataclasses.replace(cfg, steps=P.steps_within(args.seconds, per_step, cfg))
+            budget = {"time_budget_s": args.seconds, "probe_seconds_per_step": round(per_step, 4)}
         t = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            model, summary = P.pretrain(world, cfg, Path(tmp) / "state.pt", progress=False,
-                                        domain_weights=P2.domain_weights(cfg.v1_share))  # fmt: skip
-        row = {"name": v.get("name", str(fields)), "recipe": fields, "arch": v.get("arch", {}),
-               "steps": cfg.steps, **val_top1(model, sets), "seconds": round(time.perf_counter() - t),
+        name = v.get("name", str(fields))
+        folder = args.save / f"{k}-{_slug(name)}" if args.save else None
+        with tempfile_dir(folder) as tmp:
+            model, summary = P.pretrain(world, cfg, Path(tmp) / "state.pt", device=args.device, progress=False,
+                                        domain_weights=weights)  # fmt: skip
+        summary |= budget
+        row = {"name": name, "recipe": fields, "arch": v.get("arch", {}), "steps": cfg.steps,
+               **val_top1(model, sets), "seconds": round(time.perf_counter() - t),
                "loss_last_50": summary["final_loss_mean_last_50"],
-               "logit_scale": round(float(model.logit_scale.exp()), 1),
-               "images_per_artist": {a: len(d) for a, d in sets.items()}}  # fmt: skip
+               "logit_scale": round(model.logit_scale.exp().item(), 1),
+               "images_per_artist": {a: len(d) for a, d in sets.items()}, "device": args.device} | budget  # fmt: skip
+        if folder is not None:
+            P2.save_run(folder, model, cfg, summary, arch)
+            (folder / "state.pt").unlink(missing_ok=True)  # weights and summary are what travels
+            row["saved"] = folder.name
         print(json.dumps(row), flush=True)
         with args.out.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")

@@ -18,6 +18,9 @@ and measures the recipe on the ``val`` part of v2 (the numbers to compare recipe
 adds the ``test`` part's numbers to the card, to be measured once for the chosen recipe and never
 compared. ``--install`` (v2: with ``--test``) copies weights and card into the package.
 
+``--seconds S`` instead of ``--steps`` trains for as many steps as fit in S seconds on this device
+(timed on a few throwaway steps first; the card records the steps, so ``--steps`` repeats the run).
+
 A machine that can train but lacks the evaluation's data (a GPU machine without the npm download)
 runs ``--train-only``: the weights and ``pretrain-summary.json`` (recipe, steps, time, device); bring
 both back into ``--out`` here and run ``--evaluate-only --test`` to measure them and write the card.
@@ -27,12 +30,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import platform
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,9 @@ def parse(argv=None) -> argparse.Namespace:
                         default=argparse.SUPPRESS)  # fmt: skip
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (resume later)")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="instead of --steps: as many steps as fit in this many seconds of training on this "
+                    "device, measured on a few throwaway steps before the run and recorded in the card")  # fmt: skip
     ap.add_argument("--install", action="store_true", help="copy the weights and card into the package")
     ap.add_argument("--force", action="store_true", help="with --install: replace the shipped weights")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -80,7 +85,15 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--evaluate-only", action="store_true",
                     help="v2: measure and write the card of the weights and pretrain-summary.json in --out, "
                     "with their recorded recipe; no training")  # fmt: skip
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.seconds is not None:
+        if "steps" in vars(args):
+            ap.error("give --steps or --seconds, not both")
+        if not args.seconds > 0:
+            ap.error(f"--seconds must be positive, not {args.seconds}")
+        if args.evaluate_only:
+            ap.error("--seconds sets a training run's length; --evaluate-only trains nothing")
+    return args
 
 
 def recipe(args: argparse.Namespace, config: type) -> P.PretrainConfig:
@@ -95,13 +108,29 @@ def recipe(args: argparse.Namespace, config: type) -> P.PretrainConfig:
     return config(**given)
 
 
-def save_weights(model: torch.nn.Module, path: Path, name: str = P.MODEL) -> None:
-    """fp16 safetensors of the model's (architecture ``name``) state dict, written atomically."""
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": "pt", "model": name}
-    atomic_write(
-        path, lambda tmp: safetensors.torch.save_file(state, str(tmp), metadata=metadata), fsync=True
-    )
+def fit_budget(
+    args: argparse.Namespace, cfg: P.PretrainConfig, world: dict, domain_weights: dict | None
+) -> tuple[P.PretrainConfig, dict]:
+    """``cfg`` with the steps that fit in ``--seconds`` (unchanged without it), and what to record.
+
+    A run that resumes keeps the length its checkpoint recorded: the schedule was fixed when it started.
+    """
+    if args.seconds is None:
+        return cfg, {}
+    state_file = args.out / "state.pt"
+    if state_file.exists():
+        try:
+            steps = int(torch.load(state_file, map_location="cpu", weights_only=True)["config"]["steps"])
+            return replace(cfg, steps=steps), {"time_budget_s": args.seconds, "steps_from": "checkpoint"}
+        except Exception:  # pretrain() names the damaged checkpoint and the fix
+            pass
+    per_step = P.seconds_per_step(world, cfg, device=args.device, domain_weights=domain_weights)
+    steps = P.steps_within(args.seconds, per_step, cfg)
+    print(f"{steps} steps fit in {args.seconds:.0f} s at {per_step:.3f} s per step on {args.device}")
+    return replace(cfg, steps=steps), {
+        "time_budget_s": args.seconds,
+        "probe_seconds_per_step": round(per_step, 4),
+    }
 
 
 def card(cfg: P.PretrainConfig, summary: dict, accuracies: dict, weights: Path, device: str) -> dict:
@@ -202,11 +231,10 @@ Trained on {t["device_name"]} ({t["device"]}): {timing}
 """
 
 
-V2_TAG = "miniworld-v2"
+V2_TAG = P2.TAG
 V2_TARGETS = {"id_top1": 0.60, "style_top1": 0.80}
 """What a v2 model must reach (on the test part) before it may be shipped."""
-SUMMARY_FILE = "pretrain-summary.json"
-"""Recipe and training summary of a finished v2 run (what ``--evaluate-only`` reads)."""
+SUMMARY_FILE = P2.SUMMARY_FILE
 
 
 def main_v2(args: argparse.Namespace) -> int:
@@ -227,19 +255,22 @@ def main_v2(args: argparse.Namespace) -> int:
         print("error: --train-only writes weights only; measure them with --evaluate-only (and --test)",
               file=sys.stderr)  # fmt: skip
         return 2
-    summary_file = args.out / SUMMARY_FILE
+    arch = None
     if args.evaluate_only:
         try:
-            recorded = json.loads(summary_file.read_text(encoding="utf-8"))
-            cfg, summary = P2.PretrainV2Config(**recorded["recipe"]), recorded["summary"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            print(f"error: {summary_file} cannot be read ({type(exc).__name__}: {exc}); it is written by a "
-                  "finished run of this script (with --train-only on another machine)", file=sys.stderr)  # fmt: skip
+            cfg, summary, arch = P2.load_run(args.out)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if arch and args.install:
+            print(f"error: {cfg.model} is an architecture variant of {arch['base']} ({arch['changes']}); to ship "
+                  "it, add its config to negprompt/model_configs under a name of its own and train it by that "
+                  "name", file=sys.stderr)  # fmt: skip
             return 2
     else:
         cfg = recipe(args, P2.PretrainV2Config)
     args.out.mkdir(parents=True, exist_ok=True)
-    weights = args.out / f"{cfg.model}-{V2_TAG}.safetensors"
+    weights = P2.weights_file(args.out, cfg)
     try:
         hierarchy, lexicon, split = load_hierarchy(), WordNet(), splits.published()
         if not args.evaluate_only:
@@ -250,8 +281,10 @@ def main_v2(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.evaluate_only:
+        cfg, budget = fit_budget(args, cfg, world, P2.domain_weights(cfg.v1_share))
         model, summary = P.pretrain(world, cfg, args.out / "state.pt", device=args.device, progress=not args.quiet,
                                     stop_after=args.stop_after, domain_weights=P2.domain_weights(cfg.v1_share))  # fmt: skip
+        summary |= budget
         summary["render_pool_s"] = round(render_s, 1)
         summary["device_name"] = _device_name(
             args.device
@@ -261,10 +294,9 @@ def main_v2(args: argparse.Namespace) -> int:
                 f"stopped after step {summary['steps_done']} of {cfg.steps}; run the same command to resume"
             )
             return 0
-        save_weights(model, weights, cfg.model)
-        P.write_json(summary_file, {"recipe": asdict(cfg), "summary": summary})
+        P2.save_run(args.out, model, cfg, summary)
         if args.train_only:
-            print(f"weights {weights} and {summary_file}: measure them with --evaluate-only")
+            print(f"weights {weights} and {args.out / SUMMARY_FILE}: measure them with --evaluate-only")
             return 0
     elif not weights.is_file():
         print(f"error: {weights} is missing: --evaluate-only measures the weights of a finished run",
@@ -277,6 +309,8 @@ def main_v2(args: argparse.Namespace) -> int:
         results["test"] = P2.evaluate(fp16, split, "test", hierarchy, lexicon, 7)
     c = card(cfg, summary, P.evaluate(fp16, W.evaluation_world()), weights, summary["device"])
     c["model"], c["tag"] = cfg.model, V2_TAG
+    if arch:
+        c["architecture_variant"] = arch
     c["data"] = DATA_CARD | {"emoji": "mini-world v2 (negprompt.miniworld.world_v2), split "
                                       "negprompt/miniworld/resources/splits-v2.json", **assets.licences()}  # fmt: skip
     c["recipe"]["domain_weights"] = P2.domain_weights(cfg.v1_share)
@@ -399,6 +433,7 @@ def main(argv=None) -> int:
     except MiniWorldDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    cfg, budget = fit_budget(args, cfg, world, None)
     model, summary = P.pretrain(
         world,
         cfg,
@@ -407,11 +442,12 @@ def main(argv=None) -> int:
         progress=not args.quiet,
         stop_after=args.stop_after,
     )
+    summary |= budget
     if summary["steps_done"] < cfg.steps:
         print(f"stopped after step {summary['steps_done']} of {cfg.steps}; run the same command to resume")
         return 0
     weights = args.out / bundled.weights_path().name
-    save_weights(model, weights)
+    P.save_weights(model, weights)
     fp16_model = P.new_model(cfg.seed, cfg.model)
     fp16_model.load_state_dict({k: v.float() for k, v in safetensors.torch.load_file(str(weights)).items()})
     accuracies = P.evaluate(fp16_model, held_out)

@@ -50,6 +50,7 @@ MODEL = "negprompt-mini"
 MEAN = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
 CLUSTER_SIZE = 16
+PRECISIONS = ("fp32", "bf16")
 """Pictures of one subgroup drawn together when ``PretrainConfig.hard_share`` > 0."""
 ZERO_SHOT_TEMPLATE = "a photo of a {}"
 """The prompt of the zero-shot evaluation: the toolkit's own ("a photo of a" + class name)."""
@@ -82,6 +83,10 @@ class PretrainConfig:
     outline and a colour drawing, say), whose image features an image-to-image contrastive term also
     pulls together (:func:`loss_pairs`), so that a style the text alone teaches slowly borrows what the
     model learned of the others; 0 draws no pairs and adds no term."""
+    precision: str = "fp32"
+    """Arithmetic of the two towers' forward pass: ``"fp32"``, or ``"bf16"`` (autocast; the weights,
+    gradients, optimizer state and the loss stay fp32). bf16 is faster on a CPU with bf16 support and
+    on a GPU, and changes the numbers, so it is part of the recipe."""
 
 
 def loss_with_duplicates(
@@ -305,6 +310,91 @@ def _atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp), fsync=True)
 
 
+def _check(cfg: PretrainConfig) -> None:
+    for name in ("hard_share", "pair_share"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"{name}={getattr(cfg, name)} must be in [0, 1]")
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {cfg.precision!r}; choose one of {list(PRECISIONS)}")
+
+
+def _train_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    pool: Pool,
+    cfg: PretrainConfig,
+    step: int,
+    device: str,
+    loss_fn,
+    n_pairs: int,
+) -> torch.Tensor:
+    """One optimizer step of ``cfg`` at ``step`` (its batch and dropout seeded by ``(seed, step)``)."""
+    for g in opt.param_groups:
+        g["lr"] = lr_at(step, cfg)
+    rng = np.random.default_rng([cfg.seed, step])
+    torch.manual_seed(cfg.seed * 1_000_003 + step)
+    x, tokens, pos, concept = pool.batch(rng, cfg.batch_size, cfg.shift, cfg.hard_share, cfg.pair_share)
+    with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+        img = model.encode_image(x.to(device))
+        txt = encode_text(model, tokens.to(device))
+    img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
+    loss = loss_fn(img, txt, model.logit_scale.exp(), pos.to(device))
+    if n_pairs:
+        a, b = img[-2 * n_pairs : -n_pairs], img[-n_pairs:]
+        c = concept[-n_pairs:]
+        same = (c[:, None] == c[None, :]).to(device)
+        loss = loss + loss_pairs(a, b, model.logit_scale.exp(), same)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))
+    return loss
+
+
+def _optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def seconds_per_step(
+    world: dict[str, Domain],
+    cfg: PretrainConfig,
+    *,
+    device: str = "cpu",
+    domain_weights: dict[str, float] | None = None,
+    steps: int = 10,
+) -> float:
+    """Mean wall time of one step of ``cfg`` on ``device``, from ``steps`` timed steps (after two untimed
+    ones) of a throwaway model: what :func:`steps_within` divides a time budget by."""
+    _check(cfg)
+    if cfg.threads and device == "cpu":
+        torch.set_num_threads(cfg.threads)
+    model = new_model(cfg.seed, cfg.model).to(device).train()
+    pool = Pool(world, open_clip.get_tokenizer(cfg.model), domain_weights)
+    opt, loss_fn = _optimizer(model, cfg), LOSSES[cfg.loss]
+    n_pairs = pool.n_pairs(cfg.batch_size, cfg.pair_share)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for step in range(2):
+        _train_step(model, opt, pool, cfg, step, device, loss_fn, n_pairs)
+    sync()
+    t0 = time.perf_counter()
+    for step in range(2, 2 + steps):
+        _train_step(model, opt, pool, cfg, step, device, loss_fn, n_pairs).item()
+    sync()
+    return (time.perf_counter() - t0) / steps
+
+
+def steps_within(seconds: float, per_step: float, cfg: PretrainConfig) -> int:
+    """The number of steps of ``per_step`` seconds that fit in ``seconds`` (at least the warm-up and one
+    more): a run's length from a time budget, fixed before it starts so that its schedule is the
+    recipe's, and recorded, so that the run can be repeated with ``steps`` alone."""
+    if seconds <= 0 or per_step <= 0:
+        raise ValueError(f"a time budget ({seconds} s) and a step's time ({per_step} s) must be positive")
+    return max(int(seconds / per_step), cfg.warmup + 1)
+
+
 def pretrain(
     world: dict[str, Domain],
     cfg: PretrainConfig,
@@ -322,17 +412,13 @@ def pretrain(
 
     Returns the model (fp32, on CPU) and a summary (losses, wall time, peak memory, steps run here).
     """
-    for name in ("hard_share", "pair_share"):
-        if not 0.0 <= getattr(cfg, name) <= 1.0:
-            raise ValueError(f"{name}={getattr(cfg, name)} must be in [0, 1]")
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.loss!r}; choose one of {sorted(LOSSES)}")
+    _check(cfg)
     loss_fn = LOSSES[cfg.loss]
     if cfg.threads and device == "cpu":
         torch.set_num_threads(cfg.threads)
     model = new_model(cfg.seed, cfg.model).to(device)
     pool = Pool(world, open_clip.get_tokenizer(cfg.model), domain_weights)
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = _optimizer(model, cfg)
     start, history = 0, []
     if state_file.exists():
         try:
@@ -361,24 +447,7 @@ def pretrain(
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(range(start, end), desc=f"pretraining {cfg.model}", disable=not progress, mininterval=2.0)
     for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        rng = np.random.default_rng([cfg.seed, step])
-        torch.manual_seed(cfg.seed * 1_000_003 + step)
-        x, tokens, pos, concept = pool.batch(rng, cfg.batch_size, cfg.shift, cfg.hard_share, cfg.pair_share)
-        img = F.normalize(model.encode_image(x.to(device)), dim=-1)
-        txt = F.normalize(encode_text(model, tokens.to(device)), dim=-1)
-        loss = loss_fn(img, txt, model.logit_scale.exp(), pos.to(device))
-        if n_pairs:
-            a, b = img[-2 * n_pairs : -n_pairs], img[-n_pairs:]
-            c = concept[-n_pairs:]
-            same = (c[:, None] == c[None, :]).to(device)
-            loss = loss + loss_pairs(a, b, model.logit_scale.exp(), same)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
+        loss = _train_step(model, opt, pool, cfg, step, device, loss_fn, n_pairs)
         history.append(loss.item())
         steps_here += 1
         if progress:
@@ -428,6 +497,17 @@ def evaluate(model: torch.nn.Module, world: dict[str, Domain]) -> dict[str, dict
         }
         for name, d in world.items()
     }
+
+
+def save_weights(model: torch.nn.Module, path: Path, name: str = MODEL) -> None:
+    """fp16 safetensors of the model's (architecture ``name``) state dict, written atomically."""
+    import safetensors.torch
+
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": "pt", "model": name}
+    atomic_write(
+        path, lambda tmp: safetensors.torch.save_file(state, str(tmp), metadata=metadata), fsync=True
+    )
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -19,10 +19,14 @@ once, for the card, and never compared between recipes. It reports:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import open_clip
+import open_clip.factory
 import torch
 import torch.nn.functional as F
 
@@ -31,7 +35,7 @@ from . import world as W1
 from . import world_v2 as W2
 from .emoji import Hierarchy
 from .lexicon import WordNet
-from .pretrain import MEAN, MODEL, STD, PretrainConfig, zero_shot_accuracy
+from .pretrain import MEAN, MODEL, STD, PretrainConfig, save_weights, write_json, zero_shot_accuracy
 from .wording import ZERO_SHOT_STYLE
 from .world import Domain
 
@@ -53,6 +57,66 @@ class PretrainV2Config(PretrainConfig):
     val_per_pair: int = 2
     loss: str = "own-caption"
     model: str = MODEL_V2
+
+
+TAG = "miniworld-v2"
+SUMMARY_FILE = "pretrain-summary.json"
+"""Recipe, architecture changes and training summary of a finished v2 run, beside its weights."""
+
+
+def derived_model(base: str, arch: dict, name: str) -> str:
+    """Register ``base``'s open_clip config with ``arch``'s changes (``{"<section>.<key>": value}``)
+    as ``name``; returns ``name``. An architecture variant compared on ``val`` runs under such a name."""
+    cfg = copy.deepcopy(open_clip.get_model_config(base))
+    if cfg is None:
+        raise ValueError(f"unknown model config {base!r}")
+    for key, value in arch.items():
+        section, _, field = key.partition(".")
+        if field not in cfg.get(section, {}):
+            raise ValueError(f"{base} has no config entry {key!r}")
+        cfg[section][field] = value
+    open_clip.factory._MODEL_CONFIGS[name] = cfg
+    return name
+
+
+def weights_file(out: Path, cfg: PretrainConfig) -> Path:
+    return Path(out) / f"{cfg.model}-{TAG}.safetensors"
+
+
+def save_run(
+    out: Path, model: torch.nn.Module, cfg: PretrainV2Config, summary: dict, arch: dict | None = None
+) -> Path:
+    """A finished run's fp16 weights and :data:`SUMMARY_FILE` in ``out`` (what :func:`load_run`, and so
+    ``scripts/pretrain_mini_clip.py --evaluate-only``, reads on any machine); returns the weights' path.
+    ``arch``: ``{"base": name, "changes": {...}}`` when ``cfg.model`` is a :func:`derived_model`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = weights_file(out, cfg)
+    save_weights(model, weights, cfg.model)
+    write_json(
+        out / SUMMARY_FILE, {"recipe": asdict(cfg), "summary": summary} | ({"arch": arch} if arch else {})
+    )
+    return weights
+
+
+def load_run(out: Path) -> tuple[PretrainV2Config, dict, dict | None]:
+    """The recipe, training summary and architecture changes :func:`save_run` wrote in ``out``; an
+    architecture variant is registered again under its recorded name. Raises ValueError naming the
+    file when it cannot be read."""
+    path = Path(out) / SUMMARY_FILE
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        cfg, summary = PretrainV2Config(**recorded["recipe"]), dict(recorded["summary"])
+        arch = recorded.get("arch")
+        if arch:
+            derived_model(arch["base"], dict(arch["changes"]), cfg.model)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"{path} cannot be read ({type(exc).__name__}: {exc}); it is written by a finished run of "
+            "scripts/pretrain_mini_clip.py (with --train-only on another machine) or of "
+            "scripts/compare_v2_recipes.py --save"
+        ) from exc
+    return cfg, summary, arch
 
 
 def domain_weights(v1_share: float) -> dict[str, float]:

@@ -12,6 +12,10 @@ the ID concepts (:mod:`.splits`); evaluation sets come from :func:`evaluation_se
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 
 from negprompt.progress import tqdm
@@ -26,6 +30,11 @@ from .world import Domain
 PART_SEEDS = {"pretrain": 11, "val": 12, "test": 13, "fewshot": 14}
 """Seeds of the parts; ``fewshot`` pictures are the experiments' training images (never pretrained on)."""
 CLUTTER_EVERY = 29
+PARALLEL_FROM = 2000
+"""Sets of at least this many pictures are drawn by several processes (each picture is a pure
+function of its seed, so the result is the same to the byte)."""
+_JOBS: list = []
+"""The pictures a forked worker draws: (glyph, seed, outline, clutter, background kind, augment)."""
 
 
 def pictures(
@@ -37,11 +46,14 @@ def pictures(
     lexicon: WordNet | None,
     size: int = 32,
     progress: bool = False,
+    workers: int | None = None,
 ) -> Domain:
     """``per_pair`` pictures of each (concept, artist) pair as a :class:`~.world.Domain`.
 
     Labels index ``class_names`` (the pairs' concepts, in hierarchy order); images of one (concept,
-    artist, background) share a caption group.
+    artist, background) share a caption group. ``workers`` processes draw the pictures (default: one
+    per CPU core this process may use, for sets of :data:`PARALLEL_FROM` pictures or more; the
+    pictures are the same whatever the number).
     """
     if part not in PART_SEEDS:
         raise ValueError(f"unknown part {part!r}; choose one of {sorted(PART_SEEDS)}")
@@ -59,8 +71,9 @@ def pictures(
     captions, facts = [], []
     lexemes: dict[str, object] = {}
     names = frozenset(n.lower() for n in position)
+    jobs = []
     i = 0
-    for concept, artist in tqdm(pairs, desc=f"rendering {name}", disable=not progress, mininterval=2.0):
+    for concept, artist in pairs:
         glyph = A.glyph(artist, concept)
         if glyph is None:
             raise ValueError(f"artist {artist!r} has no drawing of {concept.name!r}")
@@ -71,9 +84,9 @@ def pictures(
         base = wording.concept_captions(concept, style, lex)
         clutter = tuple(g for g in clutter_pool[artist] if g is not glyph and g is not None)
         for k in range(per_pair):
-            rng = np.random.default_rng([PART_SEEDS[part], position[concept.name], artist_ids[artist], k])
-            kind = BACKGROUND_KINDS[int(rng.integers(len(BACKGROUND_KINDS)))]
-            images[i] = compose(glyph, rng, aug, outline=style == "outline", clutter=clutter, kind=kind)
+            seed = (PART_SEEDS[part], position[concept.name], artist_ids[artist], k)
+            kind = _background(np.random.default_rng(seed))
+            jobs.append((glyph, seed, style == "outline", clutter, kind, aug))
             labels[i] = label_of[concept.name]
             key = (concept.name, artist, kind)
             if key not in keys:
@@ -82,7 +95,57 @@ def pictures(
                 facts.append(wording.picture_facts(concept, style, kind, lex))
             group[i] = keys[key]
             i += 1
+    _draw(jobs, images, f"rendering {name}", progress, workers)
     return Domain(name, images, group, captions, facts, labels, tuple(classes))
+
+
+def _background(rng: np.random.Generator) -> str:
+    """A picture's background kind: the first draw of its generator (the drawing continues from there)."""
+    return BACKGROUND_KINDS[int(rng.integers(len(BACKGROUND_KINDS)))]
+
+
+def _draw_one(job) -> np.ndarray:
+    glyph, seed, outline, clutter, kind, aug = job
+    rng = np.random.default_rng(seed)
+    _background(rng)
+    return compose(glyph, rng, aug, outline=outline, clutter=clutter, kind=kind)
+
+
+def _draw_range(bounds: tuple[int, int]) -> np.ndarray:
+    return np.stack([_draw_one(job) for job in _JOBS[bounds[0] : bounds[1]]])
+
+
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _draw(jobs: list, images: np.ndarray, desc: str, progress: bool, workers: int | None) -> None:
+    """Draw ``jobs`` into ``images``: in this process, or in forked workers for large sets (fork
+    shares the loaded drawings with them; where fork is missing, in this process)."""
+    global _JOBS
+    n = len(jobs)
+    if workers is None:
+        workers = _default_workers() if n >= PARALLEL_FROM else 1
+    workers = max(1, min(workers, n // 64 or 1))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for i, job in enumerate(tqdm(jobs, desc=desc, disable=not progress, mininterval=2.0)):
+            images[i] = _draw_one(job)
+        return
+    chunk = max(64, -(-n // (workers * 8)))
+    bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+    _JOBS = jobs
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            bar = tqdm(total=n, desc=desc, disable=not progress, mininterval=2.0)
+            for (lo, hi), part in zip(bounds, pool.map(_draw_range, bounds)):
+                images[lo:hi] = part
+                bar.update(hi - lo)
+            bar.close()
+    finally:
+        _JOBS = []
 
 
 def _lexeme(lexicon: WordNet | None, name: str, names: frozenset[str]) -> Lexeme | None:

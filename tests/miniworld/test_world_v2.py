@@ -70,3 +70,30 @@ def test_the_test_sets_are_large_enough(h):
         for k in ("id", "near_ood", "far_ood")
     }
     assert count["id"] >= 2000 and count["near_ood"] >= 1000 and count["far_ood"] >= 1000
+
+
+def test_several_processes_draw_the_same_pictures_as_one(h, pairs, monkeypatch):
+    """Large sets are drawn by forked workers; every picture is a pure function of its seed, so the
+    set is the same to the byte whatever the number of workers (and in any order of completion)."""
+    one = W.pictures("x", pairs, 40, "val", h, None, workers=1)
+    pools = []
+
+    class Recorded(W.ProcessPoolExecutor):
+        def __init__(self, workers, **kw):
+            pools.append(workers)
+            super().__init__(workers, **kw)
+
+    monkeypatch.setattr(W, "ProcessPoolExecutor", Recorded)
+    monkeypatch.setattr(W, "_default_workers", lambda: 2)
+    monkeypatch.setattr(W, "PARALLEL_FROM", 100)
+    many = W.pictures("x", pairs, 40, "val", h, None)  # the default: parallel above PARALLEL_FROM
+    assert len(one) >= 128 and np.array_equal(one.images, many.images)
+    assert np.array_equal(one.labels, many.labels) and np.array_equal(one.group, many.group)
+    assert one.captions == many.captions and pools == [2]  # one set of 2 workers drew them
+    assert W._JOBS == []  # nothing is left behind for a later fork
+    assert np.array_equal(W.pictures("x", pairs, 40, "val", h, None, workers=3).images, one.images)
+    assert pools == [2, 3]
+    small = W.pictures("x", pairs, 2, "val", h, None)  # below PARALLEL_FROM: drawn in this process
+    assert pools == [2, 3] and np.array_equal(
+        small.images, W.pictures("x", pairs, 2, "val", h, None, workers=1).images
+    )
