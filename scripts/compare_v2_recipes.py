@@ -19,7 +19,8 @@ stays for the chosen recipe's card.
 On a GPU machine (``--device cuda``), ``--seconds S`` gives each variant the steps that fit in S seconds
 and ``--save DIR`` keeps each variant's weights and summary, to be brought back and measured here with
 ``scripts/pretrain_mini_clip.py --world v2 --evaluate-only`` (which needs the covariate artist's
-download): one call compares several recipes, and the chosen one needs no second training run.
+download): one call compares several recipes, and the chosen one needs no second training run. The
+same command run again skips the variants it finished and resumes the one it was training.
 """
 
 from __future__ import annotations
@@ -67,6 +68,27 @@ def val_top1(model: torch.nn.Module, sets: dict) -> dict[str, float]:
 def pool_key(cfg: P2.PretrainV2Config) -> tuple:
     """What the rendered pool depends on: pictures per drawing, and v1's generated domains when used."""
     return (cfg.per_pair,) + ((cfg.seed, cfg.n_shapes, cfg.n_textures) if cfg.v1_share > 0 else ())
+
+
+def finished(out: Path, save: Path) -> set[str]:
+    """The saved variants a previous call of the same sweep finished: a line in ``out`` and a readable
+    folder (an interrupted sweep, run again, resumes at the first unfinished variant)."""
+    if not out.is_file():
+        return set()
+    done = set()
+    for line in out.read_text(encoding="utf-8").splitlines():
+        try:
+            name = json.loads(line).get("saved")
+        except (ValueError, AttributeError):
+            continue
+        if name and (save / name / P2.SUMMARY_FILE).is_file():
+            try:
+                cfg, _, _ = P2.load_run(save / name)
+            except ValueError:
+                continue
+            if P2.weights_file(save / name, cfg).is_file():
+                done.add(name)
+    return done
 
 
 def _slug(name: str) -> str:
@@ -139,16 +161,18 @@ def main(argv=None) -> int:
             except ValueError as exc:
                 raise SystemExit(f"variant {v.get('name')!r}: {exc}") from exc
             cfg = dataclasses.replace(cfg, model=name)
-        world, weights = pool_of(cfg), P2.domain_weights(cfg.v1_share)
-        budget = {}
-        if args.seconds is not None and "steps" not in fields:
-            per_step = P.seconds_per_step(world, cfg, device=args.device, domain_weights=weights)
-            cfg = dataclasses.replace(cfg, steps=P.steps_within(args.seconds, per_step, cfg))
-            budget = {"time_budget_s": args.seconds, "probe_seconds_per_step": round(per_step, 4)}
-        t = time.perf_counter()
         name = v.get("name", str(fields))
         folder = args.save / f"{k}-{_slug(name)}" if args.save else None
+        if folder is not None and folder.name in finished(args.out, args.save):
+            print(f"{name}: finished in an earlier call ({folder}); kept as it is", flush=True)
+            continue
+        world, weights = pool_of(cfg), P2.domain_weights(cfg.v1_share)
+        t = time.perf_counter()
         with tempfile_dir(folder) as tmp:
+            budget = {}
+            if args.seconds is not None and "steps" not in fields:  # a variant's own steps win
+                cfg, budget = P.fit_to_budget(args.seconds, world, cfg, Path(tmp) / "state.pt",
+                                              device=args.device, domain_weights=weights)  # fmt: skip
             model, summary = P.pretrain(world, cfg, Path(tmp) / "state.pt", device=args.device, progress=False,
                                         domain_weights=weights)  # fmt: skip
         summary |= budget

@@ -34,7 +34,7 @@ import logging
 import platform
 import sys
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -111,26 +111,15 @@ def recipe(args: argparse.Namespace, config: type) -> P.PretrainConfig:
 def fit_budget(
     args: argparse.Namespace, cfg: P.PretrainConfig, world: dict, domain_weights: dict | None
 ) -> tuple[P.PretrainConfig, dict]:
-    """``cfg`` with the steps that fit in ``--seconds`` (unchanged without it), and what to record.
-
-    A run that resumes keeps the length its checkpoint recorded: the schedule was fixed when it started.
-    """
+    """``cfg`` with the steps that fit in ``--seconds`` (unchanged without it), and what to record."""
     if args.seconds is None:
         return cfg, {}
-    state_file = args.out / "state.pt"
-    if state_file.exists():
-        try:
-            steps = int(torch.load(state_file, map_location="cpu", weights_only=True)["config"]["steps"])
-            return replace(cfg, steps=steps), {"time_budget_s": args.seconds, "steps_from": "checkpoint"}
-        except Exception:  # pretrain() names the damaged checkpoint and the fix
-            pass
-    per_step = P.seconds_per_step(world, cfg, device=args.device, domain_weights=domain_weights)
-    steps = P.steps_within(args.seconds, per_step, cfg)
-    print(f"{steps} steps fit in {args.seconds:.0f} s at {per_step:.3f} s per step on {args.device}")
-    return replace(cfg, steps=steps), {
-        "time_budget_s": args.seconds,
-        "probe_seconds_per_step": round(per_step, 4),
-    }
+    cfg, record = P.fit_to_budget(args.seconds, world, cfg, args.out / "state.pt", device=args.device,
+                                  domain_weights=domain_weights)  # fmt: skip
+    if "probe_seconds_per_step" in record:
+        print(f"{cfg.steps} steps fit in {args.seconds:.0f} s at {record['probe_seconds_per_step']:.3f} s "
+              f"per step on {args.device}")  # fmt: skip
+    return cfg, record
 
 
 def card(cfg: P.PretrainConfig, summary: dict, accuracies: dict, weights: Path, device: str) -> dict:

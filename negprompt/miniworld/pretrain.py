@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -393,6 +393,32 @@ def steps_within(seconds: float, per_step: float, cfg: PretrainConfig) -> int:
     if seconds <= 0 or per_step <= 0:
         raise ValueError(f"a time budget ({seconds} s) and a step's time ({per_step} s) must be positive")
     return max(int(seconds / per_step), cfg.warmup + 1)
+
+
+def fit_to_budget(
+    seconds: float,
+    world: dict[str, Domain],
+    cfg: PretrainConfig,
+    state_file: Path,
+    *,
+    device: str = "cpu",
+    domain_weights: dict[str, float] | None = None,
+) -> tuple[PretrainConfig, dict]:
+    """``cfg`` with the steps that fit in ``seconds`` on ``device``, and what to record of it.
+
+    A run that resumes from ``state_file`` keeps the length its checkpoint recorded: the schedule was
+    fixed when it started (a damaged checkpoint is timed afresh; :func:`pretrain` then names it).
+    """
+    if state_file.exists():
+        try:
+            steps = int(torch.load(state_file, map_location="cpu", weights_only=True)["config"]["steps"])
+            return replace(cfg, steps=steps), {"time_budget_s": seconds, "steps_from": "checkpoint"}
+        except Exception:
+            pass
+    per_step = seconds_per_step(world, cfg, device=device, domain_weights=domain_weights)
+    steps = steps_within(seconds, per_step, cfg)
+    log.info("%d steps fit in %.0f s at %.3f s per step on %s", steps, seconds, per_step, device)
+    return replace(cfg, steps=steps), {"time_budget_s": seconds, "probe_seconds_per_step": round(per_step, 4)}
 
 
 def pretrain(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -123,14 +124,14 @@ def _default_workers() -> int:
 
 
 def _draw(jobs: list, images: np.ndarray, desc: str, progress: bool, workers: int | None) -> None:
-    """Draw ``jobs`` into ``images``: in this process, or in forked workers for large sets (fork
-    shares the loaded drawings with them; where fork is missing, in this process)."""
+    """Draw ``jobs`` into ``images``: in this process, or in forked workers for large sets on Linux
+    (fork shares the loaded drawings with them; elsewhere, in this process)."""
     global _JOBS
     n = len(jobs)
     if workers is None:
         workers = _default_workers() if n >= PARALLEL_FROM else 1
     workers = max(1, min(workers, n // 64 or 1))
-    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if workers == 1 or not sys.platform.startswith("linux"):  # fork is safe with numpy and Pillow there
         for i, job in enumerate(tqdm(jobs, desc=desc, disable=not progress, mininterval=2.0)):
             images[i] = _draw_one(job)
         return

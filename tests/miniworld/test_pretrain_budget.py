@@ -144,6 +144,11 @@ def test_a_sweep_at_equal_time_keeps_each_variant_to_measure_elsewhere(two_artis
     assert rows[0]["time_budget_s"] == 1.6 and "time_budget_s" not in rows[2]
     assert [r["saved"] for r in rows] == ["0-plain-bf16", "1-narrow", "2-fixed", "3-fewer-pictures"]
     assert P2.load_run(keep / "3-fewer-pictures")[0].per_pair == 1
+    # the same sweep run again finds every variant finished and trains nothing
+    monkeypatch.setattr(
+        sweep.P, "pretrain", lambda *a, **k: pytest.fail("a finished variant was trained again")
+    )
+    assert sweep.main(args) == 0 and len(out.read_text().splitlines()) == 4
     assert not list(keep.glob("*/state.pt"))  # only weights and summaries travel
     cfg, summary, arch = P2.load_run(keep / "1-narrow")
     assert arch == {"base": "negprompt-mini2", "changes": {"text_cfg.width": 32, "text_cfg.heads": 2}}
