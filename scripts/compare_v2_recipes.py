@@ -139,7 +139,11 @@ def main(argv=None) -> int:
         if key not in pools:
             t0 = time.perf_counter()
             pools[key] = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=False)
-            print(f"pool {key} rendered in {time.perf_counter() - t0:.0f} s", flush=True)
+            v1 = ", with v1's domains" if len(key) > 1 else ""
+            print(
+                f"pool of {cfg.per_pair} pictures per drawing{v1} rendered in {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
         return pools[key]
 
     seen = [a for a in A.ARTISTS if a != split["covariate_artist"]]

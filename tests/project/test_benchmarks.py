@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -333,3 +334,55 @@ def test_miniworld_v2_probe_runs_on_saved_weights_and_results_md_quotes_it(tmp_p
             f"{100 * row[k][p]:.1f}%" for k in ("zero_shot", "linear_probe") for p in ("pretrain", "val")
         ]
         assert f"| {artist} | " + " | ".join(cells) + " |" in text, artist
+
+
+def test_miniworld_v2_supervised_tower_learns_its_labels_and_results_md_quotes_it(tmp_path, monkeypatch):
+    """The supervised diagnostic trains the v2 image tower at the size asked, fits a few concepts'
+    pictures it is taught (well above chance), never reads the test part; RESULTS.md quotes the run."""
+    from benchmarks import supervised_miniworld_v2 as sup
+    from negprompt.miniworld import world_v2 as W
+
+    parts = []
+    real = W.pictures
+    out = tmp_path / "s.json"
+    monkeypatch.setattr(W, "pictures", lambda *a, **k: parts.append(a[3]) or real(*a, **k))
+    r = sup.main(["--steps", "60", "--batch", "32", "--limit", "3", "--only", "0", "2", "--threads", "1",
+                  "--json", str(out)])  # fmt: skip
+    assert json.loads(out.read_text()) == json.loads(json.dumps(r, default=str))
+    assert set(parts) == {"pretrain", "val"}
+    (a, b) = r["settings"]
+    assert (a["size"], b["size"]) == (32, 48) and a["pictures"] == {"pretrain": 24, "val": 12}
+    assert [c["step"] for c in a["curve"]] == [15, 30, 45, 60]
+    assert a["curve"][-1]["pretrain"] > 0.6  # 3 classes, taught directly: far above chance (1/3)
+    recorded = json.loads((BENCH / "results-miniworld-v2-supervised.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    for s in recorded["settings"]:
+        last = s["curve"][-1]
+        row = f"| {s['artist']} | {s['size']} px | {s['per_pair']} | {100 * last['pretrain']:.1f}% | {100 * last['val']:.1f}% |"
+        assert row in text, row
+
+
+def test_v2_pretraining_speed_benchmark_checks_its_pictures_and_results_md_quotes_it(tmp_path, monkeypatch):
+    """Both ways of drawing the pool give the same pictures (a difference stops the benchmark); a step
+    is timed at both precisions; RESULTS.md quotes the recorded run."""
+    from benchmarks import bench_pretrain_v2 as bench
+    from negprompt.miniworld import world_v2 as W
+
+    monkeypatch.setattr(W, "_default_workers", lambda: 2)
+    out = tmp_path / "b.json"
+    r = bench.main(["--limit", "20", "--per-pair", "8", "--steps", "1", "--batch-size", "8", "--threads", "1",
+                    "--json", str(out)])  # fmt: skip
+    assert json.loads(out.read_text()) == json.loads(json.dumps(r, default=str))
+    assert r["pictures"] == 160 and set(r["draw_s"]) == {"1 worker", "2 workers"} and r["same_pictures"]
+    assert set(r["seconds_per_step"]) == {"fp32", "bf16"} and all(
+        v > 0 for v in r["seconds_per_step"].values()
+    )
+    real, parent = W._draw_one, os.getpid()
+    # workers that draw other pictures than the parent would (a forked worker sees this patch too)
+    monkeypatch.setattr(W, "_draw_one", lambda job: real(job) + (os.getpid() != parent))
+    with pytest.raises(SystemExit, match="differ"):
+        bench.main(["--limit", "20", "--per-pair", "8", "--steps", "1", "--json", str(out)])
+    recorded = json.loads((BENCH / "results-miniworld-v2-pretrain-speed.json").read_text())
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    for precision, seconds in recorded["seconds_per_step"].items():
+        assert f"| {precision} | {seconds:.3f} s |" in text, precision
