@@ -50,8 +50,9 @@ MODEL = "negprompt-mini"
 MEAN = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
 CLUSTER_SIZE = 16
-PRECISIONS = ("fp32", "bf16")
 """Pictures of one subgroup drawn together when ``PretrainConfig.hard_share`` > 0."""
+PRECISIONS = ("fp32", "bf16")
+"""What ``PretrainConfig.precision`` may be."""
 ZERO_SHOT_TEMPLATE = "a photo of a {}"
 """The prompt of the zero-shot evaluation: the toolkit's own ("a photo of a" + class name)."""
 
