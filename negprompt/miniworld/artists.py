@@ -46,6 +46,9 @@ ARTISTS: dict[str, ArtistInfo] = {
     "symbola": ArtistInfo("symbola", "outline", "Debian fonts-symbola"),
 }
 """Every artist; the style word is what its captions call its pictures."""
+SEED_IDS: dict[str, int] = {name: i for i, name in enumerate(ARTISTS)}
+"""Each artist's place in its pictures' seeds (:mod:`.world_v2`), fixed when this module loads, so that
+a picture never depends on the order ``ARTISTS`` happens to have later."""
 
 
 def _square(image: Image.Image) -> Image.Image | None:

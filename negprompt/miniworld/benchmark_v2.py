@@ -121,7 +121,7 @@ def source_key(split: dict) -> str:
     digest = hashlib.sha256(json.dumps(split, sort_keys=True).encode()).hexdigest()[:16]
     return (
         f"{LAYOUT_VERSION};split={digest};fewshot={FEWSHOT_PER_PAIR};min={MIN_ID}/{MIN_OOD};"
-        f"textures={N_TEXTURES};clothing={N_CLOTHING};artists={','.join(A.ARTISTS)}"
+        f"textures={N_TEXTURES};clothing={N_CLOTHING};artists={','.join(a for a in A.SEED_IDS if a in A.ARTISTS)}"
     )
 
 

@@ -59,7 +59,6 @@ def pictures(
     if part not in PART_SEEDS:
         raise ValueError(f"unknown part {part!r}; choose one of {sorted(PART_SEEDS)}")
     position = {c.name: i for i, c in enumerate(hierarchy.concepts)}
-    artist_ids = {a: i for i, a in enumerate(A.ARTISTS)}
     classes = sorted({c.name for c, _ in pairs}, key=position.get)
     label_of = {n: i for i, n in enumerate(classes)}
     aug = Augment(size=size, texture_part="eval" if part in ("val", "test") else "pretrain")
@@ -85,7 +84,7 @@ def pictures(
         base = wording.concept_captions(concept, style, lex)
         clutter = tuple(g for g in clutter_pool[artist] if g is not glyph and g is not None)
         for k in range(per_pair):
-            seed = (PART_SEEDS[part], position[concept.name], artist_ids[artist], k)
+            seed = (PART_SEEDS[part], position[concept.name], A.SEED_IDS[artist], k)
             kind = _background(np.random.default_rng(seed))
             jobs.append((glyph, seed, style == "outline", clutter, kind, aug))
             labels[i] = label_of[concept.name]

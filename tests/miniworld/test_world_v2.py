@@ -97,3 +97,15 @@ def test_several_processes_draw_the_same_pictures_as_one(h, pairs, monkeypatch):
     assert pools == [2, 3] and np.array_equal(
         small.images, W.pictures("x", pairs, 2, "val", h, None, workers=1).images
     )
+
+
+def test_a_picture_does_not_depend_on_the_order_of_the_artists(h, pairs, monkeypatch):
+    """Seeds use each artist's fixed place (artists.SEED_IDS), not its position in ARTISTS, which a
+    caller (or a test removing and restoring an artist) may reorder."""
+    from negprompt.miniworld import artists
+
+    before = W.pictures("x", pairs, 2, "val", h, None)
+    monkeypatch.setattr(artists, "ARTISTS", dict(reversed(list(artists.ARTISTS.items()))))
+    after = W.pictures("x", pairs, 2, "val", h, None)
+    assert np.array_equal(before.images, after.images) and before.captions == after.captions
+    assert artists.SEED_IDS == {"noto": 0, "twemoji": 1, "symbola": 2}  # the order every tree was drawn in

@@ -346,13 +346,13 @@ def test_miniworld_v2_supervised_tower_learns_its_labels_and_results_md_quotes_i
     real = W.pictures
     out = tmp_path / "s.json"
     monkeypatch.setattr(W, "pictures", lambda *a, **k: parts.append(a[3]) or real(*a, **k))
-    r = sup.main(["--steps", "60", "--batch", "32", "--limit", "3", "--only", "0", "2", "--threads", "1",
+    r = sup.main(["--steps", "120", "--batch", "32", "--limit", "3", "--only", "0", "2", "--threads", "1",
                   "--json", str(out)])  # fmt: skip
     assert json.loads(out.read_text()) == json.loads(json.dumps(r, default=str))
     assert set(parts) == {"pretrain", "val"}
     (a, b) = r["settings"]
     assert (a["size"], b["size"]) == (32, 48) and a["pictures"] == {"pretrain": 24, "val": 12}
-    assert [c["step"] for c in a["curve"]] == [15, 30, 45, 60]
+    assert [c["step"] for c in a["curve"]] == [30, 60, 90, 120]
     assert a["curve"][-1]["pretrain"] > 0.6  # 3 classes, taught directly: far above chance (1/3)
     recorded = json.loads((BENCH / "results-miniworld-v2-supervised.json").read_text())
     text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
