@@ -81,7 +81,7 @@ def finished(out: Path, save: Path) -> set[str]:
             name = json.loads(line).get("saved")
         except (ValueError, AttributeError):
             continue
-        if name and (save / name / P2.SUMMARY_FILE).is_file():
+        if isinstance(name, str) and Path(name).name == name and (save / name / P2.SUMMARY_FILE).is_file():
             try:
                 cfg, _, _ = P2.load_run(save / name)
             except ValueError:
@@ -89,6 +89,14 @@ def finished(out: Path, save: Path) -> set[str]:
             if P2.weights_file(save / name, cfg).is_file():
                 done.add(name)
     return done
+
+
+def same_recipe(saved: P2.PretrainV2Config, cfg: P2.PretrainV2Config, timed: bool) -> bool:
+    """Whether a saved run is ``cfg``'s (its steps aside when they came from a time budget; the
+    settings that do not change the result aside)."""
+    free = {"save_every", "threads"} | ({"steps"} if timed else set())
+    a, b = dataclasses.asdict(saved), dataclasses.asdict(cfg)
+    return {k: v for k, v in a.items() if k not in free} == {k: v for k, v in b.items() if k not in free}
 
 
 def _slug(name: str) -> str:
@@ -168,8 +176,13 @@ def main(argv=None) -> int:
         name = v.get("name", str(fields))
         folder = args.save / f"{k}-{_slug(name)}" if args.save else None
         if folder is not None and folder.name in finished(args.out, args.save):
-            print(f"{name}: finished in an earlier call ({folder}); kept as it is", flush=True)
-            continue
+            if same_recipe(
+                P2.load_run(folder)[0], cfg, timed=args.seconds is not None and "steps" not in fields
+            ):
+                print(f"{name}: finished in an earlier call ({folder}); kept as it is", flush=True)
+                continue
+            raise SystemExit(f"{folder} holds a finished run of another recipe under the name {name!r}; "
+                             "rename the variant or use another --save folder")  # fmt: skip
         world, weights = pool_of(cfg), P2.domain_weights(cfg.v1_share)
         t = time.perf_counter()
         with tempfile_dir(folder) as tmp:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,9 +65,20 @@ SUMMARY_FILE = "pretrain-summary.json"
 """Recipe, architecture changes and training summary of a finished v2 run, beside its weights."""
 
 
+_DERIVED: set[str] = set()
+"""Names :func:`derived_model` registered in this process (the only ones it may register again)."""
+
+
 def derived_model(base: str, arch: dict, name: str) -> str:
     """Register ``base``'s open_clip config with ``arch``'s changes (``{"<section>.<key>": value}``)
-    as ``name``; returns ``name``. An architecture variant compared on ``val`` runs under such a name."""
+    as ``name``; returns ``name``. An architecture variant compared on ``val`` runs under such a name,
+    which must be a plain file-name part and never an existing config's."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"a model name may hold letters, digits, '.', '_' and '-' only, not {name!r}")
+    if name in open_clip.list_models() and name not in _DERIVED:
+        raise ValueError(
+            f"{name!r} is an existing model config; an architecture variant needs a name of its own"
+        )
     cfg = copy.deepcopy(open_clip.get_model_config(base))
     if cfg is None:
         raise ValueError(f"unknown model config {base!r}")
@@ -76,6 +88,7 @@ def derived_model(base: str, arch: dict, name: str) -> str:
             raise ValueError(f"{base} has no config entry {key!r}")
         cfg[section][field] = value
     open_clip.factory._MODEL_CONFIGS[name] = cfg
+    _DERIVED.add(name)
     return name
 
 
@@ -110,6 +123,8 @@ def load_run(out: Path) -> tuple[PretrainV2Config, dict, dict | None]:
         arch = recorded.get("arch")
         if arch:
             derived_model(arch["base"], dict(arch["changes"]), cfg.model)
+        if cfg.model not in open_clip.list_models():  # also keeps the weights' file name inside ``out``
+            raise ValueError(f"unknown model config {cfg.model!r}")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(
             f"{path} cannot be read ({type(exc).__name__}: {exc}); it is written by a finished run of "

@@ -149,6 +149,9 @@ def test_a_sweep_at_equal_time_keeps_each_variant_to_measure_elsewhere(two_artis
         sweep.P, "pretrain", lambda *a, **k: pytest.fail("a finished variant was trained again")
     )
     assert sweep.main(args) == 0 and len(out.read_text().splitlines()) == 4
+    changed = [a.replace('"name": "fixed", ', '"name": "fixed", "lr": 0.01, ') for a in args]
+    with pytest.raises(SystemExit, match="another recipe under the name 'fixed'"):
+        sweep.main(changed)
     assert not list(keep.glob("*/state.pt"))  # only weights and summaries travel
     cfg, summary, arch = P2.load_run(keep / "1-narrow")
     assert arch == {"base": "negprompt-mini2", "changes": {"text_cfg.width": 32, "text_cfg.heads": 2}}
@@ -184,9 +187,20 @@ def test_a_damaged_or_foreign_summary_is_named_with_its_fix(tmp_path):
     ):
         P2.load_run(tmp_path)
     arch = {"base": "negprompt-mini2", "changes": {"vision_cfg.depth": 9}}
-    (tmp_path / P2.SUMMARY_FILE).write_text(json.dumps({"recipe": {}, "summary": {}, "arch": arch}))
+    recipe = {"model": "negprompt-mini2-variant9"}
+    (tmp_path / P2.SUMMARY_FILE).write_text(json.dumps({"recipe": recipe, "summary": {}, "arch": arch}))
     with pytest.raises(ValueError, match="no config entry 'vision_cfg.depth'"):
         P2.load_run(tmp_path)
+    # a name that would overwrite a real config, or put the weights outside the folder, is refused
+    for model, change in (("negprompt-mini2", {"text_cfg.width": 32}), ("../../x", {})):
+        arch = {"base": "negprompt-mini2", "changes": change} if change else None
+        summary = {"recipe": {"model": model}, "summary": {}} | ({"arch": arch} if arch else {})
+        (tmp_path / P2.SUMMARY_FILE).write_text(json.dumps(summary))
+        with pytest.raises(ValueError, match="existing model config|unknown model config"):
+            P2.load_run(tmp_path)
+    assert open_clip.get_model_config("negprompt-mini2")["text_cfg"]["width"] == 128
+    with pytest.raises(ValueError, match="letters, digits"):
+        P2.derived_model("negprompt-mini2", {}, "../escape")
     (tmp_path / P2.SUMMARY_FILE).write_text("[1, 2]")
     with pytest.raises(ValueError, match="cannot be read"):
         P2.load_run(tmp_path)
