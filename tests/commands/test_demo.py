@@ -174,6 +174,34 @@ def test_a_v2_run_prepares_what_it_needs_once(small_twemoji, tmp_path, monkeypat
     prepare_mini2(root, progress=False)
 
 
+def test_loading_v2_data_downloads_first_as_a_notebook_does(small_twemoji, tmp_path, monkeypatch, capsys):
+    """`load_data` on mini-world v2 (the library path of the notebooks, with no command before it)
+    downloads npm's Twemoji before the first picture is drawn; missing Debian files stop it first with
+    the install command, before any folder is written."""
+    from negprompt.experiments import ExperimentConfig, load_data
+    from negprompt.miniworld import benchmark_v2
+    from negprompt.miniworld.sources import MiniWorldDataError
+
+    assets = _fake_assets(tmp_path, monkeypatch)
+    fake = assets.NPM["twemoji"]
+    monkeypatch.setattr(type(fake), "url", property(lambda self: small_twemoji.as_uri()))
+    drawn = []
+
+    def ensure_png_tree(root, key, items, desc):  # stands in for drawing 29,640 pictures
+        drawn.append((assets.npm_folder(fake) / "1f415.png").read_bytes())
+        raise RuntimeError("stop after the check")
+
+    monkeypatch.setattr(benchmark_v2, "ensure_png_tree", ensure_png_tree)
+    config = ExperimentConfig.for_preset("mini-conventional", data_root=str(tmp_path / "data"))
+    with pytest.raises(RuntimeError, match="stop after the check"):
+        load_data(config)
+    assert drawn == [b"png"] and "downloading npm's emoji-datasource-twitter" in capsys.readouterr().out
+    _fake_assets(tmp_path / "other", monkeypatch, debian_missing=True)
+    with pytest.raises(MiniWorldDataError, match=r"sudo apt-get install .*fonts-symbola"):
+        load_data(config)
+    assert len(drawn) == 1 and not (tmp_path / "data" / "mini2").exists()
+
+
 def test_a_v2_run_names_what_is_missing_and_the_v1_way_out(tmp_path, monkeypatch, capsys):
     """Missing Debian files or a failed download: the command that fixes it, and v1 as the way out
     (the demo's own words for it); `negprompt run` on v2 prepares the same way, before any work."""

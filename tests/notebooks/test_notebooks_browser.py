@@ -27,7 +27,14 @@ import nbformat
 import pytest
 
 from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _screenshot
-from tests.notebooks.test_notebooks import EXPECTED, NOTEBOOK_DIR, PLOTLY, ROOT, SLIDER_FIGURES
+from tests.notebooks.test_notebooks import (
+    EXPECTED,
+    NOTEBOOK_DIR,
+    PLOTLY,
+    ROOT,
+    SLIDER_FIGURES,
+    machine_data_cache,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
 
@@ -92,7 +99,8 @@ def lab(tmp_path_factory):
         (base / sub).mkdir()
     env = {
         **os.environ,
-        "HOME": str(base / "home"),  # the demo data goes to ~/.cache/negprompt/data
+        "HOME": str(base / "home"),  # the benchmark's pictures go to ~/.cache/negprompt/data
+        "NEGPROMPT_DATA": machine_data_cache(),  # npm's Twemoji, downloaded once per machine
         "NEGPROMPT_CACHE": str(base / "cache"),
         "IPYTHONDIR": str(base / "ipython"),
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),

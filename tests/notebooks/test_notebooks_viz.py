@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from negprompt import viz
+from negprompt import bundled, viz
 
 
 def test_explanation_axis_holds_zero_and_room_for_labels():
@@ -133,6 +133,19 @@ def test_notebook_logs_and_weights_notice(notebook_mode, monkeypatch):
         name="negprompt-mini", weights="miniworld-v1", pretrained="auto", random_weights=False
     )
     assert viz.weights_notice(trained) == "weights: negprompt-mini, 'miniworld-v1' (trained)"
+    below = SimpleNamespace(
+        name="negprompt-mini2", weights="miniworld-v2", pretrained="auto", random_weights=False
+    )
+    missed = bundled.missed_targets("negprompt-mini2", "miniworld-v2")
+    assert bool(missed) is not bundled.read_card("negprompt-mini2", "miniworld-v2")["v2_targets_met"]
+    assert viz.weights_notice(below) == (
+        "weights: negprompt-mini2, 'miniworld-v2' (trained"
+        + (f"; below its card's targets: {', '.join(missed)})" if missed else ")")
+    )
+    with warnings.catch_warnings(record=True) as caught:  # the log line says it; no second copy
+        warnings.warn(bundled.shortfall("negprompt-mini2", "miniworld-v2") or "", UserWarning, stacklevel=1)
+    assert not caught or not missed
+    assert bundled.missed_targets("ViT-B-32", "openai") == [] == bundled.missed_targets("negprompt-mini", "x")
     asked = SimpleNamespace(name="negprompt-mini", weights="random", pretrained="none", random_weights=True)
     notice = viz.weights_notice(asked)
     assert notice.startswith("RANDOM WEIGHTS: PRETRAINED = 'none' asks for random weights")
