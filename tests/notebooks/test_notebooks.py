@@ -44,9 +44,10 @@ EXPECTED_TEXT = {
 }  # fmt: skip
 """Text each notebook's outputs must show: 06 compares every method and explains one image."""
 CELL_TIMEOUT_S = 1800
-"""A hang guard per cell, not a speed check: a run takes 10-20 s on 2 idle CPU cores (the first
-UMAP in a kernel compiles numba code, which is much slower on a loaded machine; 06 encodes NegLabel's
-and CSP's label banks once on a fresh cache, about 10 minutes on a loaded 2-core machine)."""
+"""A hang guard per cell, not a speed check: on 2 CPU cores a notebook takes 1-2 minutes on mini-world
+v2 (the first one of a session also writes the benchmark's pictures, about 40 s; the first UMAP in a
+kernel compiles numba code, which is much slower on a loaded machine; 06 encodes NegLabel's and CSP's
+label banks once on a fresh cache, about 3 minutes idle, 10 on a loaded machine)."""
 
 # `from negprompt.x import _y` (also inside a parenthesised or comma list) and `negprompt.x._y`
 _PRIVATE_FROM = re.compile(r"^\s*from\s+negprompt[\w.]*\s+import\s+[^#\n]*?(?<![\w.])_\w", re.M)

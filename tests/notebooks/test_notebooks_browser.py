@@ -39,9 +39,9 @@ from tests.notebooks.test_notebooks import (
 pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
 
 RUN_TIMEOUT_S = 900
-"""Hang guard for one Run All (10-50 s each on 2 idle cores; the first compiles numba for UMAP, and
-06 encodes WordNet's 79,403 words and CSP's ≈ 838,000 prompts once for the model: 2-4 and about 5-10
-minutes on a fresh cache)."""
+"""Hang guard for one Run All (1-2 minutes each on mini-world v2 on 2 idle cores; the first writes the
+benchmark's pictures and compiles numba for UMAP, and 06 encodes WordNet's 79,403 words and CSP's
+≈ 838,000 prompts once for the model: about 5 minutes on a fresh cache, 10 on a loaded machine)."""
 WIDGET = "application/vnd.jupyter.widget-view+json"
 # JupyterLab settings for a scriptable session: every cell in the DOM (no windowing), no news or
 # update checks, the notebook's own kernel started without asking.
