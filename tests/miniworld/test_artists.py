@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from negprompt.miniworld import artists
+from negprompt.miniworld import artists, assets
 from negprompt.miniworld.emoji import Concept, load_hierarchy
 
 
@@ -69,15 +69,29 @@ def test_a_damaged_font_says_how_to_reinstall_it(tmp_path, monkeypatch):
 
 
 def test_a_missing_download_stops_the_benchmark_before_its_first_picture(tmp_path, monkeypatch):
-    """Writing v2's benchmark folders checks every artist's source first; a stand-in drawer needs none."""
+    """Writing v2's benchmark folders gets npm's drawings first (`benchmark_v2.prepare`): when that
+    download fails, nothing is drawn or written, and the error names the package and the command that
+    resumes it. Drawing checks every artist's source again; a stand-in drawer needs none."""
     from negprompt.miniworld import benchmark_v2
     from negprompt.miniworld.sources import MiniWorldDataError
 
     monkeypatch.setenv("NEGPROMPT_DATA", str(tmp_path / "empty"))
+    real = assets.NPM["twemoji"]
+    offline = assets.NpmAsset(real.name, real.package, real.version, real.sha256, real.size, real.member,
+                              real.licence)  # fmt: skip
+    monkeypatch.setitem(assets.NPM, "twemoji", offline)
+    gone = (tmp_path / f"{real.package}-{real.version}.tgz").as_uri()  # the registry, unreachable
+    monkeypatch.setattr(type(offline), "url", property(lambda self: gone))
     drawn = []
     monkeypatch.setitem(artists.DRAW, "noto", lambda c: drawn.append(c) or artists.draw_noto(c))
-    with pytest.raises(MiniWorldDataError, match="twemoji.*negprompt data prepare miniworld-v2"):
+    with pytest.raises(
+        MiniWorldDataError, match="emoji-datasource-twitter.*failed.*negprompt data prepare miniworld-v2"
+    ):
         benchmark_v2.mini2_root(tmp_path / "data")
+    assert drawn == [] and not (tmp_path / "data" / "mini2").exists()
+    monkeypatch.setattr(benchmark_v2, "prepare", lambda root, progress=True: None)  # the download skipped
+    with pytest.raises(MiniWorldDataError, match="twemoji.*negprompt data prepare miniworld-v2"):
+        benchmark_v2.mini2_root(tmp_path / "data")  # the drawing's own check
     assert drawn == [] and not (tmp_path / "data" / "mini2").exists()
     artists.require("noto")  # a stand-in is not checked
     monkeypatch.setitem(artists.DRAW, "twemoji", lambda c: None)
