@@ -20,6 +20,9 @@ Runs (each over ``--seeds``, default 0 1 2; results are resumed from finished ru
 presets read ``--benchmark mini2`` (mini-hard-ood: ``mini2-hard``, protocol P1) with v2's weights, and
 open vocabulary uses the published 10%, 20% and 50% lists.
 
+``--by-artist`` (v2) splits the OOD acceptance of the conventional runs by the artist who drew each
+picture (`by_artist`), so that a score which tells ID from OOD by style rather than concept shows.
+
 Nothing here is tuned: every run uses the presets' recipe, and the JSON records every number.
 """
 
@@ -143,6 +146,79 @@ def temperature_rows(path: Path) -> list[dict]:
                 out.append({"method": method, "temperature": t, "dataset": ds,
                             "fpr95": metrics.fpr_at_tpr(id_s, ood_s), "auroc": metrics.auroc(id_s, ood_s)})  # fmt: skip
     return out
+
+
+ARTIST_ROWS = (
+    ("locoop", "maxlogit"),
+    ("coop", "maxlogit"),
+    ("negprompt", "negprompt"),
+    ("zeroshot", "energy"),
+)
+"""The rows whose OOD acceptance `by_artist` splits by artist: the trained leaders, NegPrompt and the
+best training-free score of v2's conventional benchmark."""
+
+
+def by_artist(table, sets=("mini2/near-ood", "mini2/far-ood"), rows=ARTIST_ROWS, n_resamples: int = 1000):
+    """Per artist (from the file name, ``<artist>-<k>.png``) and row of a v2 conventional run's scores
+    table (`negprompt.rundir.load_run`'s ``scores``): the
+    share of the artist's ID test pictures kept and of its OOD pictures accepted, at the row's FPR95
+    threshold over all ID pictures, each with a 95% bootstrap interval (the threshold is drawn again
+    in every resample). A score that tells ID from OOD by how pictures are drawn shows as unequal
+    acceptance of the artists' OOD pictures."""
+    from negprompt import uncertainty as U
+
+    artist = table["path"].map(lambda s: Path(str(s)).name.split("-")[0]).to_numpy()
+    is_id = (table["split"] == "id").to_numpy()
+    boot = U.Bootstrap(n_resamples=n_resamples)
+    id_draws = list(U.resample_indices(int(is_id.sum()), boot, 0))
+    out = []
+    for k, name in enumerate(sets, start=1):
+        in_set = (table["dataset"] == name).to_numpy()
+        if not in_set.any():
+            continue
+        ood_draws = list(U.resample_indices(int(in_set.sum()), boot, k))
+        for method, score in rows:
+            column = f"{method}/{score}"
+            if column not in table:
+                continue
+            values = table[column].to_numpy(dtype=np.float64)
+            id_s, ood_s = values[is_id], values[in_set]
+            thr = metrics.threshold_at_tpr(id_s)
+            thrs = np.array([metrics.threshold_at_tpr(id_s[i]) for i in id_draws])
+            for a in sorted(set(artist[in_set])):
+                mine_id, mine_ood = artist[is_id] == a, artist[in_set] == a
+                cells = {}
+                for part, s, mine, draws in (
+                    ("id_kept", id_s, mine_id, id_draws),
+                    ("ood_accepted", ood_s, mine_ood, ood_draws),
+                ):
+                    point = float(np.mean(s[mine] >= thr)) if mine.any() else float("nan")
+                    resampled = [
+                        np.mean(s[d][mine[d]] >= t) if mine[d].any() else np.nan for d, t in zip(draws, thrs)
+                    ]
+                    lo, hi = np.nanpercentile(resampled, [2.5, 97.5]) if mine.any() else (np.nan, np.nan)
+                    cells[part] = [point, float(lo), float(hi)]
+                out.append({"dataset": name, "method": method, "score": score, "artist": a,
+                            "id_pictures": int(mine_id.sum()), "ood_pictures": int(mine_ood.sum()), **cells})  # fmt: skip
+    return out
+
+
+def by_artist_md(result: dict) -> list[str]:
+    """The `by_artist` rows of ``result`` (seed by seed) as a Markdown table, in %."""
+    rows = result.get("by_artist") or {}
+    if not rows:
+        return []
+
+    def cell(v):
+        return "—" if v[0] != v[0] else f"{100 * v[0]:.1f} [{100 * v[1]:.1f}, {100 * v[2]:.1f}]"
+
+    out = ["### mini-conventional on v2: OOD pictures accepted per artist (FPR95 threshold, seed by seed)", "",
+           "| seed | OOD set | row | artist | ID kept | OOD accepted |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for seed, entries in sorted(rows.items(), key=lambda kv: int(kv[0])):
+        for r in entries:
+            out.append(f"| {seed} | {r['dataset'].split('/')[-1]} | {_label(r)} | {r['artist']} "
+                       f"({r['ood_pictures']}) | {cell(r['id_kept'])} | {cell(r['ood_accepted'])} |")  # fmt: skip
+    return out + [""]
 
 
 def tasks(seeds: list[int], parts: list[str], world: str = "v1") -> list[tuple[str, int, dict]]:
@@ -487,6 +563,7 @@ def report(result: dict) -> str:
                 + f" | {_delta(row)} |"
             )
         out.append("")
+    out += by_artist_md(result)
     return "\n".join(out)
 
 
@@ -511,6 +588,11 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--report", action="store_true", help="print the tables of --json and stop")
     ap.add_argument(
+        "--by-artist",
+        action="store_true",
+        help="split the OOD acceptance of v2's conventional runs in --out by artist, into --json, and stop",
+    )
+    ap.add_argument(
         "--summarize",
         action="store_true",
         help="recompute the seed summaries of --json from the runs in --out",
@@ -518,6 +600,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.report:
         print(report(json.loads(args.json.read_text())))
+        return 0
+    if args.by_artist:
+        result = json.loads(args.json.read_text())
+        result["by_artist"] = {
+            str(seed): by_artist(load_run(args.out / f"mini-conventional-s{seed}").scores)
+            for seed in result["seeds"]
+        }
+        args.json.write_text(json.dumps(result, indent=1))
+        print("\n".join(by_artist_md(result)))
         return 0
     if args.summarize:
         result = json.loads(args.json.read_text())

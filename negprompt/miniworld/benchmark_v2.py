@@ -6,8 +6,9 @@
                                                           every hard-OOD protocol's ID half)
     data_root/mini2/id/<concept>/…                         ID test: the ID concepts by the pretraining artists
     data_root/mini2/covariate/<concept>/…                  the ID concepts by the held-out artist (accuracy)
-    data_root/mini2/near-ood/<concept>/…                   held-out concepts of the ID subgroups, every artist
-    data_root/mini2/far-ood/<concept>/…                    the held-out groups, every artist
+    data_root/mini2/near-ood/<concept>/…                   held-out concepts of the ID subgroups, by the ID
+                                                          test set's artists
+    data_root/mini2/far-ood/<concept>/…                    the held-out groups, by the ID test set's artists
     data_root/mini2/textures/<texture>/…                   v1's evaluation textures
     data_root/mini2/clothing/<class>/…                     Fashion-MNIST test images, as many of each class
                                                           (those no ID concept is a kind of)
@@ -45,10 +46,10 @@ from . import splits as S
 from . import world_v2 as W2
 from .world import EVAL_SEED, clothing, textures
 
-LAYOUT_VERSION = "mini2-layout/2"
+LAYOUT_VERSION = "mini2-layout/3"
 """Changes whenever the rule behind any folder changes (2: the clothing set leaves out the classes an
-ID concept is a kind of, and draws as many of every kept class); a folder written under another
-version is written again."""
+ID concept is a kind of, and draws as many of every kept class; 3: near and far OOD are drawn by the
+ID test set's artists only); a folder written under another version is written again."""
 MIN_ID = 2000
 MIN_OOD = 1000
 FEWSHOT_PER_PAIR = 12
@@ -70,8 +71,13 @@ def per_pair(n_concepts: int, n_artists: int, at_least: int) -> int:
 
 
 def plan(split: dict) -> dict[str, tuple[list[str], list[str], int, str]]:
-    """Folder -> (concept names, artists, pictures per pair, part) of every emoji folder."""
-    seen, every = seen_artists(split), list(A.ARTISTS)
+    """Folder -> (concept names, artists, pictures per pair, part) of every emoji folder.
+
+    Every test set but the covariate one is drawn by the same artists as the ID test set, so that
+    an OOD picture differs from an ID one by its concept and never by its style: a held-out style in
+    the OOD sets alone would let a score reject pictures for how they are drawn.
+    """
+    seen = seen_artists(split)
     hard_ids = [n for p in split["hard_ood"].values() for n in p["id"]]
     train = list(dict.fromkeys(split["id"] + hard_ids))
     k_id = per_pair(len(split["id"]), len(seen), MIN_ID)  # the covariate set: as many per drawing as ID
@@ -79,8 +85,8 @@ def plan(split: dict) -> dict[str, tuple[list[str], list[str], int, str]]:
         "train": (train, seen, FEWSHOT_PER_PAIR, "fewshot"),
         "id": (split["id"], seen, k_id, "test"),
         "covariate": (split["id"], [split["covariate_artist"]], k_id, "test"),
-        "near-ood": (split["near_ood"], every, per_pair(len(split["near_ood"]), len(every), MIN_OOD), "test"),
-        "far-ood": (split["far_ood"], every, per_pair(len(split["far_ood"]), len(every), MIN_OOD), "test"),
+        "near-ood": (split["near_ood"], seen, per_pair(len(split["near_ood"]), len(seen), MIN_OOD), "test"),
+        "far-ood": (split["far_ood"], seen, per_pair(len(split["far_ood"]), len(seen), MIN_OOD), "test"),
     }  # fmt: skip
     for name, p in split["hard_ood"].items():
         k = max(per_pair(len(p["id"]), len(seen), MIN_ID), per_pair(len(p["ood"]), len(seen), MIN_OOD))

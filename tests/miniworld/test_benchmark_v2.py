@@ -35,6 +35,8 @@ def test_plan_meets_the_sizes_and_keeps_id_and_ood_apart():
         split["covariate_artist"]
     ]
     assert plan["train"][3] == "fewshot" and {plan[f][3] for f in plan if f != "train"} == {"test"}
+    # an OOD picture differs from an ID one by its concept, never by its style (no style shortcut)
+    assert all(plan[f][1] == plan["id"][1] for f in plan if f != "covariate")
     assert set(plan["train"][0]) >= ids
     for name, p in split["hard_ood"].items():
         names, artists, k, _ = plan[f"hard/{name}"]
@@ -65,8 +67,39 @@ def test_clothing_set_leaves_out_what_an_id_concept_is_a_kind_of():
     # the pictures drawn are pinned together with the layout version: a folder written under an
     # older rule is recognised as such only when a change of rule also changes the version
     digest = hashlib.sha256(rows.astype(np.int64).tobytes()).hexdigest()[:12]
-    assert (B.LAYOUT_VERSION, digest) == ("mini2-layout/2", "7e118a49c138"), "changed? bump LAYOUT_VERSION"
+    assert (B.LAYOUT_VERSION, digest) == ("mini2-layout/3", "7e118a49c138"), "changed? bump LAYOUT_VERSION"
     assert B.LAYOUT_VERSION in B.source_key(split) and ",".join(kept) in B.source_key(split)
+
+
+PINNED_PICTURES = {
+    "train": "51facefd13b0c1",
+    "id": "f90e90f1d37b96",
+    "near-ood": "c98f7da474dae1",
+    "far-ood": "c2d0de075bb7d6",
+    "hard/P1": "f3b573c94c7ce9",
+}
+
+
+def test_pictures_are_pinned_with_the_layout_version():
+    """The first pictures of each Debian-drawn folder, to the byte: a change of drawing, rendering,
+    augmentation, Pillow or Debian's fonts that changes pixels must come with a new LAYOUT_VERSION,
+    or folders written before it would still count as current while a new installation draws others.
+    (Twemoji's pictures come from a checksummed npm tarball; the test leaves them out so that it needs
+    no download.)"""
+    import hashlib
+
+    from negprompt.miniworld import world_v2 as W2
+    from negprompt.miniworld.emoji import load_hierarchy
+
+    h = load_hierarchy()
+    seen = {}
+    for folder, (names, artists, _, part) in B.plan(S.published()).items():
+        if folder not in PINNED_PICTURES:
+            continue
+        pairs = W2.drawn_pairs([h.by_name[n] for n in names[:2]], [a for a in artists if a != "twemoji"])
+        images = W2.pictures(folder, pairs, 2, part, h, None, workers=1).images
+        seen[folder] = hashlib.sha256(images.tobytes()).hexdigest()[:14]
+    assert (B.LAYOUT_VERSION, seen) == ("mini2-layout/3", PINNED_PICTURES), "changed? bump LAYOUT_VERSION"
 
 
 @pytest.fixture(scope="module")

@@ -153,3 +153,38 @@ def test_v2_protocols_run_as_main_runs_and_report_one_line_each(findings, tmp_pa
     )
     assert "-10.0 [-12.0, -8.0]" in body[0]  # the best trained row's paired Δ
     assert findings.protocols_md({"{}": rows}) == []
+
+
+def test_by_artist_splits_acceptance_at_the_rows_threshold(findings):
+    """Artist b's OOD pictures score like the ID ones and artist a's far below: at the FPR95 threshold
+    over all ID pictures, b's are accepted as often as ID pictures are kept and a's never."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    id_s = rng.normal(size=400)
+    ood_a, ood_b = rng.normal(-10, 1, size=100), rng.normal(size=100)
+    table = pd.DataFrame({
+        "path": [f"id/c/{a}-{k:03d}.png" for a in "ab" for k in range(200)]
+        + [f"near-ood/d/{a}-{k:03d}.png" for a in "ab" for k in range(100)],
+        "split": ["id"] * 400 + ["ood"] * 200,
+        "dataset": ["mini2/id-test"] * 400 + ["mini2/near-ood"] * 200,
+        "zeroshot/energy": np.r_[id_s, ood_a, ood_b],
+    })  # fmt: skip
+    out = findings.by_artist(table, rows=(("zeroshot", "energy"), ("coop", "maxlogit")), n_resamples=200)
+    assert [(r["artist"], r["method"], r["id_pictures"], r["ood_pictures"]) for r in out] == [
+        ("a", "zeroshot", 200, 100),
+        ("b", "zeroshot", 200, 100),
+    ]  # a row the run lacks is left out; the far-OOD set it lacks too
+    a, b = out
+    thr = np.sort(id_s)[::-1][379]  # the 380th highest of 400 keeps 95%
+    assert a["ood_accepted"][0] == 0.0
+    assert b["ood_accepted"][0] == np.mean(ood_b >= thr) and 0.85 < b["ood_accepted"][0] <= 1.0
+    assert a["id_kept"][0] == np.mean(id_s[:200] >= thr)
+    for r in out:
+        for point, lo, hi in (r["id_kept"], r["ood_accepted"]):
+            assert lo <= point <= hi
+    md = "\n".join(findings.by_artist_md({"by_artist": {"0": out}}))
+    assert (
+        "| 0 | near-ood | energy (zero-shot) *(training-free)* | a (100) |" in md and "0.0 [0.0, 0.0]" in md
+    )
