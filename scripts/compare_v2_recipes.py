@@ -5,13 +5,14 @@ or an equal time.
     python scripts/compare_v2_recipes.py --out runs/v2-recipes.jsonl \
         --variant '{"name": "own-caption", "loss": "own-caption"}' \
         --variant '{"name": "text 128", "loss": "own-caption", "model": "negprompt-mini2"}' \
-        --variant '{"name": "image 192", "model": "negprompt-mini2", "arch": {"vision_cfg.width": 192}}'
+        --variant '{"name": "image 192", "model": "negprompt-mini2", "arch": {"vision_cfg.width": 192}}' \
+        --variant '{"name": "clip art", "clipart": true}'
 
 Every variant is a set of `negprompt.miniworld.pretrain_v2.PretrainV2Config` fields over the script's
 base recipe (``--steps``, default 400; everything else v2's defaults), and optionally ``arch``: changes
 to the model's open_clip config (``"<section>.<key>": value``), registered under a derived name. The
-pretraining pool is rendered once for all variants that share it (the same pictures per drawing and,
-with v1's domains, the same seed and sizes). Each variant's line in ``--out`` (JSON lines, appended)
+pretraining pool is rendered once for all variants that share it (the same pictures per drawing, the
+same ``clipart`` setting and, with v1's domains, the same seed and sizes). Each variant's line in ``--out`` (JSON lines, appended)
 holds zero-shot top-1 on ``val`` for each pretraining artist ("a photo of a <class>" and the artist's
 style prompt), the wall time, the last loss and the logit scale. Only ``val`` is read: the test part
 stays for the chosen recipe's card.
@@ -66,8 +67,10 @@ def val_top1(model: torch.nn.Module, sets: dict) -> dict[str, float]:
 
 
 def pool_key(cfg: P2.PretrainV2Config) -> tuple:
-    """What the rendered pool depends on: pictures per drawing, and v1's generated domains when used."""
-    return (cfg.per_pair,) + ((cfg.seed, cfg.n_shapes, cfg.n_textures) if cfg.v1_share > 0 else ())
+    """What the rendered pool depends on: pictures per drawing, clip art or not, and v1's generated
+    domains when used."""
+    v1 = (cfg.seed, cfg.n_shapes, cfg.n_textures) if cfg.v1_share > 0 else ()
+    return (cfg.per_pair, cfg.clipart, *v1)
 
 
 def finished(out: Path, save: Path) -> set[str]:
@@ -147,9 +150,11 @@ def main(argv=None) -> int:
         if key not in pools:
             t0 = time.perf_counter()
             pools[key] = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=False)
-            v1 = ", with v1's domains" if len(key) > 1 else ""
+            v1 = ", with v1's domains" if len(key) > 2 else ""
+            clip = ", clip art" if cfg.clipart else ""
             print(
-                f"pool of {cfg.per_pair} pictures per drawing{v1} rendered in {time.perf_counter() - t0:.0f} s",
+                f"pool of {cfg.per_pair} pictures per drawing{clip}{v1} rendered in "
+                f"{time.perf_counter() - t0:.0f} s",
                 flush=True,
             )
         return pools[key]

@@ -6,6 +6,7 @@
     python scripts/pretrain_mini_clip.py --out runs/pretrain-mini --install --force   # replace the shipped weights
     python scripts/pretrain_mini_clip.py --world v2 --out runs/pretrain-v2            # mini-world v2
     python scripts/pretrain_mini_clip.py --world v2 --out runs/pretrain-v2 --test     # + the test part, once
+    python scripts/pretrain_mini_clip.py --world v2 --out runs/v2-clipart --clipart  # + Debian's clip art
 
 The run is seeded and resumable: run the same command again after an interruption. ``--out`` receives
 ``state.pt`` (the resumable checkpoint), the fp16 weights (safetensors) and the card (JSON and
@@ -69,7 +70,11 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--test", action="store_true", help="v2: also measure the test part (once, for the card)")
     defaults = P2.PretrainV2Config()
     for f in fields(P2.PretrainV2Config):  # unset ones take the chosen world's default (`recipe`)
-        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)) if f.name != "threads" else int,
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(getattr(defaults, f.name), bool):  # off by default: the flag turns it on
+            ap.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
+            continue
+        ap.add_argument(flag, type=type(getattr(defaults, f.name)) if f.name != "threads" else int,
                         default=argparse.SUPPRESS)  # fmt: skip
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (resume later)")
@@ -300,8 +305,9 @@ def main_v2(args: argparse.Namespace) -> int:
     c["model"], c["tag"] = cfg.model, V2_TAG
     if arch:
         c["architecture_variant"] = arch
+    used = {k: v for k, v in assets.licences().items() if k not in assets.OPT_IN_DEBIAN or cfg.clipart}
     c["data"] = DATA_CARD | {"emoji": "mini-world v2 (negprompt.miniworld.world_v2), split "
-                                      "negprompt/miniworld/resources/splits-v2.json", **assets.licences()}  # fmt: skip
+                                      "negprompt/miniworld/resources/splits-v2.json", **used}  # fmt: skip
     c["recipe"]["domain_weights"] = P2.domain_weights(cfg.v1_share)
     c["v2"] = results
     c["v2_targets"] = V2_TARGETS

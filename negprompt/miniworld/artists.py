@@ -6,7 +6,12 @@ artist     source                                  style      drawing
 noto       Debian fonts-noto-color-emoji           emoji      colour bitmap font, Pillow at 109 px
 twemoji    npm emoji-datasource-twitter (64 px)    drawing    flat colour PNG files
 symbola    Debian fonts-symbola                    outline    black monochrome outline font, 96 px
+clipart    Debian openclipart-svg (opt-in)         clip art   SVG files, up to 3 per concept
 =========  ======================================  =========  =====================================
+
+``clipart`` is not one of :data:`ARTISTS`: only a pretraining recipe that asks for it draws it
+(:data:`OPT_IN`, :mod:`.clipart`), so the benchmark folders, the ID and OOD sets and every existing
+picture stay as they are. It may have several drawings of a concept (:func:`drawings`).
 
 An artist that has no drawing of a concept returns None (Symbola has no ZWJ sequences, flags or
 keycaps; a font's missing glyph is detected, never drawn as a box). Glyphs are cropped to their
@@ -22,8 +27,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import assets
-from .emoji import Concept
+from . import assets, clipart
+from .emoji import Concept, load_hierarchy
+from .lexicon import WordNet
 from .sources import MiniWorldDataError
 
 GLYPH = 96
@@ -49,6 +55,23 @@ ARTISTS: dict[str, ArtistInfo] = {
 SEED_IDS: dict[str, int] = {name: i for i, name in enumerate(ARTISTS)}
 """Each artist's place in its pictures' seeds (:mod:`.world_v2`), fixed when this module loads, so that
 a picture never depends on the order ``ARTISTS`` happens to have later."""
+OPT_IN: dict[str, ArtistInfo] = {"clipart": ArtistInfo("clipart", "clip art", "Debian openclipart-svg")}
+"""Drawing sources only a pretraining recipe that names them uses; never in ``ARTISTS``."""
+OPT_IN_SEED_IDS: dict[str, int] = {"clipart": 3}
+"""Their places in their pictures' seeds, after the three artists' (which never change)."""
+
+
+def info(artist: str) -> ArtistInfo:
+    """The artist's (or opt-in source's) name, style word and source."""
+    found = ARTISTS.get(artist) or OPT_IN.get(artist)
+    if found is None:
+        raise ValueError(f"unknown artist {artist!r}; choose one of {sorted(set(ARTISTS) | set(OPT_IN))}")
+    return found
+
+
+def seed_id(artist: str) -> int:
+    """The artist's fixed place in its pictures' seeds."""
+    return (SEED_IDS | OPT_IN_SEED_IDS)[artist]
 
 
 def _square(image: Image.Image) -> Image.Image | None:
@@ -126,13 +149,27 @@ def draw_twemoji(concept: Concept, folder: Path | None = None) -> Image.Image | 
     return None
 
 
-DRAW = {"noto": draw_noto, "twemoji": draw_twemoji, "symbola": draw_symbola}
+@functools.lru_cache(maxsize=2)
+def _clipart_index(folder: str) -> dict[str, tuple[Path, ...]]:
+    return clipart.index(load_hierarchy().concepts, folder, WordNet())
+
+
+def draw_clipart(concept: Concept, folder: Path | None = None) -> tuple[Image.Image, ...]:
+    """Every clip-art drawing of the concept (:mod:`.clipart`: at most 3; none for most concepts)."""
+    folder = folder if folder is not None else assets.DEBIAN["openclipart"].require()
+    files = _clipart_index(str(folder)).get(concept.name, ())
+    return tuple(g for f in files if (im := clipart.render(f)) is not None and (g := _square(im)) is not None)
+
+
+DRAW = {"noto": draw_noto, "twemoji": draw_twemoji, "symbola": draw_symbola, "clipart": draw_clipart}
+"""Each artist's drawing function: an image, None, or (an opt-in source) a tuple of images."""
 
 
 _SOURCE = {
     draw_noto: lambda: assets.DEBIAN["noto"].require(),
     draw_twemoji: lambda: assets.npm_folder(assets.NPM["twemoji"]),
     draw_symbola: lambda: assets.DEBIAN["symbola"].require(),
+    draw_clipart: lambda: assets.DEBIAN["openclipart"].require(),
 }
 """What each drawing function reads (a drawer put in ``DRAW`` in its place reads nothing of these)."""
 
@@ -146,16 +183,24 @@ def require(artist: str) -> None:
 
 
 def glyph(artist: str, concept: Concept) -> np.ndarray | None:
-    """The artist's drawing as uint8 RGBA ``[GLYPH, GLYPH, 4]``, or None when it has none (cached)."""
+    """The artist's (first) drawing as uint8 RGBA ``[GLYPH, GLYPH, 4]``, or None when it has none (cached)."""
+    found = drawings(artist, concept)
+    return found[0] if found else None
+
+
+def drawings(artist: str, concept: Concept) -> tuple[np.ndarray, ...]:
+    """Every drawing the artist has of the concept, uint8 RGBA ``[GLYPH, GLYPH, 4]`` each (one at most
+    for the three artists, up to 3 clip-art drawings; cached)."""
     if artist not in DRAW:
         raise ValueError(f"unknown artist {artist!r}; choose one of {sorted(DRAW)}")
     return _glyph(artist, concept)
 
 
 @functools.lru_cache(maxsize=8192)
-def _glyph(artist: str, concept: Concept) -> np.ndarray | None:
-    image = DRAW[artist](concept)
-    return None if image is None else np.asarray(image, dtype=np.uint8)
+def _glyph(artist: str, concept: Concept) -> tuple[np.ndarray, ...]:
+    drawn = DRAW[artist](concept)
+    images = drawn if isinstance(drawn, tuple) else (drawn,)
+    return tuple(np.asarray(im, dtype=np.uint8) for im in images if im is not None)
 
 
 def coverage(artist: str, concepts: tuple[Concept, ...]) -> tuple[Concept, ...]:

@@ -1,6 +1,7 @@
 """The assets of mini-world v2: where each comes from, its licence, its checksum, and how it is fetched.
 
-Debian packages provide the concept list and two artists (installed with ``apt-get``); the npm
+Debian packages provide the concept list, two artists and the opt-in clip art (installed with
+``apt-get``); the npm
 registry provides the others as package tarballs, which :func:`prepare` downloads once into the data
 cache (``$NEGPROMPT_DATA`` or ``~/.cache/negprompt/data``, folder ``miniworld-v2``), checks against
 the SHA-256 recorded here, and unpacks. After that everything works offline.
@@ -36,17 +37,23 @@ CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class DebianAsset:
-    """A file that a Debian package installs."""
+    """A file (or, with ``folder``, a folder) that a Debian package installs."""
 
     name: str
     package: str
     path: str
     licence: str
+    folder: bool = False
+
+    def installed(self) -> bool:
+        """Whether the file (or folder) is there."""
+        p = Path(self.path)
+        return p.is_dir() if self.folder else p.is_file()
 
     def require(self) -> Path:
-        """The file; MiniWorldDataError naming the package and its install command when missing."""
+        """The path; MiniWorldDataError naming the package and its install command when missing."""
         p = Path(self.path)
-        if not p.is_file():
+        if not self.installed():
             raise MiniWorldDataError(
                 f"{self.name}: {p} is missing; install it with `sudo apt-get install {self.package}`"
             )
@@ -109,15 +116,25 @@ DEBIAN: dict[str, DebianAsset] = {
     "wordnet": DebianAsset(
         "WordNet 3.0", "wordnet-base", "/usr/share/wordnet/data.noun", "WordNet 3.0 licence"
     ),
+    "openclipart": DebianAsset(
+        "Open Clip Art Library drawings",
+        "openclipart-svg",
+        "/usr/share/openclipart/svg",
+        "public domain (Open Clip Art Library contributors)",
+        folder=True,
+    ),
 }
 BENCHMARK_DEBIAN = ("emoji-test", "noto", "symbola")
 """The Debian assets that writing v2's benchmark folders reads (WordNet words only pretraining captions)."""
+OPT_IN_DEBIAN = ("openclipart",)
+"""The Debian assets only a pretraining recipe that asks for them reads (clip art)."""
 
 
 def missing_debian(keys: tuple[str, ...] | None = None) -> str | None:
-    """None when the Debian assets ``keys`` (default: all) are installed; else what is missing and
-    the command that installs it."""
-    missing = [DEBIAN[k] for k in (keys or tuple(DEBIAN)) if not Path(DEBIAN[k].path).is_file()]
+    """None when the Debian assets ``keys`` (default: all but :data:`OPT_IN_DEBIAN`) are installed;
+    else what is missing and the command that installs it."""
+    keys = keys or tuple(k for k in DEBIAN if k not in OPT_IN_DEBIAN)
+    missing = [DEBIAN[k] for k in keys if not DEBIAN[k].installed()]
     if not missing:
         return None
     return (

@@ -81,6 +81,20 @@ class WordNet:
         hyper = tuple(int(p[1]) for p in ptrs if p[0] in ("@", "@i") and p[2] == "n")
         return words, hyper, int(parts[1])
 
+    def is_noun(self, words: str) -> bool:
+        """Whether ``words`` (space- or underscore-separated, lower-case) is a WordNet noun."""
+        return words.replace(" ", "_") in self._index
+
+    def is_kind_of(self, noun: str, name: str, depth: int = 4) -> bool:
+        """Whether some sense of ``noun`` has a sense of ``name`` among its first ``depth`` levels of
+        hypernyms (``emperor penguin`` is a kind of ``penguin``; ``table tennis`` is no kind of ``tennis``)."""
+        level = set(self._index.get(noun.replace(" ", "_"), ()))
+        for _ in range(depth):
+            level = {h for offset in level for h in self.synset(offset)[1]}
+            if any(name in self.synset(offset)[0] for offset in level):
+                return True
+        return False
+
     def lookup(self, name: str, depth: int = 2) -> Lexeme | None:
         """Synonyms and up to ``depth`` hypernyms of a concept name (rules in the module docstring)."""
         words = name.lower().replace("-", " ").split()

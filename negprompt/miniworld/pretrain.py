@@ -457,7 +457,7 @@ def pretrain(
             ) from exc
         free = {"save_every", "threads"}  # settings that do not change the result
         # a field added to the recipe later reads as its default in an older checkpoint
-        saved = asdict(PretrainConfig()) | dict(state.get("config") or {})
+        saved = asdict(type(cfg)()) | dict(state.get("config") or {})
         saved = {k: v for k, v in saved.items() if k not in free and k in asdict(cfg)}
         if saved != {k: v for k, v in asdict(cfg).items() if k not in free}:
             raise RuntimeError(

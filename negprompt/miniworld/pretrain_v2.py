@@ -2,7 +2,9 @@
 
 The pool is v2's pictures of every (concept, artist) drawing but the covariate artist's drawings of
 the ID concepts (:func:`~negprompt.miniworld.world_v2.pretraining_pairs`), with v1's clothing,
-digits, shapes and textures as a share ``v1_share`` of each batch. The loss, schedule and resume are
+digits, shapes and textures as a share ``v1_share`` of each batch; with ``clipart`` it also holds the
+clip-art drawings of every concept that has some (:mod:`~negprompt.miniworld.clipart`, ID concepts
+included: a pretraining source like Noto, in no evaluation set). The loss, schedule and resume are
 v1's (:func:`negprompt.miniworld.pretrain.pretrain`).
 
 Evaluation (:func:`evaluate`) on the ``val`` part chooses a recipe; the ``test`` part is evaluated
@@ -50,11 +52,12 @@ and many templates need (compared on ``val``: RESULTS.md)."""
 
 @dataclass
 class PretrainV2Config(PretrainConfig):
-    """v1's recipe fields plus v2's pool (pictures per drawing, the v1 share of a batch); v2's loss
-    and architecture."""
+    """v1's recipe fields plus v2's pool (pictures per drawing, the v1 share of a batch, whether
+    Debian's clip art joins it); v2's loss and architecture."""
 
     per_pair: int = 8
     v1_share: float = 0.2
+    clipart: bool = False
     val_per_pair: int = 2
     loss: str = "own-caption"
     model: str = MODEL_V2
@@ -145,8 +148,13 @@ def domain_weights(v1_share: float) -> dict[str, float]:
 def pretraining_world(
     cfg: PretrainV2Config, hierarchy: Hierarchy, split: dict, lexicon: WordNet, progress: bool = True
 ) -> dict[str, Domain]:
-    """v2's pictures (``cfg.per_pair`` per drawing) and, when ``cfg.v1_share`` > 0, v1's domains."""
-    pairs = W2.pretraining_pairs(hierarchy, split)
+    """v2's pictures (``cfg.per_pair`` per drawing; with ``cfg.clipart``, clip art's too) and, when
+    ``cfg.v1_share`` > 0, v1's domains."""
+    if cfg.clipart:
+        A.require("clipart")  # a missing package stops here, before any picture is drawn
+        pairs = W2.pretraining_pairs(hierarchy, split, (*A.ARTISTS, "clipart"))
+    else:
+        pairs = W2.pretraining_pairs(hierarchy, split)
     world = {EMOJI_DOMAIN: W2.pictures(EMOJI_DOMAIN, pairs, cfg.per_pair, "pretrain", hierarchy, lexicon,
                                        progress=progress)}  # fmt: skip
     if cfg.v1_share > 0:

@@ -1,7 +1,7 @@
 """Captions of mini-world v2: many templates, a style word, attributes, synonyms and hypernyms.
 
 Every caption states facts, as in v1 (:mod:`negprompt.miniworld.concepts`): ``concept=<name>``,
-``style=<emoji|drawing|outline>``, ``kind=<hypernym>``, ``subgroup=<subgroup>``,
+``style=<emoji|drawing|outline|clip art>``, ``kind=<hypernym>``, ``subgroup=<subgroup>``,
 ``background=<light|dark|…>``. A picture has all facts of its concept, artist and background, so a
 caption is true of it when it states only those; "an outline of a dog" is false of an emoji of a
 dog, which is what makes the words before a name matter.
@@ -19,13 +19,23 @@ STYLE_TEMPLATES: dict[str, tuple[str, ...]] = {
                 "a simple drawing of a {}."),
     "outline": ("an outline of a {}.", "a black and white outline of a {}.", "a line drawing of a {}.",
                 "an outline drawing of a {}."),
+    "clip art": ("clip art of a {}.", "a clip art drawing of a {}.", "a piece of clip art showing a {}.",
+                 "a clip art picture of a {}."),
 }  # fmt: skip
 """Templates that name the style; ``{}`` is the concept (or a synonym)."""
 STYLE_ONLY: dict[str, tuple[str, ...]] = {
     "emoji": ("an emoji.", "a colourful emoji."),
     "drawing": ("a drawing.", "a flat cartoon drawing."),
     "outline": ("an outline.", "a black and white outline."),
+    "clip art": ("clip art.", "a clip art drawing."),
 }
+STYLE_PHRASE: dict[str, str] = {
+    "emoji": "an emoji",
+    "drawing": "a drawing",
+    "outline": "an outline",
+    "clip art": "a piece of clip art",
+}
+"""A picture of the style, as the subject of a caption ("a piece of clip art of something in …")."""
 BACKGROUND_WORDS: dict[str, str] = {
     "light": "a light background",
     "dark": "a dark background",
@@ -38,7 +48,8 @@ ZERO_SHOT_STYLE = {
     "drawing": "a drawing of a {}",
     "outline": "an outline of a {}",
 }
-"""Prompts of the style-recognition test: which of the three is nearest to a picture."""
+"""Prompts of the style-recognition test: which of the three is nearest to a picture (clip art, an
+opt-in pretraining source, is in no test)."""
 
 
 def _fill(template: str, phrase: str) -> str:
@@ -69,7 +80,7 @@ def concept_captions(concept: Concept, style: str, lexeme: Lexeme | None) -> lis
     sub = subgroup_phrase(concept.subgroup)
     out.append(
         Caption(
-            f"{article(style)} {style} of something in the {sub} category.",
+            f"{STYLE_PHRASE[style]} of something in the {sub} category.",
             frozenset({s, f"subgroup={concept.subgroup}"}),
         )
     )

@@ -7,7 +7,9 @@ parts never share a picture and any subset can be rebuilt alone. Backgrounds of 
 pictures use the evaluation half of v1's photographed textures.
 
 The pretraining pool holds every (concept, artist) drawing except the covariate artist's drawings of
-the ID concepts (:mod:`.splits`); evaluation sets come from :func:`evaluation_sets`.
+the ID concepts (:mod:`.splits`); a recipe may add clip art (an opt-in source, never in an evaluation
+set: :data:`~.artists.OPT_IN`), whose pairs may hold several drawings, taken in turn by the pair's
+pictures. Evaluation sets come from :func:`evaluation_sets`.
 """
 
 from __future__ import annotations
@@ -74,19 +76,19 @@ def pictures(
     jobs = []
     i = 0
     for concept, artist in pairs:
-        glyph = A.glyph(artist, concept)
-        if glyph is None:
+        drawn = A.drawings(artist, concept)
+        if not drawn:
             raise ValueError(f"artist {artist!r} has no drawing of {concept.name!r}")
-        style = A.ARTISTS[artist].style
+        style = A.info(artist).style
         if concept.name not in lexemes:
             lexemes[concept.name] = _lexeme(lexicon, concept.name, names)
         lex = lexemes[concept.name]
         base = wording.concept_captions(concept, style, lex)
-        clutter = tuple(g for g in clutter_pool[artist] if g is not glyph and g is not None)
+        clutter = tuple(g for g in clutter_pool[artist] if all(g is not d for d in drawn) and g is not None)
         for k in range(per_pair):
-            seed = (PART_SEEDS[part], position[concept.name], A.SEED_IDS[artist], k)
+            seed = (PART_SEEDS[part], position[concept.name], A.seed_id(artist), k)
             kind = _background(np.random.default_rng(seed))
-            jobs.append((glyph, seed, style == "outline", clutter, kind, aug))
+            jobs.append((drawn[k % len(drawn)], seed, style == "outline", clutter, kind, aug))
             labels[i] = label_of[concept.name]
             key = (concept.name, artist, kind)
             if key not in keys:
@@ -172,7 +174,8 @@ def drawn_pairs(concepts, artist_names) -> list[tuple[Concept, str]]:
 def pretraining_pairs(
     hierarchy: Hierarchy, split: dict, artist_names: tuple[str, ...] | None = None
 ) -> list[tuple[Concept, str]]:
-    """All drawn pairs (of ``artist_names``) except the covariate artist's drawings of the ID concepts."""
+    """All drawn pairs (of ``artist_names``, default :data:`~.artists.ARTISTS`; an opt-in source such as
+    ``clipart`` may be named too) except the covariate artist's drawings of the ID concepts."""
     ids = set(split["id"])
     cov = split["covariate_artist"]
     names = tuple(A.ARTISTS) if artist_names is None else artist_names

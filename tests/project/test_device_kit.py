@@ -77,11 +77,23 @@ def test_missing_source_or_manifest_names_the_fix(tmp_path):
 
 
 def test_the_kit_names_what_v2_pretraining_reads():
-    """Every Debian file of mini-world v2's assets and of Fashion-MNIST's training split is packed."""
-    from negprompt.miniworld import assets, sources
+    """Every Debian file of mini-world v2's assets and of Fashion-MNIST's training split is packed;
+    of the clip-art folder, the files its mapping chose (with the wheels that draw them)."""
+    from negprompt.miniworld import assets, clipart, sources
+    from negprompt.miniworld.emoji import load_hierarchy
 
     kit_mod = _kit_module()
     packed = set(kit_mod.ASSETS["base"] + kit_mod.ASSETS["fashion"])
-    assert {a.path for a in assets.DEBIAN.values()} <= packed
+    assert {a.path for a in assets.DEBIAN.values() if not a.folder} <= packed
     assert {f"{sources.DEBIAN_FASHION_DIR}/{n}" for n in sources._FILES["train"]} <= packed
     assert all(w.split("==")[0] in ("open_clip_torch", "ftfy", "wcwidth") for w in kit_mod.WHEELS)
+    folders = [a.path for a in assets.DEBIAN.values() if a.folder]
+    assert folders == [clipart.FOLDER] and "clipart" in kit_mod.PARTS["all"]
+    chosen = kit_mod.clipart_paths()
+    mapped = clipart.index(load_hierarchy().concepts)
+    assert set(chosen) == {str(p) for files in mapped.values() for p in files} and len(chosen) < 1000
+    assert all(p.startswith(clipart.FOLDER + "/") and p.endswith(".svg") for p in chosen)
+    pins = dict(
+        line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line
+    )
+    assert f"cairosvg=={pins['cairosvg']}" in kit_mod.CLIPART_WHEELS
