@@ -386,3 +386,32 @@ def test_v2_pretraining_speed_benchmark_checks_its_pictures_and_results_md_quote
     text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
     for precision, seconds in recorded["seconds_per_step"].items():
         assert f"| {precision} | {seconds:.3f} s |" in text, precision
+
+
+def test_results_md_quotes_the_equal_time_towers_and_the_patch8_hour():
+    """The equal-time tower rows quote their raw lines (step time, steps, each artist and prompt, loss),
+    and the hour of patch 8 quotes its card against the shipped card, both on ``val``."""
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    lines = [json.loads(x) for x in (BENCH / "results-miniworld-v2-recipes.jsonl").read_text().splitlines()]
+    timed = [x for x in lines if x.get("time_budget_s") == 500.0]
+    assert len(timed) == 4
+    for x in timed:
+        cells = [f"{x['probe_seconds_per_step']:.3f} s", f"{x['steps']:,}"] + [
+            f"{100 * x[k]:.1f}%" for k in ("noto/photo", "noto/style", "symbola/photo", "symbola/style")
+        ]
+        assert " | ".join(cells) + f" | {x['loss_last_50']:.2f} |" in text, x["name"]
+    ours = json.loads((BENCH / "results-miniworld-v2-pretrain-patch8-5840.json").read_text())
+    shipped = json.loads(
+        (ROOT / "negprompt/model_weights/negprompt-mini2-miniworld-v2.card.json").read_text()
+    )
+    assert (
+        ours["architecture_variant"]["changes"] == {"vision_cfg.patch_size": 8} and "test" not in ours["v2"]
+    )
+    assert (ours["recipe"]["per_pair"], ours["recipe"]["steps"]) == (32, 5840)
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    s, o = shipped["v2"]["val"], ours["v2"]["val"]
+    assert f"| ID top-1 | **{pct(s['id_top1'])}** | {pct(o['id_top1'])} |" in text
+    by = lambda r: f"{pct(r['id_top1_by_artist']['noto'])} / {pct(r['id_top1_by_artist']['symbola'])}"  # noqa: E731
+    assert f"| Noto / Symbola | {by(s)} | {by(o)} |" in text
+    cov = lambda r: f"{pct(r['covariate_top1'])} / {pct(r['all_concepts_top1'])}"  # noqa: E731
+    assert f"| {cov(s)} | {cov(o)} |" in text
