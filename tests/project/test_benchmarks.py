@@ -410,8 +410,14 @@ def test_results_md_quotes_the_equal_time_towers_and_the_patch8_hour():
     assert (ours["recipe"]["per_pair"], ours["recipe"]["steps"]) == (32, 5840)
     pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
     s, o = shipped["v2"]["val"], ours["v2"]["val"]
+    assert s["id_top1"] == 0.3553, (
+        "the shipped card changed: RESULTS.md's 'shipped' column names the weights of 2026-12-06; relabel it"
+    )
     assert f"| ID top-1 | **{pct(s['id_top1'])}** | {pct(o['id_top1'])} |" in text
     by = lambda r: f"{pct(r['id_top1_by_artist']['noto'])} / {pct(r['id_top1_by_artist']['symbola'])}"  # noqa: E731
     assert f"| Noto / Symbola | {by(s)} | {by(o)} |" in text
     cov = lambda r: f"{pct(r['covariate_top1'])} / {pct(r['all_concepts_top1'])}"  # noqa: E731
     assert f"| {cov(s)} | {cov(o)} |" in text
+    seen = ours["v2_pretrain_pictures"]
+    noto, symbola = (pct(seen["id_top1_by_artist"][k]) for k in ("noto", "symbola"))
+    assert f"| {pct(seen['id_top1'])} (Noto {noto}, Symbola {symbola}) |" in text
