@@ -84,6 +84,23 @@ def probe(model, tokenizer, concepts: list, artists: list[str], train_per_pair: 
     return out
 
 
+def load_v2(weights: Path | None, model_name: str, threads: int):
+    """``(model, weights path)``: ``model_name`` with ``weights`` (default: the shipped v2, checked
+    against its card), in eval mode, torch on ``threads`` threads."""
+    import open_clip
+    import torch
+
+    import negprompt.backbone  # noqa: F401  (registers the mini configs with open_clip)
+    from negprompt.bundled import verified_weights
+    from negprompt.weights import load_weights
+
+    torch.set_num_threads(threads)
+    weights = weights or verified_weights(model_name, "miniworld-v2")
+    model = open_clip.create_model(model_name, pretrained=None)
+    load_weights(model, weights)
+    return model.eval(), weights
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", type=Path, default=None, help="a safetensors file (default: the shipped v2)")
@@ -95,19 +112,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-miniworld-v2-probe.json")
     args = ap.parse_args(argv)
     import open_clip
-    import torch
 
-    import negprompt.backbone  # noqa: F401  (registers the mini configs with open_clip)
-    from negprompt.bundled import verified_weights
     from negprompt.miniworld import splits
     from negprompt.miniworld.emoji import load_hierarchy
-    from negprompt.weights import load_weights
 
-    torch.set_num_threads(args.threads)
-    weights = args.weights or verified_weights(args.model, "miniworld-v2")
-    model = open_clip.create_model(args.model, pretrained=None)
-    load_weights(model, weights)
-    model.eval()
+    model, weights = load_v2(args.weights, args.model, args.threads)
     split = splits.published()
     hierarchy = load_hierarchy()
     concepts = [hierarchy.by_name[n] for n in split["id"][: args.limit]]

@@ -263,15 +263,20 @@ def main_v2(args: argparse.Namespace) -> int:
             return 2
     else:
         cfg = recipe(args, P2.PretrainV2Config)
+    if args.install and cfg.covariate_artist not in ("", splits.published()["covariate_artist"]):
+        print(f"error: the run held out {cfg.covariate_artist!r}, the published split holds out "
+              f"{splits.published()['covariate_artist']!r}; shipped weights must match the published split",
+              file=sys.stderr)  # fmt: skip
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     weights = P2.weights_file(args.out, cfg)
     try:
-        hierarchy, lexicon, split = load_hierarchy(), WordNet(), splits.published()
+        hierarchy, lexicon, split = load_hierarchy(), WordNet(), P2.with_covariate(splits.published(), cfg)
         if not args.evaluate_only:
             t0 = time.perf_counter()
             world = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=not args.quiet)
             render_s = time.perf_counter() - t0
-    except MiniWorldDataError as exc:
+    except (MiniWorldDataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.evaluate_only:
@@ -307,7 +312,8 @@ def main_v2(args: argparse.Namespace) -> int:
         c["architecture_variant"] = arch
     used = {k: v for k, v in assets.licences().items() if k not in assets.OPT_IN_DEBIAN or cfg.clipart}
     c["data"] = DATA_CARD | {"emoji": "mini-world v2 (negprompt.miniworld.world_v2), split "
-                                      "negprompt/miniworld/resources/splits-v2.json", **used}  # fmt: skip
+                                      "negprompt/miniworld/resources/splits-v2.json, covariate artist "
+                                      f"{split['covariate_artist']}", **used}  # fmt: skip
     c["recipe"]["domain_weights"] = P2.domain_weights(cfg.v1_share)
     c["v2"] = results
     c["v2_targets"] = V2_TARGETS

@@ -53,12 +53,16 @@ and many templates need (compared on ``val``: RESULTS.md)."""
 @dataclass
 class PretrainV2Config(PretrainConfig):
     """v1's recipe fields plus v2's pool (pictures per drawing, the v1 share of a batch, whether
-    Debian's clip art joins it); v2's loss and architecture."""
+    Debian's clip art joins it, which artist's ID drawings it leaves out); v2's loss and architecture.
+
+    ``covariate_artist``: "" keeps the published split's covariate artist; another artist's name runs
+    the recipe, and its evaluation, with that artist held out instead (:func:`with_covariate`)."""
 
     per_pair: int = 8
     v1_share: float = 0.2
     clipart: bool = False
     val_per_pair: int = 2
+    covariate_artist: str = ""
     loss: str = "own-caption"
     model: str = MODEL_V2
 
@@ -135,6 +139,22 @@ def load_run(out: Path) -> tuple[PretrainV2Config, dict, dict | None]:
             "scripts/compare_v2_recipes.py --save"
         ) from exc
     return cfg, summary, arch
+
+
+def with_covariate(split: dict, cfg: PretrainV2Config) -> dict:
+    """``split`` with ``cfg.covariate_artist`` as its covariate artist ("" leaves it as it is).
+
+    Raises:
+        ValueError: the name is not one of the artists that draw every eligible concept.
+    """
+    name = cfg.covariate_artist
+    if not name or name == split["covariate_artist"]:
+        return split
+    if name not in A.ARTISTS:
+        raise ValueError(
+            f"covariate_artist={name!r} is not an artist of the split; choose one of {sorted(A.ARTISTS)}"
+        )
+    return dict(split, covariate_artist=name)
 
 
 def domain_weights(v1_share: float) -> dict[str, float]:

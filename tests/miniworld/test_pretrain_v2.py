@@ -304,3 +304,32 @@ def test_recipe_comparison_reads_val_only_and_applies_each_variant(two_artists, 
     assert open_clip.get_model_config("negprompt-mini2-variant1")["text_cfg"]["width"] == 32
     with pytest.raises(SystemExit, match="unknown recipe fields"):
         script.main(["--out", str(out), "--variant", json.dumps({"name": "x", "lr_typo": 1})])
+
+
+def test_a_recipe_may_hold_out_another_artist_and_cannot_ship_it(two_artists, tmp_path, monkeypatch):
+    """``--covariate-artist`` trains and measures with that artist's ID drawings held out instead of the
+    published split's; an unknown artist is refused by name, and such a run cannot be installed."""
+    small, split = two_artists
+    cfg = P2.PretrainV2Config(covariate_artist="noto")
+    moved = P2.with_covariate(split, cfg)
+    assert moved["covariate_artist"] == "noto" and split["covariate_artist"] == "symbola"  # a copy
+    assert P2.with_covariate(split, P2.PretrainV2Config()) is split
+    pool = W2.pretraining_pairs(small, moved)
+    ids = set(split["id"])
+    assert not [c for c, a in pool if a == "noto" and c.name in ids]
+    assert {c.name for c, a in pool if a == "symbola"} >= ids  # the other artist's ID drawings are in
+    with pytest.raises(ValueError, match="'nobody' is not an artist.*'noto'"):
+        P2.with_covariate(split, P2.PretrainV2Config(covariate_artist="nobody"))
+
+    script = _small_script_world(monkeypatch, small, split)
+    out = tmp_path / "run"
+    args = ["--world", "v2", "--out", str(out), *TINY_RUN, "--covariate-artist", "noto"]
+    assert script.main(args) == 0
+    card = json.loads((out / "negprompt-mini2-miniworld-v2.card.json").read_text())
+    assert card["recipe"]["covariate_artist"] == "noto" and card["data"]["emoji"].endswith(
+        "covariate artist noto"
+    )
+    assert set(card["v2"]["val"]["id_top1_by_artist"]) == {"symbola"}
+    assert script.main(args + ["--test", "--install", "--force"]) == 2  # not the published split's artist
+    bad = ["--world", "v2", "--out", str(tmp_path / "bad"), *TINY_RUN, "--covariate-artist", "nobody"]
+    assert script.main(bad) == 2

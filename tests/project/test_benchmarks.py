@@ -336,6 +336,117 @@ def test_miniworld_v2_probe_runs_on_saved_weights_and_results_md_quotes_it(tmp_p
         assert f"| {artist} | " + " | ".join(cells) + " |" in text, artist
 
 
+def test_wilson_interval_matches_known_values():
+    from benchmarks.artists_miniworld_v2 import wilson
+
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson(608, 608)[1] == 1.0 and wilson(0, 0) == (0.0, 1.0)
+
+
+def test_miniworld_v2_artists_benchmark_runs_on_saved_weights_and_results_md_quotes_it(tmp_path):
+    """Zero-shot top-1 per concept set and artist on val pictures, equal to pretraining's own zero-shot
+    evaluation of the same pictures; RESULTS.md quotes the recorded runs."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    import negprompt.backbone  # noqa: F401  (the mini configs)
+    from benchmarks import artists_miniworld_v2 as bench
+    from negprompt.miniworld import pretrain, splits
+    from negprompt.miniworld import world_v2 as W
+    from negprompt.miniworld.emoji import load_hierarchy
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("negprompt-mini2", pretrained=None)
+    weights = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    out = tmp_path / "a.json"
+    r = bench.main(["--weights", str(weights), "--limit", "3", "--per-pair", "1", "--artists", "noto", "symbola",
+                    "--threads", "1", "--json", str(out)])  # fmt: skip
+    assert json.loads(out.read_text()) == json.loads(json.dumps(r, default=str))
+    h, split = load_hierarchy(), splits.published()
+    assert (
+        list(r["sets"]) == ["id", "near_ood", "far_ood"]
+        and r["covariate_artist"] == split["covariate_artist"]
+    )
+    for name, rows in r["sets"].items():
+        assert set(rows) == {"noto", "symbola"}
+        for artist, row in rows.items():
+            pictures = W.pictures("v", W.drawn_pairs([h.by_name[n] for n in split[name][:3]], [artist]), 1, "val",
+                                  h, None)  # fmt: skip
+            assert row["pictures"] == len(pictures) and row["classes"] == 3
+            assert row["top1"] == round(pretrain.zero_shot_accuracy(model, pictures), 4)
+            assert row["interval"][0] <= row["top1"] <= row["interval"][1]
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    for file in ("results-miniworld-v2-artists.json", "results-miniworld-v2-artists-cov-symbola.json"):
+        recorded = json.loads((BENCH / file).read_text())
+        for name, rows in recorded["sets"].items():
+            cells = [f"{100 * rows[a]['top1']:.1f}% [{100 * rows[a]['interval'][0]:.1f}, "
+                     f"{100 * rows[a]['interval'][1]:.1f}]" for a in ("noto", "twemoji", "symbola")]  # fmt: skip
+            row = f"| {recorded['weights_label']} | {bench.SET_WORDS[name]} | " + " | ".join(cells) + " |"
+            assert row in text, f"RESULTS.md does not quote {file}: {row}"
+
+
+def test_results_md_quotes_the_run_with_the_outlines_held_out():
+    """The two models' val numbers at 7 pictures per drawing, cell by cell, from the recorded files; the
+    candidate's card and its benchmark file agree, and it was not installed."""
+    from benchmarks.artists_miniworld_v2 import wilson
+
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    old = json.loads((BENCH / "results-miniworld-v2-artists.json").read_text())
+    new = json.loads((BENCH / "results-miniworld-v2-artists-cov-symbola.json").read_text())
+    card = json.loads((BENCH / "results-miniworld-v2-pretrain-cov-symbola.json").read_text())
+    shipped = json.loads(
+        (ROOT / "negprompt" / "model_weights" / "negprompt-mini2-miniworld-v2.card.json").read_text()
+    )
+    assert card["recipe"]["covariate_artist"] == new["covariate_artist"] == "symbola"
+    assert old["covariate_artist"] == shipped["recipe"].get("covariate_artist", "twemoji") == "twemoji"
+    assert card["v2"]["val"] == new["card_val"]  # the card's val and the benchmark's are one measurement
+    assert card["sha256"] != shipped["sha256"] and new["card_val"]["id_top1"] < card["v2_targets"]["id_top1"]
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+
+    def ci(v: float, n: int) -> str:
+        low, high = wilson(round(v * n), n)
+        return f"{pct(v)} [{100 * low:.1f}, {100 * high:.1f}]"
+
+    a, b = old["card_val"], new["card_val"]
+    n, k = a["id_images"], a["id_images"] // 2
+    assert n == b["id_images"] == 2128
+    rows = [
+        f"| ID top-1 ({n:,} pictures, 152 classes) | {ci(a['id_top1'], n)} | **{ci(b['id_top1'], n)}** |",
+        "| by artist | "
+        + " | ".join(
+            ", ".join(f"{x.title()} {pct(v)}" for x, v in r["id_top1_by_artist"].items()) for r in (a, b)
+        )
+        + " |",  # fmt: skip
+        f"| the held-out artist's drawings of the ID concepts ({k:,}) | Twemoji {ci(a['covariate_top1'], k)} | "
+        f"Symbola {ci(b['covariate_top1'], k)} |",
+        f"| all {a['all_concepts_classes']} concepts, every artist | {pct(a['all_concepts_top1'])} | "
+        f"{pct(b['all_concepts_top1'])} |",
+        f"| style (3 styles) | {pct(a['style_top1'])} | {pct(b['style_top1'])} |",
+        '| context cosine ("a photo of a" / "an outline of a") | '
+        + " | ".join(
+            f"{r['context_cosine']['a photo of a']:.3f} / {r['context_cosine']['an outline of a']:.3f}"
+            for r in (a, b)
+        )
+        + " |",  # fmt: skip
+        "| v1's held-out sets (clothing / digits / shapes / textures) | "
+        + " | ".join(
+            " / ".join(
+                pct(c["zero_shot_top1"][d]["top1"]) for d in ("clothing", "digits", "shapes", "textures")
+            )
+            for c in (shipped, card)
+        )
+        + " |",  # fmt: skip
+        f"| steps / final loss (mean of the last 50) | {shipped['recipe']['steps']:,} / "
+        f"{shipped['trained_on']['final_loss_mean_last_50']:.2f} | {card['recipe']['steps']:,} / "
+        f"{card['trained_on']['final_loss_mean_last_50']:.2f} |",
+    ]
+    missing = [r for r in rows if r not in text]
+    assert not missing, f"RESULTS.md does not quote the recorded runs: {missing}"
+    assert f"{card['trained_on']['seconds_this_process']:,.0f} s" in text
+
+
 def test_miniworld_v2_supervised_tower_learns_its_labels_and_results_md_quotes_it(tmp_path, monkeypatch):
     """The supervised diagnostic trains the v2 image tower at the size asked, fits a few concepts'
     pictures it is taught (well above chance), never reads the test part; RESULTS.md quotes the run."""

@@ -188,3 +188,26 @@ def test_by_artist_splits_acceptance_at_the_rows_threshold(findings):
     assert (
         "| 0 | near-ood | energy (zero-shot) *(training-free)* | a (100) |" in md and "0.0 [0.0, 0.0]" in md
     )
+
+
+def test_findings_md_quotes_the_other_v2_from_its_recorded_runs(findings):
+    """docs/findings.md's tables of the v2 built with Symbola held out are rows of that JSON's report,
+    and the JSON names weights that are not the shipped ones."""
+    import json
+
+    recorded = json.loads((ROOT / "benchmarks" / "findings-mini2-cov-symbola.json").read_text())
+    shipped = json.loads(
+        (ROOT / "negprompt" / "model_weights" / "negprompt-mini2-miniworld-v2.card.json").read_text()
+    )
+    card = json.loads((ROOT / recorded["weights"]["card"]).read_text())
+    assert recorded["weights"]["sha256"] == card["sha256"] != shipped["sha256"]
+    assert recorded["covariate_artist"] == card["recipe"]["covariate_artist"] == "symbola"
+    report = findings.report(recorded).splitlines()
+    text = (ROOT / "docs" / "findings.md").read_text(encoding="utf-8")
+    start = text.index("**How much these conclusions depend on which artist is held out")
+    section = text[start : text.index("\n### ", start)]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| row")]
+    assert len(rows) == 14
+    for row in rows:
+        label = row.split(" | ")[0]
+        assert row in report, f"findings.md's row {label} | … is not in the report of the recorded runs"
