@@ -2,9 +2,9 @@
 
     python -m benchmarks.probe_miniworld_v2 [--weights FILE] [--json benchmarks/results-miniworld-v2-probe.json]
 
-For each pretraining artist of the ID concepts (Noto, Symbola) it renders ``--train-per-pair``
-pictures of every drawing from the ``pretrain`` part (pictures the model trained on) and
-``--val-per-pair`` from ``val`` (new pictures of the same drawings), and reports:
+For each pretraining artist of the ID concepts (every artist of the split but its covariate one) it
+renders ``--train-per-pair`` pictures of every drawing from the ``pretrain`` part (pictures the model
+trained on) and ``--val-per-pair`` from ``val`` (new pictures of the same drawings), and reports:
 
 * zero-shot top-1 with the toolkit's prompt ("a photo of a <class>") on both;
 * a linear probe (multinomial logistic regression on the L2-normalised image features) fitted on the
@@ -113,14 +113,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     import open_clip
 
-    from negprompt.miniworld import splits
+    from negprompt.miniworld import artists, splits
     from negprompt.miniworld.emoji import load_hierarchy
 
     model, weights = load_v2(args.weights, args.model, args.threads)
     split = splits.published()
     hierarchy = load_hierarchy()
     concepts = [hierarchy.by_name[n] for n in split["id"][: args.limit]]
-    seen_artists = [a for a in ("noto", "symbola") if a != split["covariate_artist"]]
+    seen_artists = [a for a in artists.ARTISTS if a != split["covariate_artist"]]
     t0 = time.perf_counter()
     result = {
         "date": time.strftime("%Y-%m-%d"),
