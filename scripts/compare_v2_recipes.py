@@ -141,6 +141,10 @@ def main(argv=None) -> int:
         unknown = set(v) - known - {"name", "arch"}
         if unknown:
             raise SystemExit(f"variant {v.get('name')!r}: unknown recipe fields {sorted(unknown)}")
+        if v.get("covariate_artist"):  # another held-out artist changes the val sets themselves
+            raise SystemExit(f"variant {v.get('name')!r}: every variant here is measured on the published "
+                             "split's val sets; train another held-out artist with scripts/pretrain_mini_clip.py "
+                             "--world v2 --covariate-artist NAME")  # fmt: skip
     hierarchy, lexicon, split = load_hierarchy(), WordNet(), splits.published()
     pools: dict[tuple, dict] = {}
 

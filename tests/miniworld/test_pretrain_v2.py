@@ -333,3 +333,17 @@ def test_a_recipe_may_hold_out_another_artist_and_cannot_ship_it(two_artists, tm
     assert script.main(args + ["--test", "--install", "--force"]) == 2  # not the published split's artist
     bad = ["--world", "v2", "--out", str(tmp_path / "bad"), *TINY_RUN, "--covariate-artist", "nobody"]
     assert script.main(bad) == 2
+
+
+def test_recipe_comparison_refuses_another_held_out_artist(two_artists, tmp_path, monkeypatch):
+    """A variant with its own covariate artist would be measured on val sets that are not its own."""
+    small, split = two_artists
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import compare_v2_recipes as script
+
+    monkeypatch.setattr(script, "load_hierarchy", lambda: small)
+    monkeypatch.setattr(script.splits, "published", lambda: split)
+    variant = json.dumps({"name": "other", "steps": 2, "covariate_artist": "noto"})
+    with pytest.raises(SystemExit, match="--covariate-artist NAME"):
+        script.main(["--out", str(tmp_path / "r.jsonl"), "--steps", "2", "--variant", variant])
+    assert not (tmp_path / "r.jsonl").exists()
