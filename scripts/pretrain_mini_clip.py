@@ -157,6 +157,15 @@ def card(cfg: P.PretrainConfig, summary: dict, accuracies: dict, weights: Path, 
     }
 
 
+def peak_words(trained_on: dict) -> str:
+    """ ", peak memory …" for a card's training line, from what the run recorded (nothing for older runs)."""
+    rss, cuda = trained_on.get("peak_rss_mb_this_process"), trained_on.get("peak_cuda_mb_this_process")
+    words = ([f"{rss / 1024:.1f} GB resident"] if rss else []) + (
+        [f"{cuda / 1024:.1f} GB on the GPU"] if cuda else []
+    )
+    return f", peak memory {' and '.join(words)}" if words else ""
+
+
 def _device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
@@ -179,8 +188,8 @@ def markdown(c: dict) -> str:
         )
     else:
         timing = (
-            f"{t['steps_done']} steps, {t['seconds_this_process']:.0f} s in the last process, final loss "
-            f"(mean of the last 50 steps) {t['final_loss_mean_last_50']:.4f}."
+            f"{t['steps_done']} steps, {t['seconds_this_process']:.0f} s in the last process{peak_words(t)}, "
+            f"final loss (mean of the last 50 steps) {t['final_loss_mean_last_50']:.4f}."
         )
     notes = "".join(f"- {c[k]}\n" for k in ("ood_concepts_in_pretraining", "text_context") if k in c)
     notes = f"## What to know before reading results\n\n{notes}\n" if notes else ""
@@ -398,7 +407,7 @@ v1's held-out sets:
 {recipe}
 
 Trained on {t["device_name"]} ({t["device"]}): {t["steps_done"]} steps, {t.get("seconds_this_process", 0):.0f} s
-in the last process.
+in the last process{peak_words(t)}.
 
 ## Data and licences
 

@@ -437,7 +437,8 @@ def pretrain(
     ``domain_weights`` (share of each domain of ``world`` in a batch) defaults to v1's
     :data:`~negprompt.miniworld.world.DOMAIN_WEIGHTS`.
 
-    Returns the model (fp32, on CPU) and a summary (losses, wall time, peak memory, steps run here).
+    Returns the model (fp32, on CPU) and a summary (losses, wall time, peak memory of this process, steps
+    run here).
     """
     _check(cfg)
     loss_fn = LOSSES[cfg.loss]
@@ -493,8 +494,26 @@ def pretrain(
         "seconds_per_step": round(seconds / max(steps_here, 1), 3),
         "final_loss_mean_last_50": round(float(np.mean(history[-50:])), 4) if history else None,
         "device": device,
-    }
+    } | peak_memory(device)
     return model.eval().cpu(), summary
+
+
+def peak_memory(device: str) -> dict:
+    """This process's peak memory so far, in MB: ``peak_rss_mb_this_process`` (resident set: the
+    pictures, the model, the optimizer; none where the platform does not report it) and, on a CUDA
+    device, ``peak_cuda_mb_this_process`` (tensors torch allocated there)."""
+    out = {}
+    try:
+        import resource
+        import sys
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+        out["peak_rss_mb_this_process"] = round(rss / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    except (ImportError, OSError):
+        out["peak_rss_mb_this_process"] = None
+    if device.startswith("cuda") and torch.cuda.is_available():
+        out["peak_cuda_mb_this_process"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
 
 
 @torch.no_grad()

@@ -147,6 +147,8 @@ def test_pretraining_script_runs_writes_a_card_and_protects_the_shipped_weights(
     assert all(v.dtype == torch.float16 for v in state.values())
     assert (tmp_path / "run" / "MODEL_CARD.md").read_text().startswith("# negprompt-mini")
     assert np.isfinite(card["trained_on"]["final_loss_mean_last_50"])
+    assert 50 < card["trained_on"]["peak_rss_mb_this_process"] < 64_000
+    assert "GB resident" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
 
 
 def test_model_card_states_its_prompt_recipe_choice_and_caveats_without_placeholders():

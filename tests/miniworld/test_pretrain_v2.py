@@ -272,10 +272,28 @@ def test_training_on_one_machine_and_measuring_on_another(two_artists, tmp_path,
     card = json.loads((out / "negprompt-mini2-miniworld-v2.card.json").read_text())
     assert card["recipe"]["hard_share"] == 0.5 and set(card["v2"]) == {"val", "test"}
     assert card["trained_on"]["steps_done"] == 3 and card["trained_on"]["device"] == "cpu"
+    peak = card["trained_on"]["peak_rss_mb_this_process"]  # the training process's, carried to the card
+    assert peak == recorded["summary"]["peak_rss_mb_this_process"] and 50 < peak < 64_000
+    assert f"peak memory {peak / 1024:.1f} GB resident" in (out / "MODEL_CARD-miniworld-v2.md").read_text()
     assert weights.read_bytes() == before
     (out / script.SUMMARY_FILE).write_text("{not json")
     assert script.main(["--world", "v2", "--out", str(out), "--evaluate-only", "--quiet"]) == 2
     assert script.main(["--out", str(out), "--evaluate-only"]) == 2  # v1 has no such mode
+
+
+def test_a_card_states_the_peak_memory_its_run_recorded(monkeypatch):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import pretrain_mini_clip as script
+
+    peak = P.peak_memory("cpu")
+    assert set(peak) == {"peak_rss_mb_this_process"} and peak["peak_rss_mb_this_process"] > 50
+    assert script.peak_words({"peak_rss_mb_this_process": 2150.4}) == ", peak memory 2.1 GB resident"
+    both = {"peak_rss_mb_this_process": 6144.0, "peak_cuda_mb_this_process": 3584.0}
+    assert script.peak_words(both) == ", peak memory 6.0 GB resident and 3.5 GB on the GPU"
+    assert script.peak_words({"steps_done": 3}) == ""  # a card from before peaks were recorded
+    monkeypatch.setattr(P.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(P.torch.cuda, "max_memory_allocated", lambda device: 3 * 2**30)
+    assert P.peak_memory("cuda")["peak_cuda_mb_this_process"] == 3072.0
 
 
 def test_recipe_comparison_reads_val_only_and_applies_each_variant(two_artists, tmp_path, monkeypatch):
