@@ -447,12 +447,50 @@ def test_results_md_quotes_the_run_with_the_outlines_held_out():
     assert f"{card['trained_on']['seconds_this_process']:,.0f} s" in text
 
 
+def _two_seed_rows(vals: list[dict], cards: list[dict], held_out: str) -> tuple[list[str], float]:
+    """RESULTS.md's rows for two seeds' ``val`` numbers (7 pictures per drawing) and their pooled ID
+    top-1, with 95% Wilson intervals over the pictures."""
+    from benchmarks.artists_miniworld_v2 import wilson
+
+    n, k = vals[0]["id_images"], vals[0]["id_images"] // 2
+    assert vals[1]["id_images"] == n == 2128
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+
+    def ci(right: int, total: int) -> str:
+        low, high = wilson(right, total)
+        return f"{pct(right / total)} [{100 * low:.1f}, {100 * high:.1f}]"
+
+    ids = [round(v["id_top1"] * n) for v in vals]
+    covs = [round(v["covariate_top1"] * k) for v in vals]
+    artists = list(vals[0]["id_top1_by_artist"])
+    rows = [
+        f"| ID top-1 ({n:,} pictures a seed) | {ci(ids[0], n)} | {ci(ids[1], n)} | **{ci(sum(ids), 2 * n)}** |",
+        "| by artist | "
+        + " | ".join(", ".join(f"{x.title()} {pct(v['id_top1_by_artist'][x])}" for x in artists) for v in vals)
+        + " | "
+        + ", ".join(f"{x.title()} {pct(sum(v['id_top1_by_artist'][x] for v in vals) / 2)}" for x in artists)
+        + " |",
+        f"| {held_out}, held out ({k:,} pictures a seed) | {ci(covs[0], k)} | {ci(covs[1], k)} | "
+        f"{ci(sum(covs), 2 * k)} |",
+        f"| all {vals[0]['all_concepts_classes']} concepts / style (3 styles) | "
+        + " | ".join(f"{pct(v['all_concepts_top1'])} / {pct(v['style_top1'])}" for v in vals)
+        + " |  |",
+        '| context cosine ("a photo of a" / "an outline of a") | '
+        + " | ".join(
+            f"{v['context_cosine']['a photo of a']:.3f} / {v['context_cosine']['an outline of a']:.3f}" for v in vals
+        )
+        + " |  |",
+        "| steps / final loss (mean of the last 50) | "
+        + " | ".join(f"{c['recipe']['steps']:,} / {c['trained_on']['final_loss_mean_last_50']:.2f}" for c in cards)
+        + " |  |",
+    ]  # fmt: skip
+    return rows, sum(ids) / (2 * n)
+
+
 def test_results_md_quotes_the_second_seed_of_the_outlines_held_out():
     """Seed 1 of the outlines-held-out recipe: the same recipe as seed 0 but for the seed, never
     installed; RESULTS.md quotes both seeds and their pooled numbers, cell by cell, and the verdict of
     the rule fixed before the run (pooled ID top-1 on val against the target)."""
-    from benchmarks.artists_miniworld_v2 import wilson
-
     text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
     runs = [json.loads((BENCH / f).read_text()) for f in
             ("results-miniworld-v2-pretrain-cov-symbola.json", "results-miniworld-v2-pretrain-cov-symbola-seed1.json")]  # fmt: skip
@@ -465,45 +503,11 @@ def test_results_md_quotes_the_second_seed_of_the_outlines_held_out():
         k: v for k, v in b["recipe"].items() if k != "seed"
     }
     assert b["sha256"] not in (a["sha256"], shipped["sha256"])
-    vals = [r["v2"]["val"] for r in runs]
-    n, k = vals[0]["id_images"], vals[0]["id_images"] // 2
-    assert vals[1]["id_images"] == n == 2128
-    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
-
-    def ci(right: int, total: int) -> str:
-        low, high = wilson(right, total)
-        return f"{pct(right / total)} [{100 * low:.1f}, {100 * high:.1f}]"
-
-    ids = [round(v["id_top1"] * n) for v in vals]
-    covs = [round(v["covariate_top1"] * k) for v in vals]
-    pooled = sum(ids) / (2 * n)
-    rows = [
-        f"| ID top-1 ({n:,} pictures a seed) | {ci(ids[0], n)} | {ci(ids[1], n)} | **{ci(sum(ids), 2 * n)}** |",
-        "| by artist | "
-        + " | ".join(
-            ", ".join(f"{x.title()} {pct(t)}" for x, t in v["id_top1_by_artist"].items()) for v in vals
-        )
-        + " | "
-        + ", ".join(
-            f"{x.title()} {pct(sum(v['id_top1_by_artist'][x] for v in vals) / 2)}"
-            for x in vals[0]["id_top1_by_artist"]
-        )
-        + " |",  # fmt: skip
-        f"| Symbola, held out ({k:,} pictures a seed) | {ci(covs[0], k)} | {ci(covs[1], k)} | {ci(sum(covs), 2 * k)} |",
-        f"| all {vals[0]['all_concepts_classes']} concepts / style (3 styles) | "
-        + " | ".join(f"{pct(v['all_concepts_top1'])} / {pct(v['style_top1'])}" for v in vals)
-        + " |  |",
-        "| steps / final loss (mean of the last 50) | "
-        + " | ".join(
-            f"{r['recipe']['steps']:,} / {r['trained_on']['final_loss_mean_last_50']:.2f}" for r in runs
-        )
-        + " |  |",
-    ]
+    rows, pooled = _two_seed_rows([r["v2"]["val"] for r in runs], runs, "Symbola")
     missing = [r for r in rows if r not in text]
     assert not missing, f"RESULTS.md does not quote the two seeds: {missing}"
-    met = pooled >= a["v2_targets"]["id_top1"]
-    verdict = "**The rule is met" if met else "**The rule is not met"
-    assert f"{verdict}: {pct(pooled)} over both seeds" in text
+    verdict = "**The rule is met" if pooled >= a["v2_targets"]["id_top1"] else "**The rule is not met"
+    assert f"{verdict}: {100 * pooled:.1f}% over both seeds" in text
 
 
 def test_miniworld_v2_supervised_tower_learns_its_labels_and_results_md_quotes_it(tmp_path, monkeypatch):
