@@ -595,3 +595,28 @@ def test_results_md_quotes_the_equal_time_towers_and_the_patch8_hour():
     seen = ours["v2_pretrain_pictures"]
     noto, symbola = (pct(seen["id_top1_by_artist"][k]) for k in ("noto", "symbola"))
     assert f"| {pct(seen['id_top1'])} (Noto {noto}, Symbola {symbola}) |" in text
+
+
+def test_results_md_quotes_the_shipped_recipe_on_a_second_seed():
+    """Seed 1 of the shipped recipe (never installed): the shipped card's recipe but for the seed and
+    the val pictures per drawing (7, so that it compares with the shipped weights' card_val); RESULTS.md
+    quotes both seeds and their pooled numbers cell by cell."""
+    from dataclasses import asdict
+
+    from negprompt.miniworld import pretrain_v2 as P2
+
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    shipped = json.loads(
+        (ROOT / "negprompt" / "model_weights" / "negprompt-mini2-miniworld-v2.card.json").read_text()
+    )
+    seed0 = json.loads((BENCH / "results-miniworld-v2-artists.json").read_text())["card_val"]
+    seed1 = json.loads((BENCH / "results-miniworld-v2-pretrain-seed1.json").read_text())
+    assert (shipped["recipe"]["seed"], seed1["recipe"]["seed"], seed1["recipe"]["val_per_pair"]) == (0, 1, 7)
+    defaults = asdict(P2.PretrainV2Config())
+    for key, value in seed1["recipe"].items():
+        if key not in ("seed", "val_per_pair"):
+            assert value == shipped["recipe"].get(key, defaults.get(key)), key
+    assert seed1["recipe"]["covariate_artist"] in ("", "twemoji") and seed1["sha256"] != shipped["sha256"]
+    rows, _ = _two_seed_rows([seed0, seed1["v2"]["val"]], [shipped, seed1], "Twemoji")
+    missing = [r for r in rows if r not in text]
+    assert not missing, f"RESULTS.md does not quote the shipped recipe's two seeds: {missing}"
