@@ -41,6 +41,17 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def newcombe(right_a: int, n_a: int, right_b: int, n_b: int, z: float = 1.96) -> tuple[float, float, float]:
+    """The difference of two independent proportions ``right_a / n_a - right_b / n_b`` and its
+    interval from the two Wilson intervals (Newcombe's hybrid score interval, his method 10):
+    ``(difference, low, high)``. For the same pictures scored by two models it is conservative."""
+    pa, pb = right_a / n_a, right_b / n_b
+    la, ua = wilson(right_a, n_a, z)
+    lb, ub = wilson(right_b, n_b, z)
+    d = pa - pb
+    return (d, d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
+
+
 def by_artist(
     model, tokenizer, split: dict, hierarchy, per_pair: int, artists: list[str], limit: int | None = None
 ) -> dict:

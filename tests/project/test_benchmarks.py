@@ -344,6 +344,16 @@ def test_wilson_interval_matches_known_values():
     assert wilson(608, 608)[1] == 1.0 and wilson(0, 0) == (0.0, 1.0)
 
 
+def test_newcombe_difference_interval_matches_his_worked_examples():
+    """Newcombe (1998), method 10, on two of his examples: 56/70 - 48/80 and 9/10 - 3/10."""
+    from benchmarks.artists_miniworld_v2 import newcombe
+
+    assert newcombe(56, 70, 48, 80) == pytest.approx((0.2, 0.0524, 0.3339), abs=1e-4)
+    assert newcombe(9, 10, 3, 10) == pytest.approx((0.6, 0.1705, 0.8090), abs=1e-4)
+    d, low, high = newcombe(30, 100, 30, 100)
+    assert d == 0 and low == pytest.approx(-high) and low < 0 < high
+
+
 def test_miniworld_v2_artists_benchmark_runs_on_saved_weights_and_results_md_quotes_it(tmp_path):
     """Zero-shot top-1 per concept set and artist on val pictures, equal to pretraining's own zero-shot
     evaluation of the same pictures; RESULTS.md quotes the recorded runs."""
@@ -620,3 +630,65 @@ def test_results_md_quotes_the_shipped_recipe_on_a_second_seed():
     rows, _ = _two_seed_rows([seed0, seed1["v2"]["val"]], [shipped, seed1], "Twemoji")
     missing = [r for r in rows if r not in text]
     assert not missing, f"RESULTS.md does not quote the shipped recipe's two seeds: {missing}"
+
+
+def test_results_md_quotes_32_pictures_per_drawing_against_the_shipped_recipes_seeds():
+    """The hour of 32 pictures per drawing (never installed): the shipped card's recipe but for
+    ``per_pair`` and the val pictures per drawing; RESULTS.md quotes it against the shipped recipe's two
+    seeds pooled, each difference with its Newcombe interval, the verdict of the rule fixed before the
+    run, and the probe of both towers cell by cell."""
+    from dataclasses import asdict
+
+    from benchmarks.artists_miniworld_v2 import newcombe, wilson
+    from negprompt.miniworld import pretrain_v2 as P2
+
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    shipped = json.loads(
+        (ROOT / "negprompt" / "model_weights" / "negprompt-mini2-miniworld-v2.card.json").read_text()
+    )
+    run = json.loads((BENCH / "results-miniworld-v2-pretrain-pp32.json").read_text())
+    defaults = asdict(P2.PretrainV2Config())
+    recipe = run["recipe"]
+    assert (recipe["per_pair"], recipe["val_per_pair"], shipped["recipe"]["per_pair"]) == (32, 7, 8)
+    for key, value in run["recipe"].items():
+        if key not in ("per_pair", "val_per_pair"):
+            assert value == shipped["recipe"].get(key, defaults.get(key)), key
+    assert run["sha256"] != shipped["sha256"] and "test" not in run["v2"]
+    seeds = [
+        json.loads((BENCH / "results-miniworld-v2-artists.json").read_text())["card_val"],
+        json.loads((BENCH / "results-miniworld-v2-pretrain-seed1.json").read_text())["v2"]["val"],
+    ]
+    ours = run["v2"]["val"]
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+
+    def row(name: str, get, n: int) -> str:
+        a, b = sum(round(get(v) * n) for v in seeds), round(get(ours) * n)
+        (la, ha), (lb, hb) = wilson(a, 2 * n), wilson(b, n)
+        d, low, high = newcombe(b, n, a, 2 * n)
+        return (
+            f"| {name} | {pct(a / (2 * n))} [{100 * la:.1f}, {100 * ha:.1f}] | {pct(b / n)} "
+            f"[{100 * lb:.1f}, {100 * hb:.1f}] | {100 * d:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] |"
+        )
+
+    rows = [
+        row("ID top-1 (2,128 pictures a run)", lambda v: v["id_top1"], 2128),
+        row("Noto (1,064)", lambda v: v["id_top1_by_artist"]["noto"], 1064),
+        row("Symbola (1,064)", lambda v: v["id_top1_by_artist"]["symbola"], 1064),
+        row("Twemoji, held out (1,064)", lambda v: v["covariate_top1"], 1064),
+        f"| {pct(ours['all_concepts_top1'])} / {pct(ours['style_top1'])} |  |",
+        f"| {ours['context_cosine']['a photo of a']:.3f} / {ours['context_cosine']['an outline of a']:.3f} |  |",
+        f"| 2,800 / {run['trained_on']['final_loss_mean_last_50']:.2f} |  |",
+    ]
+    probes = [json.loads((BENCH / f).read_text())["by_artist"] for f in
+              ("results-miniworld-v2-probe.json", "results-miniworld-v2-probe-pp32.json")]  # fmt: skip
+    for artist in ("noto", "symbola"):
+        cells = [f"{pct(probes[0][artist][m][k])} → {pct(probes[1][artist][m][k])}"
+                 for m in ("zero_shot", "linear_probe") for k in ("pretrain", "val")]  # fmt: skip
+        rows.append(f"| {artist}, 8 → 32 per drawing | " + " | ".join(cells) + " |")
+    missing = [r for r in rows if r not in text]
+    assert not missing, f"RESULTS.md does not quote the run: {missing}"
+    verdict = (
+        "**The rule is met" if ours["id_top1"] >= run["v2_targets"]["id_top1"] else "**The rule is not met"
+    )
+    assert f"{verdict}: {pct(ours['id_top1'])} on `val`**" in text
+    assert f"{run['trained_on']['seconds_this_process']:,.0f} s" in text
