@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     import open_clip
 
+    from negprompt.io import sha256_file
     from negprompt.miniworld import artists, splits
     from negprompt.miniworld.emoji import load_hierarchy
 
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads",
         "weights": Path(weights).name,
+        "weights_sha256": sha256_file(weights),
         "prompt": PROMPT,
         "probe": "sklearn LogisticRegression(C=10, max_iter=3000) on L2-normalised image features",
         "by_artist": probe(

@@ -6,6 +6,7 @@ tiny sizes and that benchmarks/RESULTS.md quotes benchmarks/results-cpu.json fai
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -311,6 +312,7 @@ def test_miniworld_v2_probe_runs_on_saved_weights_and_results_md_quotes_it(tmp_p
     r = probe_miniworld_v2.main(["--weights", str(weights), "--limit", "3", "--train-per-pair", "2",
                                  "--val-per-pair", "1", "--threads", "1", "--json", str(out)])  # fmt: skip
     assert json.loads(out.read_text()) == json.loads(json.dumps(r, default=str))
+    assert r["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert set(r["by_artist"]) == {"noto", "symbola"}
     for row in r["by_artist"].values():
         assert row["classes"] == 3 and row["pictures"] == {"pretrain": 6, "val": 3}
@@ -455,6 +457,19 @@ def test_results_md_quotes_the_run_with_the_outlines_held_out():
     missing = [r for r in rows if r not in text]
     assert not missing, f"RESULTS.md does not quote the recorded runs: {missing}"
     assert f"{card['trained_on']['seconds_this_process']:,.0f} s" in text
+
+
+def _assert_shipped_recipe_but(card: dict, shipped: dict, *changed: str) -> None:
+    """``card``'s recipe is the shipped card's field for field, except ``changed`` (fields the shipped
+    card predates compare with v2's defaults)."""
+    from dataclasses import asdict
+
+    from negprompt.miniworld import pretrain_v2 as P2
+
+    defaults = asdict(P2.PretrainV2Config())
+    for key, value in card["recipe"].items():
+        if key not in changed:
+            assert value == shipped["recipe"].get(key, defaults.get(key)), key
 
 
 def _two_seed_rows(vals: list[dict], cards: list[dict], held_out: str) -> tuple[list[str], float]:
@@ -611,10 +626,6 @@ def test_results_md_quotes_the_shipped_recipe_on_a_second_seed():
     """Seed 1 of the shipped recipe (never installed): the shipped card's recipe but for the seed and
     the val pictures per drawing (7, so that it compares with the shipped weights' card_val); RESULTS.md
     quotes both seeds and their pooled numbers cell by cell."""
-    from dataclasses import asdict
-
-    from negprompt.miniworld import pretrain_v2 as P2
-
     text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
     shipped = json.loads(
         (ROOT / "negprompt" / "model_weights" / "negprompt-mini2-miniworld-v2.card.json").read_text()
@@ -622,10 +633,7 @@ def test_results_md_quotes_the_shipped_recipe_on_a_second_seed():
     seed0 = json.loads((BENCH / "results-miniworld-v2-artists.json").read_text())["card_val"]
     seed1 = json.loads((BENCH / "results-miniworld-v2-pretrain-seed1.json").read_text())
     assert (shipped["recipe"]["seed"], seed1["recipe"]["seed"], seed1["recipe"]["val_per_pair"]) == (0, 1, 7)
-    defaults = asdict(P2.PretrainV2Config())
-    for key, value in seed1["recipe"].items():
-        if key not in ("seed", "val_per_pair"):
-            assert value == shipped["recipe"].get(key, defaults.get(key)), key
+    _assert_shipped_recipe_but(seed1, shipped, "seed", "val_per_pair")
     assert seed1["recipe"]["covariate_artist"] in ("", "twemoji") and seed1["sha256"] != shipped["sha256"]
     rows, _ = _two_seed_rows([seed0, seed1["v2"]["val"]], [shipped, seed1], "Twemoji")
     missing = [r for r in rows if r not in text]
@@ -637,22 +645,16 @@ def test_results_md_quotes_32_pictures_per_drawing_against_the_shipped_recipes_s
     ``per_pair`` and the val pictures per drawing; RESULTS.md quotes it against the shipped recipe's two
     seeds pooled, each difference with its Newcombe interval, the verdict of the rule fixed before the
     run, and the probe of both towers cell by cell."""
-    from dataclasses import asdict
-
     from benchmarks.artists_miniworld_v2 import newcombe, wilson
-    from negprompt.miniworld import pretrain_v2 as P2
 
     text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
     shipped = json.loads(
         (ROOT / "negprompt" / "model_weights" / "negprompt-mini2-miniworld-v2.card.json").read_text()
     )
     run = json.loads((BENCH / "results-miniworld-v2-pretrain-pp32.json").read_text())
-    defaults = asdict(P2.PretrainV2Config())
     recipe = run["recipe"]
     assert (recipe["per_pair"], recipe["val_per_pair"], shipped["recipe"]["per_pair"]) == (32, 7, 8)
-    for key, value in run["recipe"].items():
-        if key not in ("per_pair", "val_per_pair"):
-            assert value == shipped["recipe"].get(key, defaults.get(key)), key
+    _assert_shipped_recipe_but(run, shipped, "per_pair", "val_per_pair")
     assert run["sha256"] != shipped["sha256"] and "test" not in run["v2"]
     seeds = [
         json.loads((BENCH / "results-miniworld-v2-artists.json").read_text())["card_val"],
@@ -679,8 +681,10 @@ def test_results_md_quotes_32_pictures_per_drawing_against_the_shipped_recipes_s
         f"| {ours['context_cosine']['a photo of a']:.3f} / {ours['context_cosine']['an outline of a']:.3f} |  |",
         f"| 2,800 / {run['trained_on']['final_loss_mean_last_50']:.2f} |  |",
     ]
-    probes = [json.loads((BENCH / f).read_text())["by_artist"] for f in
+    probes = [json.loads((BENCH / f).read_text()) for f in
               ("results-miniworld-v2-probe.json", "results-miniworld-v2-probe-pp32.json")]  # fmt: skip
+    assert [p["weights_sha256"] for p in probes] == [shipped["sha256"], run["sha256"]]
+    probes = [p["by_artist"] for p in probes]
     for artist in ("noto", "symbola"):
         cells = [f"{pct(probes[0][artist][m][k])} → {pct(probes[1][artist][m][k])}"
                  for m in ("zero_shot", "linear_probe") for k in ("pretrain", "val")]  # fmt: skip
