@@ -10,7 +10,8 @@ or an equal time.
 
 Every variant is a set of `negprompt.miniworld.pretrain_v2.PretrainV2Config` fields over the script's
 base recipe (``--steps``, default 400; everything else v2's defaults), and optionally ``arch``: changes
-to the model's open_clip config (``"<section>.<key>": value``), registered under a derived name. The
+to the model's open_clip config (``"<section>.<key>": value``, any entry open_clip reads, such as
+``"vision_cfg.patch_dropout": 0.5``), registered under a derived name. The
 pretraining pool is rendered once for all variants that share it (the same pictures per drawing, the
 same ``clipart`` setting and, with v1's domains, the same seed and sizes). Each variant's line in ``--out`` (JSON lines, appended)
 holds zero-shot top-1 on ``val`` for each pretraining artist ("a photo of a <class>" and the artist's

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import open_clip.factory
+import open_clip.model
 import torch
 import torch.nn.functional as F
 
@@ -72,6 +73,13 @@ SUMMARY_FILE = "pretrain-summary.json"
 """Recipe, architecture changes and training summary of a finished v2 run, beside its weights."""
 
 
+_CFG_FIELDS = {
+    "vision_cfg": frozenset(open_clip.model.CLIPVisionCfg.__dataclass_fields__),
+    "text_cfg": frozenset(open_clip.model.CLIPTextCfg.__dataclass_fields__),
+}
+"""Entries open_clip reads from a tower's config: an architecture variant may set one its base
+config leaves at open_clip's default (``vision_cfg.patch_dropout``, say)."""
+
 _DERIVED: set[str] = set()
 """Names :func:`derived_model` registered in this process (the only ones it may register again)."""
 
@@ -91,7 +99,7 @@ def derived_model(base: str, arch: dict, name: str) -> str:
         raise ValueError(f"unknown model config {base!r}")
     for key, value in arch.items():
         section, _, field = key.partition(".")
-        if field not in cfg.get(section, {}):
+        if field not in cfg.get(section, {}) and field not in _CFG_FIELDS.get(section, ()):
             raise ValueError(f"{base} has no config entry {key!r}")
         cfg[section][field] = value
     open_clip.factory._MODEL_CONFIGS[name] = cfg

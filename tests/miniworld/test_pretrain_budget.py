@@ -204,3 +204,23 @@ def test_a_damaged_or_foreign_summary_is_named_with_its_fix(tmp_path):
     (tmp_path / P2.SUMMARY_FILE).write_text("[1, 2]")
     with pytest.raises(ValueError, match="cannot be read"):
         P2.load_run(tmp_path)
+
+
+def test_a_variant_may_set_a_tower_entry_its_base_config_leaves_at_the_default():
+    # negprompt-mini2.json has no patch_dropout entry; open_clip reads one (0 by default)
+    name = P2.derived_model("negprompt-mini2", {"vision_cfg.patch_dropout": 0.5}, "negprompt-mini2-testpd")
+    assert open_clip.get_model_config(name)["vision_cfg"]["patch_dropout"] == 0.5
+    assert "patch_dropout" not in open_clip.get_model_config("negprompt-mini2")["vision_cfg"]
+    dropped, base = P.new_model(0, name), P.new_model(0, "negprompt-mini2")
+    assert dropped.visual.patch_dropout.prob == 0.5
+    base.load_state_dict(dropped.state_dict())  # the same weights: dropout adds no parameter
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        # measured with every patch: the variant's weights are the base architecture's
+        torch.testing.assert_close(dropped.eval().encode_image(x), base.eval().encode_image(x))
+        # trained on half the patches
+        dropped.train()
+        torch.manual_seed(1)
+        assert not torch.allclose(dropped.encode_image(x), base.encode_image(x))
+    with pytest.raises(ValueError, match="no config entry 'vision_cfg.no_such_entry'"):
+        P2.derived_model("negprompt-mini2", {"vision_cfg.no_such_entry": 1}, "negprompt-mini2-testbad")

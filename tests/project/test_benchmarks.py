@@ -640,27 +640,15 @@ def test_results_md_quotes_the_shipped_recipe_on_a_second_seed():
     assert not missing, f"RESULTS.md does not quote the shipped recipe's two seeds: {missing}"
 
 
-def test_results_md_quotes_32_pictures_per_drawing_against_the_shipped_recipes_seeds():
-    """The hour of 32 pictures per drawing (never installed): the shipped card's recipe but for
-    ``per_pair`` and the val pictures per drawing; RESULTS.md quotes it against the shipped recipe's two
-    seeds pooled, each difference with its Newcombe interval, the verdict of the rule fixed before the
-    run, and the probe of both towers cell by cell."""
+def _against_the_shipped_seeds(ours: dict) -> list[str]:
+    """RESULTS.md's rows for one run's ``val`` numbers (7 pictures per drawing) against the shipped
+    recipe's two seeds pooled: each side with its Wilson interval, the difference with Newcombe's."""
     from benchmarks.artists_miniworld_v2 import newcombe, wilson
 
-    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
-    shipped = json.loads(
-        (ROOT / "negprompt" / "model_weights" / "negprompt-mini2-miniworld-v2.card.json").read_text()
-    )
-    run = json.loads((BENCH / "results-miniworld-v2-pretrain-pp32.json").read_text())
-    recipe = run["recipe"]
-    assert (recipe["per_pair"], recipe["val_per_pair"], shipped["recipe"]["per_pair"]) == (32, 7, 8)
-    _assert_shipped_recipe_but(run, shipped, "per_pair", "val_per_pair")
-    assert run["sha256"] != shipped["sha256"] and "test" not in run["v2"]
     seeds = [
         json.loads((BENCH / "results-miniworld-v2-artists.json").read_text())["card_val"],
         json.loads((BENCH / "results-miniworld-v2-pretrain-seed1.json").read_text())["v2"]["val"],
     ]
-    ours = run["v2"]["val"]
     pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
 
     def row(name: str, get, n: int) -> str:
@@ -672,27 +660,87 @@ def test_results_md_quotes_32_pictures_per_drawing_against_the_shipped_recipes_s
             f"[{100 * lb:.1f}, {100 * hb:.1f}] | {100 * d:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] |"
         )
 
-    rows = [
+    return [
         row("ID top-1 (2,128 pictures a run)", lambda v: v["id_top1"], 2128),
         row("Noto (1,064)", lambda v: v["id_top1_by_artist"]["noto"], 1064),
         row("Symbola (1,064)", lambda v: v["id_top1_by_artist"]["symbola"], 1064),
         row("Twemoji, held out (1,064)", lambda v: v["covariate_top1"], 1064),
-        f"| {pct(ours['all_concepts_top1'])} / {pct(ours['style_top1'])} |  |",
-        f"| {ours['context_cosine']['a photo of a']:.3f} / {ours['context_cosine']['an outline of a']:.3f} |  |",
-        f"| 2,800 / {run['trained_on']['final_loss_mean_last_50']:.2f} |  |",
     ]
-    probes = [json.loads((BENCH / f).read_text()) for f in
-              ("results-miniworld-v2-probe.json", "results-miniworld-v2-probe-pp32.json")]  # fmt: skip
+
+
+def _probe_rows(run: dict, shipped: dict, probe_file: str, label: str) -> list[str]:
+    """RESULTS.md's rows for the linear probe of the shipped tower beside ``run``'s (each probe file tied
+    to its weights by their SHA-256)."""
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    probes = [json.loads((BENCH / f).read_text()) for f in ("results-miniworld-v2-probe.json", probe_file)]
     assert [p["weights_sha256"] for p in probes] == [shipped["sha256"], run["sha256"]]
     probes = [p["by_artist"] for p in probes]
+    rows = []
     for artist in ("noto", "symbola"):
         cells = [f"{pct(probes[0][artist][m][k])} → {pct(probes[1][artist][m][k])}"
                  for m in ("zero_shot", "linear_probe") for k in ("pretrain", "val")]  # fmt: skip
-        rows.append(f"| {artist}, 8 → 32 per drawing | " + " | ".join(cells) + " |")
+        rows.append(f"| {artist}, {label} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _assert_results_md_quotes_an_hour(
+    card_file: str, probe_file: str, label: str, *changed: str
+) -> tuple[dict, str]:
+    """A never-installed hour of v2 pretraining: its card has the shipped card's recipe but for
+    ``changed`` (and the val pictures per drawing); RESULTS.md quotes it against the shipped recipe's two
+    seeds pooled (each difference with its Newcombe interval), the probe of both towers cell by cell,
+    and the verdict of the rule fixed before the run. Returns the card and RESULTS.md's text."""
+    text = (BENCH / "RESULTS.md").read_text(encoding="utf-8")
+    shipped = json.loads(
+        (ROOT / "negprompt" / "model_weights" / "negprompt-mini2-miniworld-v2.card.json").read_text()
+    )
+    run = json.loads((BENCH / card_file).read_text())
+    assert run["recipe"]["val_per_pair"] == 7
+    _assert_shipped_recipe_but(run, shipped, "val_per_pair", *changed)
+    assert run["sha256"] != shipped["sha256"] and "test" not in run["v2"]
+    ours = run["v2"]["val"]
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    rows = _against_the_shipped_seeds(ours) + [
+        f"| {pct(ours['all_concepts_top1'])} / {pct(ours['style_top1'])} |  |",
+        f"| {ours['context_cosine']['a photo of a']:.3f} / {ours['context_cosine']['an outline of a']:.3f} |  |",
+        f"| {run['recipe']['steps']:,} / {run['trained_on']['final_loss_mean_last_50']:.2f} |  |",
+        f"{run['trained_on']['seconds_this_process']:,.0f} s",
+    ]
+    rows += _probe_rows(run, shipped, probe_file, label)
     missing = [r for r in rows if r not in text]
     assert not missing, f"RESULTS.md does not quote the run: {missing}"
     verdict = (
         "**The rule is met" if ours["id_top1"] >= run["v2_targets"]["id_top1"] else "**The rule is not met"
     )
     assert f"{verdict}: {pct(ours['id_top1'])} on `val`**" in text
-    assert f"{run['trained_on']['seconds_this_process']:,.0f} s" in text
+    return run, text
+
+
+def test_results_md_quotes_32_pictures_per_drawing_against_the_shipped_recipes_seeds():
+    """The hour of 32 pictures per drawing: the shipped recipe but for ``per_pair`` (8 → 32)."""
+    run, _ = _assert_results_md_quotes_an_hour(
+        "results-miniworld-v2-pretrain-pp32.json", "results-miniworld-v2-probe-pp32.json", "8 → 32 per drawing",
+        "per_pair",
+    )  # fmt: skip
+    assert (run["recipe"]["per_pair"], run["recipe"]["steps"]) == (32, 2800)
+
+
+def test_results_md_quotes_the_hour_with_half_the_patches_dropped():
+    """The hour of patch dropout: the shipped recipe but for the steps its time budget fixed, the
+    architecture changed in ``vision_cfg.patch_dropout`` only; RESULTS.md also says how the budget's
+    probe and the run's pace differed."""
+    run, text = _assert_results_md_quotes_an_hour(
+        "results-miniworld-v2-pretrain-pd50.json", "results-miniworld-v2-probe-pd50.json",
+        "shipped → patch dropout", "steps", "model",
+    )  # fmt: skip
+    assert run["architecture_variant"] == {
+        "base": "negprompt-mini2",
+        "changes": {"vision_cfg.patch_dropout": 0.5},
+    }
+    t = run["trained_on"]
+    assert t["time_budget_s"] == 3150.0
+    for said in (
+        f"The budget's probe timed {t['probe_seconds_per_step']:.2f} s a step, so {run['recipe']['steps']:,}",
+        f"at {t['seconds_per_step']:.2f} s a step and took {t['seconds_this_process']:,.0f} s",
+    ):
+        assert said in text
