@@ -206,7 +206,10 @@ def test_a_damaged_or_foreign_summary_is_named_with_its_fix(tmp_path):
         P2.load_run(tmp_path)
 
 
-def test_a_variant_may_set_a_tower_entry_its_base_config_leaves_at_the_default():
+def test_a_variant_may_set_a_tower_entry_its_base_config_leaves_at_the_default(monkeypatch):
+    # the variants registered here stay out of other tests' registry
+    monkeypatch.setattr(open_clip.factory, "_MODEL_CONFIGS", dict(open_clip.factory._MODEL_CONFIGS))
+    monkeypatch.setattr(P2, "_DERIVED", set())
     # negprompt-mini2.json has no patch_dropout entry; open_clip reads one (0 by default)
     name = P2.derived_model("negprompt-mini2", {"vision_cfg.patch_dropout": 0.5}, "negprompt-mini2-testpd")
     assert open_clip.get_model_config(name)["vision_cfg"]["patch_dropout"] == 0.5
