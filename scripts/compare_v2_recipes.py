@@ -68,10 +68,10 @@ def val_top1(model: torch.nn.Module, sets: dict) -> dict[str, float]:
 
 
 def pool_key(cfg: P2.PretrainV2Config) -> tuple:
-    """What the rendered pool depends on: pictures per drawing, clip art or not, and v1's generated
-    domains when used."""
+    """What the rendered pool depends on: pictures per drawing, clip art or not, outlines in a domain
+    of their own or not, and v1's generated domains when used."""
     v1 = (cfg.seed, cfg.n_shapes, cfg.n_textures) if cfg.v1_share > 0 else ()
-    return (cfg.per_pair, cfg.clipart, *v1)
+    return (cfg.per_pair, cfg.clipart, cfg.outline_share > 0, *v1)
 
 
 def finished(out: Path, save: Path) -> set[str]:
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         if key not in pools:
             t0 = time.perf_counter()
             pools[key] = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=False)
-            v1 = ", with v1's domains" if len(key) > 2 else ""
+            v1 = ", with v1's domains" if len(key) > 3 else ""
             clip = ", clip art" if cfg.clipart else ""
             print(
                 f"pool of {cfg.per_pair} pictures per drawing{clip}{v1} rendered in "
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
                 continue
             raise SystemExit(f"{folder} holds a finished run of another recipe under the name {name!r}; "
                              "rename the variant or use another --save folder")  # fmt: skip
-        world, weights = pool_of(cfg), P2.domain_weights(cfg.v1_share)
+        world, weights = pool_of(cfg), P2.domain_weights(cfg.v1_share, cfg.outline_share)
         t = time.perf_counter()
         with tempfile_dir(folder) as tmp:
             budget = {}

@@ -289,9 +289,10 @@ def main_v2(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.evaluate_only:
-        cfg, budget = fit_budget(args, cfg, world, P2.domain_weights(cfg.v1_share))
+        shares = P2.domain_weights(cfg.v1_share, cfg.outline_share)
+        cfg, budget = fit_budget(args, cfg, world, shares)
         model, summary = P.pretrain(world, cfg, args.out / "state.pt", device=args.device, progress=not args.quiet,
-                                    stop_after=args.stop_after, domain_weights=P2.domain_weights(cfg.v1_share))  # fmt: skip
+                                    stop_after=args.stop_after, domain_weights=shares)  # fmt: skip
         summary |= budget
         summary["render_pool_s"] = round(render_s, 1)
         summary["device_name"] = _device_name(
@@ -323,7 +324,7 @@ def main_v2(args: argparse.Namespace) -> int:
     c["data"] = DATA_CARD | {"emoji": "mini-world v2 (negprompt.miniworld.world_v2), split "
                                       "negprompt/miniworld/resources/splits-v2.json, covariate artist "
                                       f"{split['covariate_artist']}", **used}  # fmt: skip
-    c["recipe"]["domain_weights"] = P2.domain_weights(cfg.v1_share)
+    c["recipe"]["domain_weights"] = P2.domain_weights(cfg.v1_share, cfg.outline_share)
     c["v2"] = results
     c["v2_targets"] = V2_TARGETS
     if "test" in results:

@@ -44,6 +44,8 @@ from .wording import ZERO_SHOT_STYLE
 from .world import Domain
 
 EMOJI_DOMAIN = "emoji"
+OUTLINE_DOMAIN = "emoji outlines"
+"""The outline artists' pictures when a recipe gives them a batch share of their own."""
 
 
 MODEL_V2 = "negprompt-mini2"
@@ -57,10 +59,15 @@ class PretrainV2Config(PretrainConfig):
     Debian's clip art joins it, which artist's ID drawings it leaves out); v2's loss and architecture.
 
     ``covariate_artist``: "" keeps the published split's covariate artist; another artist's name runs
-    the recipe, and its evaluation, with that artist held out instead (:func:`with_covariate`)."""
+    the recipe, and its evaluation, with that artist held out instead (:func:`with_covariate`).
+
+    ``outline_share``: 0 draws v2's pictures uniformly, so outlines come in proportion to their
+    drawings (about a quarter of the pool); a share in (0, 1) makes outline pictures that share of
+    v2's pictures in a batch (their own domain, :data:`OUTLINE_DOMAIN`), the pictures unchanged."""
 
     per_pair: int = 8
     v1_share: float = 0.2
+    outline_share: float = 0.0
     clipart: bool = False
     val_per_pair: int = 2
     covariate_artist: str = ""
@@ -165,26 +172,46 @@ def with_covariate(split: dict, cfg: PretrainV2Config) -> dict:
     return dict(split, covariate_artist=name)
 
 
-def domain_weights(v1_share: float) -> dict[str, float]:
-    """Batch shares: ``1 - v1_share`` for v2's pictures, ``v1_share`` split like v1's weights."""
+def domain_weights(v1_share: float, outline_share: float = 0.0) -> dict[str, float]:
+    """Batch shares: ``1 - v1_share`` for v2's pictures, ``v1_share`` split like v1's weights; with
+    ``outline_share`` > 0, that share of v2's part goes to :data:`OUTLINE_DOMAIN`."""
     if not 0.0 <= v1_share < 1.0:
         raise ValueError(f"v1_share={v1_share} must be in [0, 1)")
+    if not 0.0 <= outline_share < 1.0:
+        raise ValueError(
+            f"outline_share={outline_share} must be in [0, 1) (0: in proportion to the drawings)"
+        )
     total = sum(W1.DOMAIN_WEIGHTS.values())
-    return {EMOJI_DOMAIN: 1.0 - v1_share} | {k: v1_share * v / total for k, v in W1.DOMAIN_WEIGHTS.items()}
+    v2 = {EMOJI_DOMAIN: 1.0 - v1_share}
+    if outline_share > 0:
+        v2 = {
+            EMOJI_DOMAIN: (1.0 - v1_share) * (1.0 - outline_share),
+            OUTLINE_DOMAIN: (1.0 - v1_share) * outline_share,
+        }
+    return v2 | {k: v1_share * v / total for k, v in W1.DOMAIN_WEIGHTS.items()}
 
 
 def pretraining_world(
     cfg: PretrainV2Config, hierarchy: Hierarchy, split: dict, lexicon: WordNet, progress: bool = True
 ) -> dict[str, Domain]:
     """v2's pictures (``cfg.per_pair`` per drawing; with ``cfg.clipart``, clip art's too) and, when
-    ``cfg.v1_share`` > 0, v1's domains."""
+    ``cfg.v1_share`` > 0, v1's domains. With ``cfg.outline_share`` > 0 the outline artists' pictures
+    are :data:`OUTLINE_DOMAIN`, the others :data:`EMOJI_DOMAIN` (the same pictures as without)."""
     if cfg.clipart:
         A.require("clipart")  # a missing package stops here, before any picture is drawn
         pairs = W2.pretraining_pairs(hierarchy, split, (*A.ARTISTS, "clipart"))
     else:
         pairs = W2.pretraining_pairs(hierarchy, split)
-    world = {EMOJI_DOMAIN: W2.pictures(EMOJI_DOMAIN, pairs, cfg.per_pair, "pretrain", hierarchy, lexicon,
-                                       progress=progress)}  # fmt: skip
+    every = W2.pictures(EMOJI_DOMAIN, pairs, cfg.per_pair, "pretrain", hierarchy, lexicon, progress=progress)
+    world = {EMOJI_DOMAIN: every}
+    if cfg.outline_share > 0:
+        outline = np.repeat([A.info(a).style == "outline" for _, a in pairs], cfg.per_pair)
+        if not outline.any() or outline.all():
+            raise ValueError(
+                f"outline_share={cfg.outline_share} needs both outline and colour pictures in the pool"
+            )
+        world = {EMOJI_DOMAIN: _rows(every, np.flatnonzero(~outline)),
+                 OUTLINE_DOMAIN: _rows(every, np.flatnonzero(outline), OUTLINE_DOMAIN)}  # fmt: skip
     if cfg.v1_share > 0:
         world |= W1.pretraining_world(cfg.seed, cfg.n_shapes, cfg.n_textures)
     return world
@@ -229,15 +256,16 @@ def context_cosines(model: torch.nn.Module, names: list[str]) -> dict[str, float
     return out
 
 
+def _rows(domain: Domain, rows: np.ndarray, name: str | None = None) -> Domain:
+    """The pictures ``rows`` of ``domain`` (its captions, facts and class names kept whole)."""
+    return Domain(name or domain.name, domain.images[rows], domain.group[rows], domain.captions, domain.facts,
+                  domain.labels[rows], domain.class_names)  # fmt: skip
+
+
 def _by_artist(domain: Domain, pairs_artists: list[str], per_pair: int) -> list[tuple[Domain, str]]:
     """Split a rendered set into one Domain per artist (pictures come in pair order, per_pair each)."""
     artist_of = np.repeat(np.asarray(pairs_artists), per_pair)
-    out = []
-    for a in dict.fromkeys(pairs_artists):
-        rows = np.flatnonzero(artist_of == a)
-        out.append((Domain(domain.name, domain.images[rows], domain.group[rows], domain.captions, domain.facts,
-                           domain.labels[rows], domain.class_names), a))  # fmt: skip
-    return out
+    return [(_rows(domain, np.flatnonzero(artist_of == a)), a) for a in dict.fromkeys(pairs_artists)]
 
 
 def evaluate_seen(

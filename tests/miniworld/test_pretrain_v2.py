@@ -1,5 +1,6 @@
 """Pretraining on mini-world v2: batch shares, shared sentences, the v2 evaluations and the script."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -39,6 +40,52 @@ def test_domain_weights_share_the_batch():
     assert w["clothing"] / w["digits"] == pytest.approx(0.4 / 0.15)
     with pytest.raises(ValueError, match="v1_share"):
         P2.domain_weights(1.0)
+
+
+def test_outlines_may_take_a_batch_share_of_their_own(two_artists):
+    """``outline_share`` moves the outline pictures, unchanged, into a domain of their own that takes
+    that share of v2's part of a batch; 0 keeps the shipped pool (one domain, outlines in proportion
+    to their drawings)."""
+    small, split = two_artists
+    w = P2.domain_weights(0.2, 0.5)
+    assert w["emoji"] == pytest.approx(0.4) and w["emoji outlines"] == pytest.approx(0.4)
+    assert sum(w.values()) == pytest.approx(1.0) and P2.domain_weights(0.2, 0.0) == P2.domain_weights(0.2)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="outline_share"):
+            P2.domain_weights(0.2, bad)
+    base = P2.PretrainV2Config(per_pair=2, v1_share=0.0)
+    one = P2.pretraining_world(base, small, split, None, progress=False)
+    two = P2.pretraining_world(
+        dataclasses.replace(base, outline_share=0.5), small, split, None, progress=False
+    )
+    assert list(one) == ["emoji"] and list(two) == ["emoji", "emoji outlines"]
+    pairs = W2.pretraining_pairs(small, split)
+    outline = np.repeat([a == "symbola" for _, a in pairs], 2)
+    assert outline.mean() == pytest.approx(1 / 3)  # the shipped pool's share, unlike the asked one
+    assert np.array_equal(two["emoji outlines"].images, one["emoji"].images[outline])
+    assert np.array_equal(two["emoji"].images, one["emoji"].images[~outline])
+    for name, style in (("emoji outlines", True), ("emoji", False)):
+        d = two[name]
+        assert all(("style=outline" in d.facts[g]) == style for g in d.group)
+    tok = open_clip.get_tokenizer(P.MODEL)
+
+    def outline_fraction(world: dict, weights: dict) -> float:
+        """The share of outline pictures in a batch of 4,000, told apart by painting them black."""
+        painted = {}
+        for name, d in world.items():
+            black = np.asarray([("style=outline" in d.facts[g]) for g in d.group])[:, None, None, None]
+            painted[name] = dataclasses.replace(
+                d, images=np.where(black, 0, 255).astype(np.uint8) * np.ones_like(d.images)
+            )
+        x = P.Pool(painted, tok, weights).batch(np.random.default_rng(0), 4000, 0).images
+        return float((x.mean(dim=(1, 2, 3)) < 0).float().mean())
+
+    shipped = outline_fraction(one, P2.domain_weights(0.0))
+    half = outline_fraction(two, P2.domain_weights(0.0, 0.5))
+    assert shipped == pytest.approx(outline.mean(), abs=0.03) and half == pytest.approx(0.5, abs=0.03)
+    with pytest.raises(ValueError, match="both outline and colour"):
+        P2.pretraining_world(dataclasses.replace(base, outline_share=0.5), Hierarchy((small.by_name["red heart"],)),
+                             split, None, False)  # fmt: skip
 
 
 def test_a_sentence_said_of_two_things_is_true_of_both():
