@@ -744,3 +744,38 @@ def test_results_md_quotes_the_hour_with_half_the_patches_dropped():
         f"at {t['seconds_per_step']:.2f} s a step and took {t['seconds_this_process']:,.0f} s",
     ):
         assert said in text
+
+
+def test_results_md_quotes_the_hour_with_outlines_as_half_of_the_emoji():
+    """The hour with outlines as half of v2's part of each batch: the shipped recipe but for
+    ``outline_share`` (0 → 0.5) and the batch shares it sets; the same pictures and steps."""
+    run, _ = _assert_results_md_quotes_an_hour(
+        "results-miniworld-v2-pretrain-os50.json", "results-miniworld-v2-probe-os50.json",
+        "shipped → outlines half", "outline_share", "domain_weights",
+    )  # fmt: skip
+    r = run["recipe"]
+    assert (r["outline_share"], r["steps"], r["per_pair"]) == (0.5, 2800, 8)
+    assert r["domain_weights"]["emoji outlines"] == pytest.approx(0.4)
+    assert r["domain_weights"]["emoji"] == pytest.approx(0.4)
+    assert "architecture_variant" not in run
+
+
+def test_the_device_kits_recipe_variants_are_recipes_the_comparison_accepts():
+    """Every ``--variant`` the device kit's commands name (benchmarks/README.md) is JSON whose fields are
+    recipe fields (a typo there would cost scarce device time before the script refuses it)."""
+    import dataclasses
+    import re
+
+    from negprompt.miniworld import pretrain_v2 as P2
+
+    text = (BENCH / "README.md").read_text(encoding="utf-8")
+    variants = [json.loads(v) for v in re.findall(r"--variant '(\{.*?\})'", text)]
+    assert len(variants) >= 3
+    known = {f.name for f in dataclasses.fields(P2.PretrainV2Config)} | {"name", "arch"}
+    for v in variants:
+        assert set(v) <= known, v
+        assert not v.get("covariate_artist"), v  # the comparison measures the published split only
+        dataclasses.replace(
+            P2.PretrainV2Config(), **{k: x for k, x in v.items() if k not in ("name", "arch")}
+        )
+    assert {"outline_share", "per_pair"} <= {k for v in variants for k in v}
