@@ -68,10 +68,10 @@ def val_top1(model: torch.nn.Module, sets: dict) -> dict[str, float]:
 
 
 def pool_key(cfg: P2.PretrainV2Config) -> tuple:
-    """What the rendered pool depends on: pictures per drawing, clip art or not, outlines in a domain
-    of their own or not, and v1's generated domains when used."""
+    """What the rendered pool depends on: pictures per drawing, clip art or not, and v1's generated
+    domains when used (the outlines' domain of their own is taken from it, ``P2.with_outline_domain``)."""
     v1 = (cfg.seed, cfg.n_shapes, cfg.n_textures) if cfg.v1_share > 0 else ()
-    return (cfg.per_pair, cfg.clipart, cfg.outline_share > 0, *v1)
+    return (cfg.per_pair, cfg.clipart, *v1)
 
 
 def finished(out: Path, save: Path) -> set[str]:
@@ -154,15 +154,16 @@ def main(argv=None) -> int:
         key = pool_key(cfg)
         if key not in pools:
             t0 = time.perf_counter()
-            pools[key] = P2.pretraining_world(cfg, hierarchy, split, lexicon, progress=False)
-            v1 = ", with v1's domains" if len(key) > 3 else ""
+            one_domain = dataclasses.replace(cfg, outline_share=0.0)
+            pools[key] = P2.pretraining_world(one_domain, hierarchy, split, lexicon, progress=False)
+            v1 = ", with v1's domains" if cfg.v1_share > 0 else ""
             clip = ", clip art" if cfg.clipart else ""
             print(
                 f"pool of {cfg.per_pair} pictures per drawing{clip}{v1} rendered in "
                 f"{time.perf_counter() - t0:.0f} s",
                 flush=True,
             )
-        return pools[key]
+        return P2.with_outline_domain(pools[key], cfg.outline_share)
 
     seen = [a for a in A.ARTISTS if a != split["covariate_artist"]]
     by = hierarchy.by_name

@@ -202,19 +202,28 @@ def pretraining_world(
         pairs = W2.pretraining_pairs(hierarchy, split, (*A.ARTISTS, "clipart"))
     else:
         pairs = W2.pretraining_pairs(hierarchy, split)
-    every = W2.pictures(EMOJI_DOMAIN, pairs, cfg.per_pair, "pretrain", hierarchy, lexicon, progress=progress)
-    world = {EMOJI_DOMAIN: every}
-    if cfg.outline_share > 0:
-        outline = np.repeat([A.info(a).style == "outline" for _, a in pairs], cfg.per_pair)
-        if not outline.any() or outline.all():
-            raise ValueError(
-                f"outline_share={cfg.outline_share} needs both outline and colour pictures in the pool"
-            )
-        world = {EMOJI_DOMAIN: _rows(every, np.flatnonzero(~outline)),
-                 OUTLINE_DOMAIN: _rows(every, np.flatnonzero(outline), OUTLINE_DOMAIN)}  # fmt: skip
+    world = {EMOJI_DOMAIN: W2.pictures(EMOJI_DOMAIN, pairs, cfg.per_pair, "pretrain", hierarchy, lexicon,
+                                       progress=progress)}  # fmt: skip
+    world = with_outline_domain(world, cfg.outline_share)
     if cfg.v1_share > 0:
         world |= W1.pretraining_world(cfg.seed, cfg.n_shapes, cfg.n_textures)
     return world
+
+
+def with_outline_domain(world: dict[str, Domain], outline_share: float) -> dict[str, Domain]:
+    """``world`` with its outline pictures (those whose facts say ``style=outline``) moved from
+    :data:`EMOJI_DOMAIN` into :data:`OUTLINE_DOMAIN` when ``outline_share`` > 0 (unchanged at 0): the
+    same pictures, for :func:`domain_weights` to give them a batch share of their own."""
+    if outline_share <= 0:
+        return world
+    every = world[EMOJI_DOMAIN]
+    is_outline = np.asarray(["style=outline" in facts for facts in every.facts], dtype=bool)
+    outline = is_outline[every.group] if len(every) else np.zeros(0, dtype=bool)
+    if not outline.any() or outline.all():
+        raise ValueError(f"outline_share={outline_share} needs both outline and colour pictures in the pool")
+    split = {EMOJI_DOMAIN: _rows(every, np.flatnonzero(~outline)),
+             OUTLINE_DOMAIN: _rows(every, np.flatnonzero(outline), OUTLINE_DOMAIN)}  # fmt: skip
+    return split | {k: v for k, v in world.items() if k != EMOJI_DOMAIN}
 
 
 def _images(domain: Domain, rows: np.ndarray) -> torch.Tensor:

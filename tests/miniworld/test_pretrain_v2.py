@@ -353,14 +353,26 @@ def test_recipe_comparison_reads_val_only_and_applies_each_variant(two_artists, 
     parts = []
     real = W2.pictures
     monkeypatch.setattr(script.W2, "pictures", lambda *a, **k: parts.append(a[3]) or real(*a, **k))
+    trained, real_pretrain = [], P.pretrain
+
+    def pretrain(world, cfg, *a, **k):
+        trained.append((list(world), k["domain_weights"]))
+        return real_pretrain(world, cfg, *a, **k)
+
+    monkeypatch.setattr(script.P, "pretrain", pretrain)
     out = tmp_path / "r.jsonl"
     base = {"steps": 2, "batch_size": 8, "warmup": 1, "per_pair": 2, "v1_share": 0.0}
     args = ["--out", str(out), "--steps", "2", "--val-per-pair", "1",
             "--variant", json.dumps({"name": "a", **base}),
-            "--variant", json.dumps({"name": "b", **base, "arch": {"text_cfg.width": 32, "text_cfg.heads": 2}})]  # fmt: skip
+            "--variant", json.dumps({"name": "b", **base, "arch": {"text_cfg.width": 32, "text_cfg.heads": 2}}),
+            "--variant", json.dumps({"name": "c", **base, "outline_share": 0.5})]  # fmt: skip
     assert script.main(args) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["name"] for r in rows] == ["a", "b"] and rows[1]["arch"] == {
+    assert parts.count("pretrain") == 1  # one pool for the three, the outlines' domain taken from it
+    shares = [{k: v for k, v in w.items() if v} for _, w in trained]  # v1's domains take 0 here
+    assert trained[0][0] == ["emoji"] and shares[0] == {"emoji": 1.0}
+    assert trained[2][0] == ["emoji", "emoji outlines"] and shares[2] == {"emoji": 0.5, "emoji outlines": 0.5}
+    assert [r["name"] for r in rows] == ["a", "b", "c"] and rows[1]["arch"] == {
         "text_cfg.width": 32,
         "text_cfg.heads": 2,
     }
