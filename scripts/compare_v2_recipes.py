@@ -142,6 +142,10 @@ def main(argv=None) -> int:
         unknown = set(v) - known - {"name", "arch"}
         if unknown:
             raise SystemExit(f"variant {v.get('name')!r}: unknown recipe fields {sorted(unknown)}")
+        try:  # a share out of range stops here, before any pool is drawn
+            P2.domain_weights(float(v.get("v1_share", base.v1_share)), float(v.get("outline_share", 0.0)))
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(f"variant {v.get('name')!r}: {exc}") from exc
         if v.get("covariate_artist"):  # another held-out artist changes the val sets themselves
             raise SystemExit(f"variant {v.get('name')!r}: every variant here is measured on the published "
                              "split's val sets; train another held-out artist with scripts/pretrain_mini_clip.py "

@@ -196,7 +196,9 @@ def pretraining_world(
 ) -> dict[str, Domain]:
     """v2's pictures (``cfg.per_pair`` per drawing; with ``cfg.clipart``, clip art's too) and, when
     ``cfg.v1_share`` > 0, v1's domains. With ``cfg.outline_share`` > 0 the outline artists' pictures
-    are :data:`OUTLINE_DOMAIN`, the others :data:`EMOJI_DOMAIN` (the same pictures as without)."""
+    are :data:`OUTLINE_DOMAIN`, the others :data:`EMOJI_DOMAIN` (the same pictures as without).
+    Shares out of range are refused before any picture is drawn."""
+    domain_weights(cfg.v1_share, cfg.outline_share)
     if cfg.clipart:
         A.require("clipart")  # a missing package stops here, before any picture is drawn
         pairs = W2.pretraining_pairs(hierarchy, split, (*A.ARTISTS, "clipart"))
@@ -214,7 +216,8 @@ def with_outline_domain(world: dict[str, Domain], outline_share: float) -> dict[
     """``world`` with its outline pictures (those whose facts say ``style=outline``) moved from
     :data:`EMOJI_DOMAIN` into :data:`OUTLINE_DOMAIN` when ``outline_share`` > 0 (unchanged at 0): the
     same pictures, for :func:`domain_weights` to give them a batch share of their own."""
-    if outline_share <= 0:
+    domain_weights(0.0, outline_share)  # the share's range, checked once
+    if outline_share == 0:
         return world
     every = world[EMOJI_DOMAIN]
     is_outline = np.asarray(["style=outline" in facts for facts in every.facts], dtype=bool)

@@ -26,7 +26,8 @@ NAMES = ("grinning face", "red heart", "dog face", "cat face", "taxi", "watch")
 @pytest.fixture
 def two_artists(monkeypatch):
     """Only the Debian artists (no npm download in tests); Symbola plays the covariate artist."""
-    monkeypatch.delitem(artists.ARTISTS, "twemoji")
+    # no npm download in tests; a copy, so that the real list keeps its order for later tests
+    monkeypatch.setattr(artists, "ARTISTS", {k: v for k, v in artists.ARTISTS.items() if k != "twemoji"})
     h = load_hierarchy()
     small = Hierarchy(tuple(h.by_name[n] for n in NAMES))
     split = {"id": ["red heart", "dog face", "taxi"], "near_ood": ["cat face"], "far_ood": ["watch"],
@@ -42,7 +43,7 @@ def test_domain_weights_share_the_batch():
         P2.domain_weights(1.0)
 
 
-def test_outlines_may_take_a_batch_share_of_their_own(two_artists):
+def test_outlines_may_take_a_batch_share_of_their_own(two_artists, monkeypatch):
     """``outline_share`` moves the outline pictures, unchanged, into a domain of their own that takes
     that share of v2's part of a batch; 0 keeps the shipped pool (one domain, outlines in proportion
     to their drawings)."""
@@ -86,6 +87,14 @@ def test_outlines_may_take_a_batch_share_of_their_own(two_artists):
     with pytest.raises(ValueError, match="both outline and colour"):
         P2.pretraining_world(dataclasses.replace(base, outline_share=0.5), Hierarchy((small.by_name["red heart"],)),
                              split, None, False)  # fmt: skip
+    drawn = []
+    monkeypatch.setattr(P2.W2, "pictures", lambda *a, **k: drawn.append(a) or pytest.fail("drew a picture"))
+    for bad in ({"outline_share": 1.5}, {"outline_share": -0.5}, {"v1_share": 1.0}):
+        with pytest.raises(ValueError, match="must be in"):
+            P2.pretraining_world(dataclasses.replace(base, **bad), small, split, None, False)
+        with pytest.raises(ValueError, match="outline_share"):
+            P2.with_outline_domain(one, bad.get("outline_share", 2.0))
+    assert drawn == []  # refused before any picture is drawn
 
 
 def test_a_sentence_said_of_two_things_is_true_of_both():
@@ -381,6 +390,10 @@ def test_recipe_comparison_reads_val_only_and_applies_each_variant(two_artists, 
     assert open_clip.get_model_config("negprompt-mini2-variant1")["text_cfg"]["width"] == 32
     with pytest.raises(SystemExit, match="unknown recipe fields"):
         script.main(["--out", str(out), "--variant", json.dumps({"name": "x", "lr_typo": 1})])
+    parts.clear()
+    with pytest.raises(SystemExit, match=r"variant 'y': outline_share=1.0 must be in \[0, 1\)"):
+        script.main(["--out", str(out), "--variant", json.dumps({"name": "y", **base, "outline_share": 1.0})])
+    assert parts == []  # refused before a pool or a val set is drawn
 
 
 def test_a_recipe_may_hold_out_another_artist_and_cannot_ship_it(two_artists, tmp_path, monkeypatch):
